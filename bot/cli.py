@@ -1,0 +1,147 @@
+"""`aipc`: the command line. Exit codes: 0 deployed and valid, 1 a check failed, 2 bad input."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.errors import BadInput
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Deploy PyTorch models to Qualcomm AI Runtime (QNN/SNPE) in verifiable stages.")
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class ConsoleEvents:
+    """Renders pipeline progress: one line per stage as it ends, a note for long inner work."""
+
+    def __init__(self):
+        self.t0 = {}
+
+    def stage_start(self, name: str, index: int, total: int) -> None:
+        self.index, self.total = index, total
+        self.t0[name] = time.perf_counter()
+        if console.is_terminal:
+            console.print(f"[dim][{index + 1}/{total}][/dim] {name} …", end="\r")
+
+    def stage_end(self, r) -> None:
+        mark = "[green]✓[/green]" if r.passed else "[red]✗[/red]"
+        extra = " [dim](cached)[/dim]" if r.cached else ""
+        msg = "" if r.passed else f" — {r.failure.message if r.failure else 'check failed'}"
+        console.print(f"[dim][{self.index + 1}/{self.total}][/dim] {r.stage:<9} {mark} {r.seconds:6.2f}s{extra}{msg}")
+
+    def note(self, message: str) -> None:
+        console.print(f"      [dim]{message}[/dim]")
+
+
+def summary_table(outcome) -> Table:
+    t = Table(title=f"{outcome.manifest.get('model')} → {outcome.manifest.get('status')}", title_justify="left")
+    for col in ("stage", "status", "seconds", "key figures"):
+        t.add_column(col)
+    for r in outcome.results:
+        status = "cached" if r.cached else ("pass" if r.passed else "FAIL")
+        t.add_row(r.stage, status, f"{r.seconds:.2f}", _figures(r))
+    return t
+
+
+def _figures(r) -> str:
+    m = r.metrics
+    if r.stage == "validate" and "outputs" in m:
+        return "; ".join(f"{n}: cos {v['cosine']}, SQNR {v['sqnr_db']} dB" for n, v in m["outputs"].items()) + \
+            f"; {m.get('latency_ms_median')} ms"
+    if r.stage == "compat" and "total_nodes" in m:
+        return f"{m['total_nodes'] - m['fallback_nodes']}/{m['total_nodes']} nodes on HTP"
+    if r.stage == "compile" and "binary_bytes" in m:
+        return f"{m['binary_bytes'] / 1024:.0f} KiB for v{m['htp_arch']} ({m['soc']})"
+    if r.stage == "quantize" and "precision" in m:
+        return f"{m['precision']}, {m.get('quantized_tensors', 0)} tensors"
+    if r.stage == "optimize" and "nodes_after" in m:
+        return f"{m['nodes_before']} → {m['nodes_after']} nodes"
+    if r.failure:
+        return r.failure.message[:80]
+    return ""
+
+
+def _run(fn, debug: bool) -> None:
+    """Call `fn`, mapping bad input to exit 2 with one paragraph and no traceback (unless --debug)."""
+    if not debug:
+        warnings.filterwarnings("ignore")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        code = fn()
+    except BadInput as e:
+        if debug:
+            traceback.print_exc()
+        console.print(f"[red]error:[/red] {e.paragraph()}", soft_wrap=True)
+        raise typer.Exit(2)
+    raise typer.Exit(code or 0)
+
+
+@app.command()
+def deploy(
+    model: Path = typer.Argument(..., help="the model's folder (with aipc.yaml) or the aipc.yaml itself"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="deployment folder [default: <repo>/deployments/<name>]"),
+    engine: Optional[str] = typer.Option(None, help="backend: ort-qnn (default), qairt-sdk, adb"),
+    repair: bool = typer.Option(True, help="run the repair loop when a stage fails"),
+    push: bool = typer.Option(False, help="push the bot branch to the remote"),
+    pr: bool = typer.Option(False, help="open or update the pull request on GitHub"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+):
+    """Take a model through every stage to a validated QNN context binary."""
+    from bot.deploy import deploy as run_deploy
+
+    def go():
+        outcome = run_deploy(model, out_dir=out_dir, engine=engine, repair=repair, push=push, pr=pr,
+                             events=ConsoleEvents(), say=lambda m: console.print(m))
+        out.print(summary_table(outcome))
+        out.print(f"artifacts: {outcome.out_dir}")
+        return 0 if outcome.passed else 1
+
+    _run(go, debug)
+
+
+@app.command()
+def validate(
+    model: Path = typer.Argument(..., help="the model's folder (with aipc.yaml)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out"),
+    debug: bool = typer.Option(False),
+):
+    """Re-check existing artifacts: hashes against the manifest, then the validate stage on the backend."""
+    from bot.deploy import revalidate
+
+    def go():
+        report = revalidate(model, out_dir=out_dir, events=ConsoleEvents())
+        for line in report.lines:
+            out.print(line)
+        return 0 if report.passed else 1
+
+    _run(go, debug)
+
+
+@app.command()
+def doctor():
+    """Say what this machine can do: backends found, SDK, devices."""
+    from bot.doctor import diagnose
+
+    ok = True
+    for name, available, detail in diagnose():
+        out.print(f"{'✓' if available else '✗'} {name:<12} {detail}")
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

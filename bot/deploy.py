@@ -1,0 +1,78 @@
+"""The one place the features compose: definition → backend → stages → repair → report → forge.
+
+Each feature is its own module; this file only wires them in order, so reading it top to bottom
+is reading the product's flow.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bot import backends
+from bot.cli_paths import resolve_out_dir
+from bot.errors import BadInput
+from bot.pipeline import Pipeline, RunOutcome
+from bot.pipeline.manifest import MANIFEST
+from bot.records import StageResult
+from bot.spec import load_spec
+from bot.stages.base import StageContext
+from bot.stages.validate import ValidateStage
+from bot.store import read_json, sha256_file
+
+
+def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = None, repair: bool = True,
+           push: bool = False, pr: bool = False, events=None, say: Callable[[str], None] = lambda m: None) -> RunOutcome:
+    spec, folder = load_spec(model)
+    if engine:
+        spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
+    backend = backends.for_target(spec.target)
+    out = resolve_out_dir(folder, spec.name, out_dir)
+    pipeline = Pipeline(spec, folder, out, backend, events=events)
+    outcome = pipeline.run()
+    return outcome
+
+
+@dataclass
+class Revalidation:
+    passed: bool
+    lines: list[str] = field(default_factory=list)
+
+
+def revalidate(model: Path, *, out_dir: Path | None = None, events=None) -> Revalidation:
+    """Re-check a deployment without rebuilding it: hashes first, then the device run."""
+    spec, folder = load_spec(model)
+    out = resolve_out_dir(folder, spec.name, out_dir)
+    manifest = read_json(out / MANIFEST)
+    if not manifest:
+        raise BadInput("no manifest.json: this model has not been deployed here", where=str(out))
+    lines, ok = [], True
+    for rel, meta in manifest.get("artifacts", {}).items():
+        p = out / rel
+        if not p.exists():
+            ok = False
+            lines.append(f"✗ missing   {rel}")
+        elif sha256_file(p) != meta["sha256"]:
+            ok = False
+            lines.append(f"✗ changed   {rel} (sha256 differs from the manifest)")
+    if ok:
+        lines.append(f"✓ {len(manifest.get('artifacts', {}))} artifacts match the manifest's sha256")
+    backend = backends.for_target(spec.target)
+    ctx = StageContext(spec, folder, out, backend)
+    for stage in ("load", "quantize", "compile"):
+        data = read_json(out / stage / "result.json")
+        if not data or not data.get("passed"):
+            return Revalidation(False, lines + [f"✗ stage {stage} has no passing result to re-check"])
+        ctx.results[stage], ctx.dirs[stage] = StageResult.from_dict(data), out / stage
+    with tempfile.TemporaryDirectory() as tmp:
+        from bot.records import StageFailed
+
+        try:
+            res = ValidateStage().run(ctx, Path(tmp))
+        except StageFailed as e:
+            res = StageResult("validate", False, checks=e.checks, failure=e.failure)
+    for c in res.checks:
+        lines.append(f"{'✓' if c.passed else '✗'} {c.name}: {c.value} (threshold {c.threshold})")
+    return Revalidation(ok and res.passed, lines)

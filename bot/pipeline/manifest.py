@@ -1,0 +1,77 @@
+"""`manifest.json`: the one record of a deployment a person or a program can trust.
+
+It lists every published artifact with sha256 and size, tool and library versions, seconds and
+checks per stage, the repairs tried, and the LLM usage. Sections owned by other parts of the bot
+(`repairs`, `llm`, `storage`) are kept across rewrites.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from bot import __version__
+from bot.records import StageResult
+from bot.store import WORK, read_json, sha256_file, write_json
+
+MANIFEST = "manifest.json"
+KEPT_SECTIONS = ("repairs", "llm", "storage", "agent")
+
+
+def tool_versions(backend_versions: dict[str, str]) -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxslim
+    import torch
+
+    return {"aipc-bot": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "onnx": onnx.__version__, "onnxslim": onnxslim.__version__, "numpy": numpy.__version__,
+            **backend_versions}
+
+
+def artifact_table(out_dir: Path, stages: list[str]) -> dict[str, dict[str, Any]]:
+    table = {}
+    for stage in stages:
+        folder = out_dir / stage
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                table[str(p.relative_to(out_dir))] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+    return table
+
+
+def write(out_dir: Path, *, spec, backend: str, versions: dict[str, str], results: list[StageResult],
+          workflow: list[str], started: float, status: str) -> dict[str, Any]:
+    path = out_dir / MANIFEST
+    old = read_json(path) or {}
+    manifest = {
+        "model": spec.name,
+        "status": status,  # running | deployed | failed
+        "target": spec.target.model_dump(),
+        "backend": backend,
+        "definition": spec.model_dump(mode="json"),
+        "versions": versions,
+        "workflow": workflow,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds_total": round(sum(r.seconds for r in results if not r.cached), 3),
+        "stages": [{**r.to_dict(), "cached": r.cached} for r in results],
+        "artifacts": artifact_table(out_dir, [r.stage for r in results]),
+    }
+    for k in KEPT_SECTIONS:
+        if k in old:
+            manifest[k] = old[k]
+    write_json(path, manifest)
+    gitignore = out_dir / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text(f"{WORK}/\n")
+    return manifest
+
+
+def update_section(out_dir: Path, section: str, value: Any) -> None:
+    path = out_dir / MANIFEST
+    m = read_json(path) or {}
+    m[section] = value
+    write_json(path, m)

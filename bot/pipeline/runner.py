@@ -1,0 +1,132 @@
+"""Run the stages of a workflow in order, skipping any whose key says it already ran.
+
+A stage's key hashes the previous stage's key, its own name and version, the parts of the
+definition it declares, the model folder's files (for stages that read them), the repair options
+aimed at it, and the tool versions. So an unchanged re-run skips everything, a changed threshold
+re-runs only `validate`, and a repair to the optimize options re-runs from `optimize` on:
+"rerun from the failing stage" falls out of the keys.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from bot.errors import BadInput
+from bot.pipeline import manifest as manifest_mod
+from bot.records import Failure, StageFailed, StageResult
+from bot.stages import REGISTRY
+from bot.stages.base import StageContext
+from bot.store import begin, commit, publish, read_json, sha256_json, store_dir, tree_digest, write_json
+
+WORKFLOW_FILE = Path(__file__).parent / "workflow.yaml"
+RESULT = "result.json"
+
+
+def default_workflow() -> list[str]:
+    return yaml.safe_load(WORKFLOW_FILE.read_text())["stages"]
+
+
+@dataclass
+class RunOutcome:
+    results: list[StageResult]
+    failure: Failure | None
+    out_dir: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and all(r.passed for r in self.results)
+
+    def result(self, stage: str) -> StageResult | None:
+        return next((r for r in self.results if r.stage == stage), None)
+
+
+class Events:
+    """Progress hooks; the CLI renders them, tests and the repair loop may ignore them."""
+
+    def stage_start(self, name: str, index: int, total: int) -> None: ...
+
+    def stage_end(self, result: StageResult) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class Pipeline:
+    def __init__(self, spec, model_dir: Path, out_dir: Path, backend, workflow: list[str] | None = None,
+                 events: Events | None = None):
+        self.spec, self.model_dir, self.out_dir, self.backend = spec, Path(model_dir), Path(out_dir), backend
+        self.workflow = workflow or default_workflow()
+        unknown = [s for s in self.workflow if s not in REGISTRY]
+        if unknown:
+            raise BadInput(f"unknown stage(s) {unknown}; known: {list(REGISTRY)}", where="workflow")
+        self.events = events or Events()
+        self.versions = manifest_mod.tool_versions(backend.versions())
+
+    def key(self, stage_cls, prev: str, options: dict) -> str:
+        spec_parts = {f: getattr(self.spec, f) for f in stage_cls.depends_on}
+        spec_parts = {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else
+                          [x.model_dump(mode="json") if hasattr(x, "model_dump") else x for x in v]
+                          if isinstance(v, list) else v) for k, v in spec_parts.items()}
+        files = tree_digest(self.model_dir) if stage_cls.reads_model_files else None
+        return sha256_json([prev, stage_cls.name, stage_cls.version, spec_parts, files,
+                            options.get(stage_cls.name), self.versions, self.backend.name])
+
+    def run(self, options: dict | None = None, stop_after: str | None = None) -> RunOutcome:
+        options = options or {}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ctx = StageContext(self.spec, self.model_dir, self.out_dir, self.backend, options=options,
+                           progress=self.events.note)
+        results: list[StageResult] = []
+        failure, prev, started = None, "", time.time()
+        for i, name in enumerate(self.workflow):
+            cls = REGISTRY[name]
+            key = self.key(cls, prev, options)
+            self.events.stage_start(name, i, len(self.workflow))
+            res, where = self._cached(name, key)
+            if res is None:
+                res, where = self._execute(cls(), ctx, key)
+            ctx.results[name], ctx.dirs[name] = res, where
+            results.append(res)
+            publish(where, self.out_dir / name)
+            self.events.stage_end(res)
+            manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
+                               results=results, workflow=self.workflow, started=started, status="running")
+            prev = key
+            if not res.passed:
+                failure = res.failure
+                break
+            if name == stop_after:
+                break
+        for name in self.workflow[len(results):]:  # nothing stale from an earlier, longer run
+            shutil.rmtree(self.out_dir / name, ignore_errors=True)
+        status = "deployed" if failure is None and len(results) == len(self.workflow) else (
+            "failed" if failure else "partial")
+        m = manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
+                               results=results, workflow=self.workflow, started=started, status=status)
+        return RunOutcome(results, failure, self.out_dir, m)
+
+    def _cached(self, name: str, key: str) -> tuple[StageResult | None, Path | None]:
+        folder = store_dir(self.out_dir, name, key)
+        data = read_json(folder / RESULT)
+        if data and data.get("key") == key and data.get("passed"):
+            res = StageResult.from_dict(data)
+            res.cached = True
+            return res, folder
+        return None, None
+
+    def _execute(self, stage, ctx: StageContext, key: str) -> tuple[StageResult, Path]:
+        work = begin(self.out_dir, stage.name, key)
+        t0 = time.perf_counter()
+        try:
+            res = stage.run(ctx, work)
+        except StageFailed as e:
+            res = StageResult(stage.name, False, checks=e.checks, metrics=e.metrics, failure=e.failure)
+        res.seconds, res.key = time.perf_counter() - t0, key
+        write_json(work / RESULT, res.to_dict())
+        return res, commit(work)

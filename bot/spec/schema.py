@@ -1,0 +1,130 @@
+"""Schema of `aipc.yaml`, validated with pydantic so every error carries its field path.
+
+Defaults are chosen so that a definition with only `entry` and `inputs` deploys: w8a16 on
+SM8650 (HTP v75), thresholds from the AIPC report (cosine ≥ 0.99 float, ≥ 0.95 quantized).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.targets import DEFAULT_SOC, SOCS
+
+Precision = Literal["w8a8", "w8a16", "fp16"]
+DType = Literal["float32", "float16", "int32", "int64", "uint8", "bool"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")
+    shape: list[int]
+    dtype: DType = "float32"
+    range: tuple[float, float] = (0.0, 1.0)
+    files: list[str] = Field(default_factory=list, description=".npy sample files, one per sample")
+    layout: str = Field(default="", description="e.g. NCHW; recorded in the runtime interface")
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any((not isinstance(d, int)) or d <= 0 for d in v):
+            raise ValueError("expected a list of positive integers")
+        return v
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] > v[1]:
+            raise ValueError("expected [low, high] with low <= high")
+        return v
+
+
+class CalibrationSpec(Strict):
+    samples: int = Field(default=8, ge=1, le=4096)
+    generator: str | None = Field(default=None, description="file.py:function yielding {input: array}")
+    files: list[str] = Field(default_factory=list, description=".npz files, one sample each")
+    method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    seed: int = 1
+
+
+class TargetSpec(Strict):
+    runtime: Literal["qnn", "snpe"] = "qnn"
+    backend: Literal["htp"] = "htp"
+    soc: str = DEFAULT_SOC
+    precision: Precision = "w8a16"
+    engine: str = Field(default="auto", description="backend implementation: auto, ort-qnn, qairt-sdk, adb")
+    per_channel: bool = False
+
+    @field_validator("soc")
+    @classmethod
+    def _known_soc(cls, v: str) -> str:
+        if v.upper() not in SOCS:
+            raise ValueError(f"unknown SoC {v!r}; known: {', '.join(sorted(SOCS))}")
+        return v.upper()
+
+
+class OutputCheck(Strict):
+    cosine_min: float | None = Field(default=None, ge=-1, le=1)
+    sqnr_min_db: float | None = None
+    psnr_min_db: float | None = None
+    max_abs_max: float | None = Field(default=None, ge=0)
+    topk: int | None = Field(default=None, ge=1, description="classifier: compare top-k sets")
+    topk_agreement_min: float = Field(default=0.8, ge=0, le=1)
+
+
+class ValidationSpec(Strict):
+    samples: int = Field(default=2, ge=1, le=256)
+    seed: int = 0
+    outputs: dict[str, OutputCheck] = Field(default_factory=dict, description="per output; '*' for all")
+
+
+class ExportSpec(Strict):
+    exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    opset: int = Field(default=17, ge=11, le=22)
+
+
+class LimitsSpec(Strict):
+    repair_attempts: int = Field(default=6, ge=0, le=50)
+    llm_budget_usd: float = Field(default=0.0, ge=0)
+    llm_steps: int = Field(default=12, ge=0)
+    wall_seconds: float = Field(default=1800, gt=0)
+
+
+class Spec(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    entry: str | None = Field(default=None, description="file.py:function returning a torch.nn.Module")
+    onnx: str | None = Field(default=None, description="an ONNX file instead of a PyTorch entry point")
+    inputs: list[InputSpec] = Field(min_length=1)
+    outputs: list[str] = Field(default_factory=list, description="output names, in order")
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    repairs: list[str] = Field(default_factory=list, description="repairs to apply up front, by id")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Spec":
+        if bool(self.entry) == bool(self.onnx):
+            raise ValueError("give exactly one of 'entry' (a PyTorch entry point) or 'onnx' (a file)")
+        if self.entry and ":" not in self.entry:
+            raise ValueError("entry: expected 'file.py:function'")
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"inputs: names must be unique, got {names}")
+        return self
+
+    @property
+    def quantized(self) -> bool:
+        return self.target.precision != "fp16"
+
+    def check_for(self, output: str) -> OutputCheck:
+        """The thresholds for one output: its own entry, else '*', else the report's defaults."""
+        c = self.validation.outputs.get(output) or self.validation.outputs.get("*") or OutputCheck()
+        if c.cosine_min is None:
+            c = c.model_copy(update={"cosine_min": 0.95 if self.quantized else 0.99})
+        return c

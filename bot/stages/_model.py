@@ -1,0 +1,88 @@
+"""Import a model's entry point and call it, turning every failure into `BadInput` with a place."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bot.errors import BadInput
+
+
+@contextmanager
+def _on_path(folder: Path):
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(str(folder))
+        except ValueError:
+            pass
+
+
+def where_in(folder: Path, exc: BaseException) -> str:
+    """`file:line` of the deepest frame inside the model folder, else the folder."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(folder) in f.filename]
+    if frames:
+        f = frames[-1]
+        return f"{Path(f.filename).relative_to(folder)}:{f.lineno}"
+    return str(folder)
+
+
+def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
+    """`file.py:function` relative to the model folder."""
+    file, _, func = ref.partition(":")
+    path = folder / file
+    if not path.exists():
+        raise BadInput(f"file {file!r} not found", where=f"{folder / 'aipc.yaml'} ({field})")
+    mod_name = f"aipc_model_{abs(hash((str(path), path.stat().st_mtime_ns)))}"
+    try:
+        with _on_path(folder):
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            spec.loader.exec_module(module)
+    except Exception as e:
+        raise BadInput(f"importing {file} raised {type(e).__name__}: {e}", where=where_in(folder, e)) from None
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise BadInput(f"{file} has no function {func!r}", where=f"{folder / 'aipc.yaml'} ({field})")
+    return fn
+
+
+def call(folder: Path, fn: Callable[..., Any], *args, what: str) -> Any:
+    try:
+        with _on_path(folder):
+            return fn(*args)
+    except BadInput:
+        raise
+    except Exception as e:
+        raise BadInput(f"{what} raised {type(e).__name__}: {e}", where=where_in(folder, e)) from None
+
+
+def build_module(folder: Path, entry: str):
+    import torch
+
+    module = call(folder, load_callable(folder, entry, "entry"), what=f"the entry point {entry}")
+    if not isinstance(module, torch.nn.Module):
+        raise BadInput(f"the entry point {entry} returned {type(module).__name__}, expected a torch.nn.Module",
+                       where=str(folder / "aipc.yaml"))
+    return module.eval()
+
+
+def flatten_outputs(out: Any) -> list[np.ndarray]:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out.detach().cpu().numpy()]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [a for o in out for a in flatten_outputs(o)]
+    raise BadInput(f"the model returned {type(out).__name__}; expected tensors (or tuples/dicts of tensors)")

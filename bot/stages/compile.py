@@ -1,0 +1,42 @@
+"""Stage 6, compile: the graph to deploy → what the device loads (a QNN context binary).
+
+On the default backend this is an EPContext model plus its `.bin`, prepared for the target's HTP
+arch and SoC with CPU fallback disabled, so success means every node is on the HTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot import samples as S
+from bot.backends.base import CompileRequest
+from bot.records import Check, StageResult
+from bot.stages.base import Stage, StageContext
+from bot.targets import SOCS
+
+
+class CompileStage(Stage):
+    name = "compile"
+    depends_on = ("target",)
+
+    def run(self, ctx: StageContext, work: Path) -> StageResult:
+        target = ctx.spec.target
+        q = ctx.results["quantize"]
+        req = CompileRequest(
+            float_onnx=ctx.artifact("optimize", "onnx"),
+            deploy_onnx=ctx.artifact("quantize", "onnx"),
+            target=target,
+            out_dir=work,
+            calibration=S.load(ctx.artifact("load", "calibration")),
+            encodings=ctx.artifact("quantize", "encodings") if "encodings" in q.artifacts else None,
+        )
+        ctx.say(f"preparing the graph for HTP v{SOCS[target.soc].htp_arch} ({target.soc})")
+        compiled = ctx.backend.compile(req)
+        files = {p.name: p.name for p in compiled.files}
+        binaries = [p for p in compiled.files if p.suffix in (".bin", ".dlc")]
+        checks = [Check("context binary written", bool(binaries), [p.name for p in binaries]),
+                  Check("all nodes on the backend (CPU fallback disabled)", True)]
+        metrics = {"format": compiled.format, "prepare_seconds": round(compiled.prepare_seconds, 3),
+                   "binary_bytes": sum(p.stat().st_size for p in binaries), "htp_arch": SOCS[target.soc].htp_arch,
+                   "soc": target.soc, "backend": ctx.backend.name}
+        return self.result({"entry": compiled.entry.name, **files}, checks, metrics)

@@ -1,0 +1,87 @@
+"""Stage 2, export: PyTorch → ONNX.
+
+Writes `model.onnx`. Passes when the ONNX checker and shape inference accept the graph and ONNX
+Runtime on the CPU reproduces the golden outputs (cosine ≥ 0.9999, small max-abs). Repairs may
+switch the exporter or the opset through `options["export"]`.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import onnx
+
+from bot import samples as S
+from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.stages._model import build_module
+from bot.stages._onnx import dynamic_dims, opset, parity_checks
+from bot.stages.base import Stage, StageContext
+
+
+class ExportStage(Stage):
+    name = "export"
+    depends_on = ("entry", "onnx", "inputs", "outputs", "export")
+    reads_model_files = True
+
+    def run(self, ctx: StageContext, work: Path) -> StageResult:
+        spec = ctx.spec
+        out = work / "model.onnx"
+        feeds = S.load(ctx.artifact("load", "samples"))
+        golden = S.load(ctx.artifact("load", "golden"))
+        exporter = ctx.opts("export").get("exporter", spec.export.exporter)
+        op_version = ctx.opts("export").get("opset", spec.export.opset)
+        if spec.onnx:
+            shutil.copyfile(ctx.model_dir / spec.onnx, out)
+            exporter = "file"
+        else:
+            self._export(ctx, feeds[0], list(golden[0]), out, exporter, op_version)
+        try:
+            model = onnx.load(str(out))
+            onnx.checker.check_model(model, full_check=True)
+        except Exception as e:
+            raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR, "the ONNX checker rejected the graph",
+                                      log=str(e)[:2000])) from None
+        checks, worst = parity_checks(out, feeds, golden, "ONNX Runtime CPU")
+        checks.append(Check("ONNX checker and shape inference", True))
+        metrics = {"exporter": exporter, "opset": opset(model), "nodes": len(model.graph.node),
+                   "dynamic_dims": dynamic_dims(model), "parity": worst}
+        res = self.result({"onnx": "model.onnx"}, checks, metrics)
+        if not res.passed:
+            raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR,
+                                      "the exported graph does not reproduce PyTorch on the CPU",
+                                      details={"parity": worst, "exporter": exporter}), checks, metrics)
+        return res
+
+    def _export(self, ctx, sample, output_names, out: Path, exporter: str, op_version: int) -> None:
+        import torch
+
+        module = build_module(ctx.model_dir, ctx.spec.entry)
+        args = tuple(torch.from_numpy(sample[i.name]) for i in ctx.spec.inputs)
+        names = [i.name for i in ctx.spec.inputs]
+        chatter = io.StringIO()  # the TorchScript exporter prints whole IR graphs on failure
+        try:
+            with warnings.catch_warnings(), redirect_stdout(chatter), redirect_stderr(chatter):
+                warnings.simplefilter("ignore")
+                if exporter == "dynamo":
+                    prog = torch.onnx.export(module, args, input_names=names, output_names=output_names,
+                                             opset_version=op_version, dynamo=True, optimize=True, verbose=False)
+                    prog.save(str(out), external_data=False)
+                else:
+                    torch.onnx.export(module, args, str(out), input_names=names, output_names=output_names,
+                                      opset_version=op_version, dynamo=False, do_constant_folding=True)
+        except Exception as e:
+            raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR,
+                                      f"torch.onnx.export ({exporter}, opset {op_version}) failed: "
+                                      f"{type(e).__name__}: {_first_line(e)}",
+                                      details={"exporter": exporter, "opset": op_version,
+                                               "error_type": type(e).__name__},
+                                      log=(str(e) + "\n" + chatter.getvalue())[-3000:])) from None
+
+
+def _first_line(e: Exception, limit: int = 160) -> str:
+    line = (str(e).strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[:limit] + "…"

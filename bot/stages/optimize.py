@@ -1,0 +1,63 @@
+"""Stage 3, optimize: static shapes, opset normalisation, folding and simplification.
+
+Simplification is onnxslim's (a maintained library: constant folding, dead-code removal, fusion,
+shape inference). Graph repairs chosen by the repair loop run here too, by id, from
+`options["optimize"]["rewrites"]`. Writes `model.onnx`; passes when the graph is static and still
+matches PyTorch on the CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import version_converter
+
+from bot import samples as S
+from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.stages._onnx import dynamic_dims, fix_input_shapes, opset, parity_checks
+from bot.stages.base import Stage, StageContext
+
+MIN_OPSET = 13  # QNN EP's per-channel QDQ and Resize forms want ≥ 13
+
+
+class OptimizeStage(Stage):
+    name = "optimize"
+    depends_on = ("inputs",)
+
+    def run(self, ctx: StageContext, work: Path) -> StageResult:
+        import onnxslim
+
+        src = ctx.artifact("export", "onnx")
+        model = onnx.load(str(src))
+        nodes_before = len(model.graph.node)
+        fix_input_shapes(model, {i.name: i.shape for i in ctx.spec.inputs})
+        if opset(model) < MIN_OPSET:
+            model = version_converter.convert_version(model, MIN_OPSET)
+        model = onnxslim.slim(model)
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        rewrites = ctx.opts("optimize").get("rewrites", [])
+        applied: dict[str, int] = {}
+        if rewrites:
+            from bot.repair.graph import apply_rewrites
+
+            model, applied = apply_rewrites(model, rewrites)
+        out = work / "model.onnx"
+        onnx.save(model, str(out))
+        dyn = dynamic_dims(model)
+        checks = [Check("all input and output shapes static", not dyn, dyn or "static")]
+        if dyn:
+            raise StageFailed(Failure(self.name, FailureKind.DYNAMIC_SHAPE, f"dynamic dimensions remain: {dyn}",
+                                      details={"dims": dyn}), checks)
+        feeds = S.load(ctx.artifact("load", "samples"))
+        golden = S.load(ctx.artifact("load", "golden"))
+        parity, worst = parity_checks(out, feeds, golden, "optimized graph on CPU")
+        checks += parity
+        metrics = {"nodes_before": nodes_before, "nodes_after": len(model.graph.node), "opset": opset(model),
+                   "rewrites": applied, "parity": worst}
+        res = self.result({"onnx": "model.onnx"}, checks, metrics)
+        if not res.passed:
+            raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR,
+                                      "the optimized graph no longer matches PyTorch", details={"parity": worst}),
+                              checks, metrics)
+        return res

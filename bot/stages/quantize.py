@@ -1,0 +1,111 @@
+"""Stage 5, quantize: calibration → QDQ graph with onnxruntime's QNN quantization helpers.
+
+w8a8 / w8a16 go through `qnn_preprocess_model` + `get_qnn_qdq_config` + `quantize`; fp16 keeps the
+float graph (the HTP runs it in fp16). Repairs steer it through `options["quantize"]`:
+`overrides` (tensor → {quant_type}) for mixed precision, `per_channel`, `calibrate_method`.
+Writes `model.onnx` (the graph to deploy) and `encodings.json` (scale/zero-point per tensor), the
+exchange format the SDK quantizers take as overrides. The host-side QDQ simulation's agreement
+with the golden is reported as a metric; the device decides pass/fail in `validate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from bot import metrics as M
+from bot import samples as S
+from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.stages._onnx import cpu_outputs
+from bot.stages.base import Stage, StageContext
+
+ACTIVATION = {"w8a8": "QUInt8", "w8a16": "QUInt16"}
+CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+class QuantizeStage(Stage):
+    name = "quantize"
+    depends_on = ("target", "calibration")
+
+    def run(self, ctx: StageContext, work: Path) -> StageResult:
+        src = ctx.artifact("optimize", "onnx")
+        out = work / "model.onnx"
+        precision = ctx.spec.target.precision
+        if precision == "fp16":
+            shutil.copyfile(src, out)
+            return self.result({"onnx": "model.onnx"}, [Check("float graph kept for fp16 on HTP", True)],
+                               {"precision": "fp16"})
+        calib = S.load(ctx.artifact("load", "calibration"))
+        opts = ctx.opts("quantize")
+        try:
+            self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
+                           opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}))
+        except Exception as e:
+            raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
+                                      log=str(e)[-2000:])) from None
+        encodings = encodings_of(onnx.load(str(out)))
+        from bot.store import write_json
+
+        write_json(work / "encodings.json", encodings)
+        feeds = S.load(ctx.artifact("load", "samples"))
+        golden = S.load(ctx.artifact("load", "golden"))
+        outs = cpu_outputs(out, feeds)
+        sim = {name: round(M.cosine(M.concat([g[name] for g in golden]), M.concat([o[j] for o in outs])), 6)
+               for j, name in enumerate(golden[0])}
+        bits16 = sum(1 for e in encodings.values() if e["bits"] == 16)
+        checks = [Check("QDQ graph written and runs on the CPU", True)]
+        metrics = {"precision": precision, "quantized_tensors": len(encodings), "int16_tensors": bits16,
+                   "overrides": sorted(opts.get("overrides", {})), "host_cosine": sim}
+        return self.result({"onnx": "model.onnx", "encodings": "encodings.json"}, checks, metrics)
+
+    @staticmethod
+    def _quantize(src: Path, out: Path, work: Path, calib, precision, per_channel, method, overrides) -> None:
+        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize
+        from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+
+        logging.getLogger().setLevel(logging.ERROR)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter(calib)
+
+            def get_next(self):
+                return next(self.it, None)
+
+        pre = work / "preprocessed.onnx"
+        model_in = pre if qnn_preprocess_model(str(src), str(pre), fuse_layernorm=True) else src
+        init_overrides = {t: [{"quant_type": getattr(QuantType, o["quant_type"])}] for t, o in overrides.items()}
+        cfg = get_qnn_qdq_config(str(model_in), Reader(), calibrate_method=getattr(CalibrationMethod, CALIBRATION[method]),
+                                 activation_type=getattr(QuantType, ACTIVATION[precision]),
+                                 weight_type=QuantType.QUInt8, per_channel=per_channel,
+                                 init_overrides=init_overrides or None)
+        cwd = os.getcwd()
+        try:  # the calibrator writes augmented models into the working directory
+            os.chdir(work)
+            quantize(str(model_in), str(out), cfg)
+        finally:
+            os.chdir(cwd)
+        if pre.exists():
+            pre.unlink()
+
+
+def encodings_of(model: onnx.ModelProto) -> dict[str, dict]:
+    """Scale, zero-point and bit width of every quantized tensor (from its QuantizeLinear)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear" or len(node.input) < 3:
+            continue
+        scale, zp = inits.get(node.input[1]), inits.get(node.input[2])
+        if scale is None or zp is None:
+            continue
+        z = numpy_helper.to_array(zp)
+        out[node.input[0]] = {"scale": numpy_helper.to_array(scale).tolist(), "offset": z.tolist(),
+                              "dtype": str(z.dtype), "bits": int(np.dtype(z.dtype).itemsize * 8)}
+    return out

@@ -1,0 +1,98 @@
+"""Stage 7, validate: run what was compiled, on the target backend, against the golden outputs.
+
+Per output: cosine, SQNR, PSNR, max-abs, and top-k agreement for classifiers, each against the
+definition's threshold (defaults from the AIPC report: cosine ≥ 0.99 float, ≥ 0.95 quantized).
+Writes `outputs.npz` and `metrics.json`. A collapsed output (cosine NaN) fails.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from bot import metrics as M
+from bot import samples as S
+from bot.backends.base import Compiled
+from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.stages.base import Stage, StageContext
+from bot.store import write_json
+
+
+def _ok(value: float, bound: float, higher_is_better: bool = True) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return value >= bound if higher_is_better else value <= bound
+
+
+class ValidateStage(Stage):
+    name = "validate"
+    depends_on = ("validation", "target", "outputs")
+
+    def run(self, ctx: StageContext, work: Path) -> StageResult:
+        comp = ctx.results["compile"]
+        cdir = ctx.dirs["compile"]
+        compiled = Compiled(entry=cdir / comp.artifacts["entry"], files=[cdir / f for f in comp.artifacts.values()],
+                            format=comp.metrics.get("format", ""))
+        feeds = S.load(ctx.artifact("load", "samples"))
+        golden = S.load(ctx.artifact("load", "golden"))
+        ctx.say(f"running {len(feeds)} sample(s) on {ctx.backend.name}")
+        run = ctx.backend.run(compiled, feeds, ctx.spec.target)
+        S.save(work / "outputs.npz", run.outputs)
+
+        checks, per_output, failing = self._interface(golden[0], run.outputs[0]), {}, []
+        if not all(c.passed for c in checks):
+            raise StageFailed(Failure(self.name, FailureKind.INTERFACE_MISMATCH,
+                                      "the compiled model's outputs differ from the golden ones in name or shape",
+                                      details={"expected": {k: list(v.shape) for k, v in golden[0].items()},
+                                               "got": {k: list(v.shape) for k, v in run.outputs[0].items()}}), checks)
+        for name in golden[0]:
+            ref = M.concat([g[name] for g in golden])
+            got = M.concat([o[name] for o in run.outputs])
+            m = M.summary(ref, got)
+            th = ctx.spec.check_for(name)
+            out_checks = [Check(f"{name} cosine", _ok(m["cosine"], th.cosine_min), _r(m["cosine"]), th.cosine_min)]
+            if th.sqnr_min_db is not None:
+                out_checks.append(Check(f"{name} SQNR dB", _ok(m["sqnr_db"], th.sqnr_min_db), _r(m["sqnr_db"]), th.sqnr_min_db))
+            if th.psnr_min_db is not None:
+                out_checks.append(Check(f"{name} PSNR dB", _ok(m["psnr_db"], th.psnr_min_db), _r(m["psnr_db"]), th.psnr_min_db))
+            if th.max_abs_max is not None:
+                out_checks.append(Check(f"{name} max-abs", _ok(m["max_abs"], th.max_abs_max, False), _r(m["max_abs"]), th.max_abs_max))
+            if th.topk:
+                agree = np.mean([M.topk_agreement(g[name], o[name], th.topk) for g, o in zip(golden, run.outputs)])
+                m[f"top{th.topk}_agreement"] = float(agree)
+                out_checks.append(Check(f"{name} top-{th.topk} agreement", _ok(float(agree), th.topk_agreement_min),
+                                        _r(float(agree)), th.topk_agreement_min))
+            per_output[name] = {k: _r(v) for k, v in m.items()}
+            checks += out_checks
+            if not all(c.passed for c in out_checks):
+                failing.append(name)
+        lat = sorted(run.seconds_per_inference)
+        metrics = {"outputs": per_output, "latency_ms_median": round(1000 * lat[len(lat) // 2], 3),
+                   "samples": len(feeds), "backend": ctx.backend.name}
+        write_json(work / "metrics.json", metrics)
+        res = self.result({"outputs": "outputs.npz", "metrics": "metrics.json"}, checks, metrics)
+        if failing:
+            worst = min(per_output[n]["cosine"] if not _nan(per_output[n]["cosine"]) else -2 for n in failing)
+            raise StageFailed(Failure(self.name, FailureKind.ACCURACY,
+                                      f"{', '.join(failing)} below threshold on {ctx.backend.name} "
+                                      f"(worst cosine {worst})",
+                                      details={"failing_outputs": failing, "metrics": per_output}), checks, metrics)
+        return res
+
+    @staticmethod
+    def _interface(golden: dict, got: dict) -> list[Check]:
+        exp = {k: list(v.shape) for k, v in golden.items()}
+        have = {k: list(np.asarray(v).shape) for k, v in got.items()}
+        return [Check("output names and shapes match the golden outputs", exp == have, have, exp)]
+
+
+def _nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _r(v):
+    if isinstance(v, float) and math.isfinite(v):
+        return round(v, 6)
+    return v
