@@ -32,6 +32,9 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
     out = resolve_out_dir(folder, spec.name, out_dir)
     pipeline = Pipeline(spec, folder, out, backend, events=events)
     outcome = pipeline.run()
+    from bot.forge import publish
+
+    publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
     return outcome
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import onnx
 
 from bot import samples as S
+from bot.quiet import native_output
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.stages._model import build_module
 from bot.stages._onnx import dynamic_dims, opset, parity_checks
@@ -64,7 +65,7 @@ class ExportStage(Stage):
         names = [i.name for i in ctx.spec.inputs]
         chatter = io.StringIO()  # the TorchScript exporter prints whole IR graphs on failure
         try:
-            with warnings.catch_warnings(), redirect_stdout(chatter), redirect_stderr(chatter):
+            with warnings.catch_warnings(), redirect_stdout(chatter), redirect_stderr(chatter), native_output() as native:
                 warnings.simplefilter("ignore")
                 if exporter == "dynamo":
                     prog = torch.onnx.export(module, args, input_names=names, output_names=output_names,
@@ -79,7 +80,7 @@ class ExportStage(Stage):
                                       f"{type(e).__name__}: {_first_line(e)}",
                                       details={"exporter": exporter, "opset": op_version,
                                                "error_type": type(e).__name__},
-                                      log=(str(e) + "\n" + chatter.getvalue())[-3000:])) from None
+                                      log=(str(e) + "\n" + chatter.getvalue() + native.text)[-3000:])) from None
 
 
 def _first_line(e: Exception, limit: int = 160) -> str:
