@@ -87,6 +87,7 @@ class StageResult:
     failure: Failure | None = None
     seconds: float = 0.0
     key: str = ""
+    digests: dict[str, str] = field(default_factory=dict)  # artifact name → sha256
     cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +100,7 @@ class StageResult:
             "failure": self.failure.to_dict() if self.failure else None,
             "seconds": round(self.seconds, 3),
             "key": self.key,
+            "digests": self.digests,
         }
 
     @classmethod
@@ -112,6 +114,7 @@ class StageResult:
             failure=Failure.from_dict(d["failure"]) if d.get("failure") else None,
             seconds=d.get("seconds", 0.0),
             key=d.get("key", ""),
+            digests=d.get("digests", {}),
         )
 
 

@@ -5,6 +5,8 @@ Keys are `<index>/<name>`, so a file says by itself how many samples it holds an
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,13 @@ Sample = dict[str, np.ndarray]
 
 
 def save(path: Path, samples: list[Sample]) -> None:
-    np.savez(path, **{f"{i}/{k}": v for i, s in enumerate(samples) for k, v in s.items()})
+    """Byte-for-byte deterministic (fixed zip timestamps), so equal samples hash equal downstream."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for i, s in enumerate(samples):
+            for k, v in s.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(v), allow_pickle=False)
+                zf.writestr(zipfile.ZipInfo(f"{i}/{k}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
 
 def load(path: Path) -> list[Sample]:

@@ -30,7 +30,7 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def tree_digest(folder: Path, skip: tuple[str, ...] = ("__pycache__", ".work")) -> str:
+def tree_digest(folder: Path, skip: tuple[str, ...] = ("__pycache__", ".work", "aipc.yaml")) -> str:
     """Hash of every file's relative path and content below `folder`."""
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):

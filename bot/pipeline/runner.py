@@ -1,8 +1,8 @@
 """Run the stages of a workflow in order, skipping any whose key says it already ran.
 
-A stage's key hashes the previous stage's key, its own name and version, the parts of the
-definition it declares, the model folder's files (for stages that read them), the repair options
-aimed at it, and the tool versions. So an unchanged re-run skips everything, a changed threshold
+A stage's key hashes the content (sha256) of every artifact the earlier stages produced, its own
+name and version, the parts of the definition it declares, the model folder's files (for stages
+that read them), the repair options aimed at it, and the tool versions. So an unchanged re-run skips everything, a changed threshold
 re-runs only `validate`, and a repair to the optimize options re-runs from `optimize` on:
 "rerun from the failing stage" falls out of the keys.
 """
@@ -22,7 +22,7 @@ from bot.pipeline import manifest as manifest_mod
 from bot.records import Failure, StageFailed, StageResult
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
-from bot.store import begin, commit, publish, read_json, sha256_json, store_dir, tree_digest, write_json
+from bot.store import begin, commit, publish, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
 
 WORKFLOW_FILE = Path(__file__).parent / "workflow.yaml"
 RESULT = "result.json"
@@ -47,6 +47,12 @@ class RunOutcome:
         return next((r for r in self.results if r.stage == stage), None)
 
 
+def _dig(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 class Events:
     """Progress hooks; the CLI renders them, tests and the repair loop may ignore them."""
 
@@ -67,15 +73,19 @@ class Pipeline:
             raise BadInput(f"unknown stage(s) {unknown}; known: {list(REGISTRY)}", where="workflow")
         self.events = events or Events()
         self.versions = manifest_mod.tool_versions(backend.versions())
+        self._files: str | None = None
 
-    def key(self, stage_cls, prev: str, options: dict) -> str:
-        spec_parts = {f: getattr(self.spec, f) for f in stage_cls.depends_on}
-        spec_parts = {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else
-                          [x.model_dump(mode="json") if hasattr(x, "model_dump") else x for x in v]
-                          if isinstance(v, list) else v) for k, v in spec_parts.items()}
-        files = tree_digest(self.model_dir) if stage_cls.reads_model_files else None
-        return sha256_json([prev, stage_cls.name, stage_cls.version, spec_parts, files,
+    def key(self, stage_cls, upstream: dict[str, dict[str, str]], options: dict) -> str:
+        definition = self.spec.model_dump(mode="json")
+        spec_parts = {path: _dig(definition, path) for path in stage_cls.depends_on}
+        files = self._files_digest() if stage_cls.reads_model_files else None
+        return sha256_json([upstream, stage_cls.name, stage_cls.version, spec_parts, files,
                             options.get(stage_cls.name), self.versions, self.backend.name])
+
+    def _files_digest(self) -> str:
+        if self._files is None:
+            self._files = tree_digest(self.model_dir)
+        return self._files
 
     def run(self, options: dict | None = None, stop_after: str | None = None) -> RunOutcome:
         options = options or {}
@@ -83,10 +93,11 @@ class Pipeline:
         ctx = StageContext(self.spec, self.model_dir, self.out_dir, self.backend, options=options,
                            progress=self.events.note)
         results: list[StageResult] = []
-        failure, prev, started = None, "", time.time()
+        failure, started = None, time.time()
+        upstream: dict[str, dict[str, str]] = {}
         for i, name in enumerate(self.workflow):
             cls = REGISTRY[name]
-            key = self.key(cls, prev, options)
+            key = self.key(cls, upstream, options)
             self.events.stage_start(name, i, len(self.workflow))
             res, where = self._cached(name, key)
             if res is None:
@@ -97,7 +108,7 @@ class Pipeline:
             self.events.stage_end(res)
             manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
                                results=results, workflow=self.workflow, started=started, status="running")
-            prev = key
+            upstream[name] = res.digests
             if not res.passed:
                 failure = res.failure
                 break
@@ -116,6 +127,10 @@ class Pipeline:
         data = read_json(folder / RESULT)
         if data and data.get("key") == key and data.get("passed"):
             res = StageResult.from_dict(data)
+            for n, digest in res.digests.items():  # an edited artifact is not a finished stage
+                p = folder / res.artifacts[n]
+                if not p.is_file() or sha256_file(p) != digest:
+                    return None, None
             res.cached = True
             return res, folder
         return None, None
@@ -128,5 +143,6 @@ class Pipeline:
         except StageFailed as e:
             res = StageResult(stage.name, False, checks=e.checks, metrics=e.metrics, failure=e.failure)
         res.seconds, res.key = time.perf_counter() - t0, key
+        res.digests = {n: sha256_file(work / rel) for n, rel in res.artifacts.items() if (work / rel).is_file()}
         write_json(work / RESULT, res.to_dict())
         return res, commit(work)

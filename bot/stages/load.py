@@ -19,7 +19,7 @@ from bot.stages.base import Stage, StageContext
 
 class LoadStage(Stage):
     name = "load"
-    depends_on = ("entry", "onnx", "inputs", "outputs", "calibration", "validation")
+    depends_on = ("entry", "onnx", "inputs", "outputs", "calibration", "validation.samples", "validation.seed")
     reads_model_files = True
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
