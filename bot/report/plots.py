@@ -1,0 +1,85 @@
+"""The report's plots as PNG files (matplotlib, Agg: CI runners have no display).
+
+PNGs, not inline base64, because GitHub Markdown does not render data URIs: they are committed
+under `deployments/<model>/report/` and linked from the PR body.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SECONDS_PNG = "seconds_per_stage.png"
+LAYERS_PNG = "layer_error.png"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    # Fixed metadata: the same numbers give the same bytes, so a re-run makes no new commit.
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+
+
+def seconds_per_stage(manifest: dict, path: Path) -> Path:
+    plt = _plt()
+    stages = manifest.get("stages", [])
+    names = [s.get("stage", "?") for s in stages]
+    secs = [float(s.get("seconds") or 0) for s in stages]
+    colors = ["#2da44e" if s.get("passed") else "#cf222e" for s in stages]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(names), 1) + 1.2))
+    ax.barh(names[::-1], secs[::-1], color=colors[::-1])
+    for y, v in enumerate(secs[::-1]):
+        ax.text(v, y, f" {v:.2f}s", va="center", fontsize=8)
+    ax.set_xlabel("seconds")
+    ax.set_title(f"{manifest.get('model', '?')}: seconds per stage (red = failed)")
+    ax.set_xlim(0, max(secs + [0.1]) * 1.25)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def layer_error(manifest: dict, path: Path) -> Path | None:
+    loc = manifest.get("localization") or {}
+    layers = loc.get("layers") or []
+    if not layers:
+        return None
+    plt = _plt()
+    xs = list(range(len(layers)))
+    cos = [l.get("cosine") if l.get("cosine") is not None else float("nan") for l in layers]
+    sqnr = [l.get("sqnr_db") if l.get("sqnr_db") is not None else float("nan") for l in layers]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(xs, cos, marker="o", ms=3, color="#0969da", label="cosine")
+    ax.set_ylabel("cosine vs FP32")
+    ax.set_xlabel("layer (graph order)")
+    ax2 = ax.twinx()
+    ax2.plot(xs, sqnr, marker="s", ms=3, color="#bf8700", alpha=0.7, label="SQNR dB")
+    ax2.set_ylabel("SQNR dB")
+    bad = loc.get("first_bad_layer")
+    idx = next((i for i, l in enumerate(layers) if bad is not None and bad in (l.get("tensor"), l.get("op"), i)), None)
+    if idx is not None:
+        ax.axvline(idx, color="#cf222e", ls="--", lw=1)
+        ax.annotate(f"first bad: {layers[idx].get('tensor', idx)}", (idx, ax.get_ylim()[0]), fontsize=7,
+                    color="#cf222e", rotation=90, va="bottom", ha="right")
+    ax.set_title(f"{manifest.get('model', '?')}: per-layer error of the quantized model")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def render_all(manifest: dict, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    made = [seconds_per_stage(manifest, folder / SECONDS_PNG)]
+    lay = layer_error(manifest, folder / LAYERS_PNG)
+    if lay:
+        made.append(lay)
+    elif (folder / LAYERS_PNG).exists():
+        (folder / LAYERS_PNG).unlink()
+    return made
