@@ -1,0 +1,62 @@
+"""Small helpers shared by the graph rules: run an onnxscript rule set on a ModelProto, read constants."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+from onnxscript.rewriter import pattern
+
+
+def to_ir(model: onnx.ModelProto) -> ir.Model:
+    return ir.serde.deserialize_model(model)
+
+
+def to_proto(model: ir.Model) -> onnx.ModelProto:
+    from onnx_ir.passes.common import LiftConstantsToInitializersPass, RemoveUnusedNodesPass
+
+    LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
+    RemoveUnusedNodesPass()(model)  # also drops initializers nothing reads any more
+    return ir.serde.serialize_model(model)
+
+
+def apply_rules(model: onnx.ModelProto, rules: Sequence[pattern.RewriteRule], *, commute: bool = False
+                ) -> tuple[onnx.ModelProto, int]:
+    """Apply pattern → replacement rules; returns the model and how many places were rewritten."""
+    m = to_ir(model)
+    count = pattern.RewriteRuleSet(list(rules), commute=commute).apply_to_model(m)
+    return (to_proto(m), count) if count else (model, 0)
+
+
+def const(value: ir.Value | None) -> np.ndarray | None:
+    """The constant behind a value (initializer or Constant node), else None."""
+    if value is None:
+        return None
+    t = value.const_value
+    if t is None and value.producer() is not None and value.producer().op_type == "Constant":
+        attr = value.producer().attributes.get("value")
+        t = attr.value if attr is not None else None
+    return None if t is None else t.numpy()
+
+
+def static_shape(value: ir.Value | None) -> tuple[int, ...] | None:
+    if value is None or value.shape is None:
+        return None
+    dims = tuple(value.shape)
+    return dims if all(isinstance(d, int) for d in dims) else None
+
+
+def opset(model: onnx.ModelProto | ir.Model) -> int:
+    if isinstance(model, ir.Model):
+        return model.opset_imports.get("", 0)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def attr(node: ir.Node, name: str, default=None):
+    a = node.attributes.get(name)
+    if a is None:
+        return default
+    v = a.value
+    return v.decode() if isinstance(v, bytes) else v
