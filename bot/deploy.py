@@ -14,9 +14,11 @@ from typing import Callable
 from bot import backends
 from bot.cli_paths import resolve_out_dir
 from bot.errors import BadInput
-from bot.pipeline import Pipeline, RunOutcome
+from bot.pipeline import RunOutcome
 from bot.pipeline.manifest import MANIFEST
 from bot.records import StageResult
+from bot.repair.catalogue import RepairState
+from bot.repair.loop import RepairLoop
 from bot.spec import load_spec
 from bot.stages.base import StageContext
 from bot.stages.validate import ValidateStage
@@ -30,12 +32,50 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
-    pipeline = Pipeline(spec, folder, out, backend, events=events)
-    outcome = pipeline.run()
+    loop = RepairLoop(spec, folder, out, backend, events=events, say=say)
+    outcome = loop.run_state(RepairState())
+    if not outcome.passed and repair:
+        result = loop.run(outcome)
+        result = _agent(loop, result, say)
+        outcome = loop.finish(result)
+        say(f"repair loop: {result.stopped}; {sum(a.kept for a in result.attempts)} of "
+            f"{len(result.attempts)} repair(s) kept")
+    else:
+        from bot.repair.loop import LoopResult
+
+        outcome = loop.finish(LoopResult(outcome, RepairState()))
     from bot.forge import publish
 
     publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
     return outcome
+
+
+def _agent(loop: RepairLoop, result, say):
+    """Hand what the rules could not fix to the LLM agent, when one is configured."""
+    if result.outcome.passed:
+        return result
+    try:
+        from bot.agent.llm import AgentRequest, configured, run_agent
+    except ImportError:
+        say("LLM agent not installed: rule planner only")
+        return result
+    ok, why = configured()
+    if not ok or loop.limits.llm_budget_usd <= 0:
+        say(f"LLM agent off ({why if not ok else 'limits.llm_budget_usd is 0'}): rule planner only")
+        return result
+    agent = run_agent(AgentRequest(failure=result.outcome.failure, state=result.state, model_dir=loop.model_dir,
+                                   out_dir=loop.out_dir, spec=loop.spec, rerun=loop.run_state, limits=loop.limits))
+    from bot.pipeline.manifest import update_section
+
+    update_section(loop.out_dir, "llm", agent.usage)
+    update_section(loop.out_dir, "agent", {"outcome": agent.outcome, "reason": agent.reason,
+                                           "transcript": agent.transcript[-40:]})
+    say(f"LLM agent: {agent.outcome} ({agent.reason}); {agent.usage.get('calls', 0)} call(s), "
+        f"${agent.usage.get('usd', 0):.4f}")
+    if agent.best is not None and agent.outcome == "fixed":
+        result.state, result.outcome = agent.state, agent.best
+        result.stopped = "fixed by the LLM agent"
+    return result
 
 
 @dataclass

@@ -38,6 +38,7 @@ class RunOutcome:
     failure: Failure | None
     out_dir: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    dirs: dict[str, Path] = field(default_factory=dict)  # where each stage's files of *this* run live
 
     @property
     def passed(self) -> bool:
@@ -120,7 +121,7 @@ class Pipeline:
             "failed" if failure else "partial")
         m = manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
                                results=results, workflow=self.workflow, started=started, status=status)
-        return RunOutcome(results, failure, self.out_dir, m)
+        return RunOutcome(results, failure, self.out_dir, m, dict(ctx.dirs))
 
     def _cached(self, name: str, key: str) -> tuple[StageResult | None, Path | None]:
         folder = store_dir(self.out_dir, name, key)

@@ -89,7 +89,7 @@ class ExportSpec(Strict):
 
 class LimitsSpec(Strict):
     repair_attempts: int = Field(default=6, ge=0, le=50)
-    llm_budget_usd: float = Field(default=0.0, ge=0)
+    llm_budget_usd: float = Field(default=1.0, ge=0, description="0 turns the LLM agent off")
     llm_steps: int = Field(default=12, ge=0)
     wall_seconds: float = Field(default=1800, gt=0)
 

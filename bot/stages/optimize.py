@@ -2,7 +2,7 @@
 
 Simplification is onnxslim's (a maintained library: constant folding, dead-code removal, fusion,
 shape inference). Graph repairs chosen by the repair loop run here too, by id, from
-`options["optimize"]["rewrites"]`. Writes `model.onnx`; passes when the graph is static and still
+`options["optimize"]["rewrites"]`; `static_shapes` pins every output dimension. Writes `model.onnx`; passes when the graph is static and still
 matches PyTorch on the CPU.
 """
 
@@ -36,6 +36,9 @@ class OptimizeStage(Stage):
             model = version_converter.convert_version(model, MIN_OPSET)
         model = onnxslim.slim(model)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        if ctx.opts("optimize").get("static_shapes"):
+            golden = S.load(ctx.artifact("load", "golden"))[0]
+            model = _fix_output_shapes(model, {n: list(a.shape) for n, a in golden.items()})
         rewrites = ctx.opts("optimize").get("rewrites", [])
         applied: dict[str, int] = {}
         if rewrites:
@@ -61,3 +64,14 @@ class OptimizeStage(Stage):
                                       "the optimized graph no longer matches PyTorch", details={"parity": worst}),
                               checks, metrics)
         return res
+
+
+def _fix_output_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
+    """Pin outputs to the shapes PyTorch produced and re-infer everything in between."""
+    for vi in model.graph.output:
+        if vi.name in shapes:
+            for d, v in zip(vi.type.tensor_type.shape.dim, shapes[vi.name]):
+                d.Clear()
+                d.dim_value = v
+    del model.graph.value_info[:]
+    return onnx.shape_inference.infer_shapes(model, data_prop=True)

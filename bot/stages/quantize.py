@@ -2,7 +2,8 @@
 
 w8a8 / w8a16 go through `qnn_preprocess_model` + `get_qnn_qdq_config` + `quantize`; fp16 keeps the
 float graph (the HTP runs it in fp16). Repairs steer it through `options["quantize"]`:
-`overrides` (tensor → {quant_type}) for mixed precision, `per_channel`, `calibrate_method`.
+`overrides` (tensor → {quant_type}) for mixed precision, `per_channel`, `calibrate_method`,
+`precision` (a different precision than the definition's, e.g. w8a8 → w8a16 or fp16).
 Writes `model.onnx` (the graph to deploy) and `encodings.json` (scale/zero-point per tensor), the
 exchange format the SDK quantizers take as overrides. The host-side QDQ simulation's agreement
 with the golden is reported as a metric; the device decides pass/fail in `validate`.
@@ -36,13 +37,13 @@ class QuantizeStage(Stage):
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         src = ctx.artifact("optimize", "onnx")
         out = work / "model.onnx"
-        precision = ctx.spec.target.precision
+        opts = ctx.opts("quantize")
+        precision = opts.get("precision", ctx.spec.target.precision)
         if precision == "fp16":
             shutil.copyfile(src, out)
             return self.result({"onnx": "model.onnx"}, [Check("float graph kept for fp16 on HTP", True)],
                                {"precision": "fp16"})
         calib = S.load(ctx.artifact("load", "calibration"))
-        opts = ctx.opts("quantize")
         try:
             self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
                            opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}))

@@ -2,8 +2,9 @@
 blocks and wide horizontal kernels, global context concatenated back, and per-position class
 scores for CTC greedy decoding. 24×94 input, 18 positions, 68 classes (Chinese plate alphabet).
 
-The original pools across channels with MaxPool3d, a 5-D op; this version pools in 2-D so the
-graph stays within the HTP's rank limits. Weights are seeded random.
+The original pools across channels with MaxPool3d, a 5-D op, and computes its global context with
+uneven pooling; this version pools in 2-D with fixed windows so the graph stays within what the
+HTP runs. Weights are seeded random.
 """
 
 import torch
@@ -42,7 +43,10 @@ class LPRNet(nn.Module):
             nn.Conv2d(128, classes, (13, 1)), nn.BatchNorm2d(classes), nn.ReLU(),  # 1×21
         )
         self.context = nn.Conv2d(classes + 3, classes, 1)
-        self.pool_in = nn.AdaptiveAvgPool2d((1, 21))
+        # global colour context per column: a fixed average pool (24×14 window, stride 4 → 21 columns);
+        # an adaptive pool to 21 columns of 94 has uneven windows that neither exporter maps to
+        # HTP ops, which is a source-level fix the repair loop would otherwise have to find
+        self.pool_in = nn.AvgPool2d((24, 14), stride=(1, 4))
 
     def forward(self, plate):
         feat = self.backbone(plate)                       # [1, C, 1, 21]

@@ -1,0 +1,103 @@
+"""Failure localization: where along the graph does the deployed model part from FP32?
+
+Both graphs get their intermediate tensors exposed as outputs: the optimized float graph, and the
+QDQ graph whose activations are the dequantized values (`<t>_DequantizeLinear_Output`, which the
+QNN quantizer names after the float tensor `<t>`). Both run on ONNX Runtime's CPU, which executes
+QDQ arithmetic exactly as quantized (scales, zero points, rounding), so the per-layer error is the
+quantization error the device sees, without a second HTP compile. The first layer whose cosine
+falls below the bar is named; the planner keeps the worst layers in 16 bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from bot import metrics as M
+
+DQ_SUFFIX = "_DequantizeLinear_Output"
+
+
+@dataclass
+class LayerError:
+    tensor: str  # the float tensor's name (what a quantization override names)
+    op: str  # the op that produces it
+    cosine: float
+    sqnr_db: float
+    index: int  # topological position
+    sqnr_drop_db: float = 0.0  # how much worse than the worst of its inputs: error this layer adds
+
+
+def _expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for n in names:
+        if n not in have:
+            m.graph.output.append(onnx.helper.make_value_info(n, onnx.TypeProto()))
+    return m
+
+
+def _run(model: onnx.ModelProto, feeds: list[dict]) -> list[dict[str, np.ndarray]]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    wanted = {i.name for i in sess.get_inputs()}
+    return [dict(zip(names, sess.run(None, {k: v for k, v in f.items() if k in wanted}))) for f in feeds]
+
+
+def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]],
+             bar: float = 0.99) -> tuple[list[LayerError], LayerError | None]:
+    fm = onnx.load(str(float_onnx))
+    qm = onnx.load(str(qdq_onnx))
+    q_tensors = {o for n in qm.graph.node for o in n.output}
+    producers, order = {}, []
+    for i, node in enumerate(fm.graph.node):
+        for o in node.output:
+            if o + DQ_SUFFIX in q_tensors:
+                producers[o] = (node, i)
+                order.append(o)
+    if not order:
+        return [], None
+    f_out = _run(_expose(fm, order), feeds)
+    q_out = _run(_expose(qm, [t + DQ_SUFFIX for t in order]), feeds)
+    layers: dict[str, LayerError] = {}
+    for t in order:
+        ref = M.concat([s[t] for s in f_out])
+        got = M.concat([s[t + DQ_SUFFIX] for s in q_out])
+        node, idx = producers[t]
+        cos = M.cosine(ref, got) if np.any(ref) else (1.0 if not np.any(got) else float("nan"))
+        err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx)
+        ins = [layers[i].sqnr_db for i in node.input if i in layers]
+        base = min(ins) if ins else float("inf")
+        err.sqnr_drop_db = (base - err.sqnr_db) if math.isfinite(base) and math.isfinite(err.sqnr_db) else (
+            0.0 if not math.isfinite(err.sqnr_db) or err.sqnr_db > 60 else 60 - err.sqnr_db)
+        layers[t] = err
+    ordered = sorted(layers.values(), key=lambda e: e.index)
+    first_bad = next((e for e in ordered if not (e.cosine >= bar)), None)
+    return ordered, first_bad
+
+
+def worst_layers(layers: list[LayerError], fraction: float, minimum: int = 1) -> list[str]:
+    """The tensors that add the most error, a `fraction` of all quantized activations."""
+    k = max(minimum, int(math.ceil(fraction * len(layers))))
+    ranked = sorted(layers, key=lambda e: (-(e.sqnr_drop_db if math.isfinite(e.sqnr_drop_db) else 99), e.index))
+    return [e.tensor for e in ranked[:k]]
+
+
+def as_manifest(layers: list[LayerError], first_bad: LayerError | None) -> dict:
+    def clean(v):
+        return v if isinstance(v, float) and math.isfinite(v) else None
+
+    return {"first_bad_layer": first_bad.tensor if first_bad else None,
+            "first_bad_op": first_bad.op if first_bad else None,
+            "layers": [{**asdict(e), "cosine": clean(e.cosine), "sqnr_db": clean(e.sqnr_db),
+                        "sqnr_drop_db": clean(e.sqnr_drop_db)} for e in layers]}

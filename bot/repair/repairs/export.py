@@ -1,0 +1,42 @@
+"""Export-level repairs: the other exporter, a newer opset, static shapes."""
+
+from __future__ import annotations
+
+import re
+
+from bot.records import FailureKind
+from bot.repair.catalogue import Repair, register
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+def _switch_exporter(failure, state, ctx):
+    current = state.options.get("export", {}).get("exporter", ctx["spec"].export.exporter)
+    if failure.stage != "export" and failure.kind != FailureKind.OP_REJECTED:
+        return None
+    other = EXPORTERS[1 - EXPORTERS.index(current)]
+    return state.with_option("export", "exporter", other)
+
+
+def _raise_opset(failure, state, ctx):
+    current = state.options.get("export", {}).get("opset", ctx["spec"].export.opset)
+    text = f"{failure.message}\n{failure.log}"
+    if failure.stage == "export" and not re.search(r"opset|not supported in|Unsupported", text, re.I):
+        return None
+    if current >= 20:
+        return None
+    return state.with_option("export", "opset", max(current + 1, 18))
+
+
+def _static_shapes(failure, state, ctx):
+    if state.options.get("optimize", {}).get("static_shapes"):
+        return None
+    return state.with_option("optimize", "static_shapes", True)
+
+
+register(Repair("switch-exporter", "export", (FailureKind.EXPORT_ERROR, FailureKind.OP_REJECTED),
+                "export again with the other exporter (TorchScript ↔ torch.export/dynamo)", _switch_exporter))
+register(Repair("raise-opset", "export", (FailureKind.EXPORT_ERROR,),
+                "export at a newer opset (≥ 18), where the failing op has a standard form", _raise_opset))
+register(Repair("static-shapes", "export", (FailureKind.DYNAMIC_SHAPE,),
+                "fix every symbolic dimension to the size the definition deploys", _static_shapes))

@@ -1,0 +1,31 @@
+"""Graph-level repairs: one catalogue entry per ONNX rewrite rule in `bot.repair.graph`.
+
+A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason) and
+has not been applied yet; the optimize stage applies it, so the pipeline re-runs from there.
+"""
+
+from __future__ import annotations
+
+from bot.records import FailureKind
+from bot.repair.catalogue import Repair, register
+from bot.repair.graph import all_rules
+
+ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.COMPILE_ERROR,
+           FailureKind.ACCURACY)
+
+
+def _proposer(rule):
+    def propose(failure, state, ctx):
+        if rule.id in state.options.get("optimize", {}).get("rewrites", []):
+            return None
+        if failure.kind == FailureKind.ACCURACY:
+            return None  # graph rules answer rejected nodes; accuracy is the quant level's
+        if not any(rule.answers(n.op, n.reason) for n in failure.nodes):
+            return None
+        return state.appended("optimize", "rewrites", [rule.id])
+
+    return propose
+
+
+for _rule in all_rules().values():
+    register(Repair(_rule.id, "graph", ANSWERS, _rule.summary, _proposer(_rule)))

@@ -1,0 +1,79 @@
+"""Quantization-level repairs: what practitioners do when 8-bit activations lose the signal.
+
+Ordered from cheapest in latency to most: keep only the layers localization blames in 16 bits,
+per-channel weights, a calibration that ignores outliers, 16-bit activations everywhere, fp16.
+"""
+
+from __future__ import annotations
+
+from bot.records import FailureKind
+from bot.repair.catalogue import Repair, register
+from bot.targets import SOCS
+
+# share of quantized activations moved to 16 bits, one step per attempt
+LOCALIZED_STEPS = (0.05, 0.15, 0.35)
+
+
+def _precision(state, ctx) -> str:
+    return state.options.get("quantize", {}).get("precision", ctx["spec"].target.precision)
+
+
+def _int16_localized(failure, state, ctx):
+    if _precision(state, ctx) != "w8a8" or not SOCS[ctx["spec"].target.soc].int16:
+        return None
+    localization = ctx.get("localize")
+    if localization is None:
+        return None
+    layers = localization()
+    if not layers:
+        return None
+    from bot.repair.localize import worst_layers
+
+    have = state.options.get("quantize", {}).get("overrides", {})
+    for step in LOCALIZED_STEPS:
+        chosen = worst_layers(layers, step)
+        if any(t not in have for t in chosen):
+            overrides = {**have, **{t: {"quant_type": "QUInt16"} for t in chosen}}
+            return state.with_option("quantize", "overrides", overrides)
+    return None
+
+
+def _w8a16_all(failure, state, ctx):
+    if _precision(state, ctx) != "w8a8" or not SOCS[ctx["spec"].target.soc].int16:
+        return None
+    new = state.with_option("quantize", "precision", "w8a16")
+    new.options["quantize"].pop("overrides", None)
+    return new
+
+
+def _per_channel(failure, state, ctx):
+    if ctx["spec"].target.per_channel or state.options.get("quantize", {}).get("per_channel") or \
+            _precision(state, ctx) == "fp16":
+        return None
+    return state.with_option("quantize", "per_channel", True)
+
+
+def _calibration(failure, state, ctx):
+    if state.options.get("quantize", {}).get("calibrate_method") == "percentile" or _precision(state, ctx) == "fp16":
+        return None
+    return state.with_option("quantize", "calibrate_method", "percentile")
+
+
+def _fp16(failure, state, ctx):
+    if _precision(state, ctx) == "fp16" or not SOCS[ctx["spec"].target.soc].fp16:
+        return None
+    new = state.with_option("quantize", "precision", "fp16")
+    for k in ("overrides", "per_channel", "calibrate_method"):
+        new.options["quantize"].pop(k, None)
+    return new
+
+
+ACC = (FailureKind.ACCURACY,)
+register(Repair("int16-localized", "quant", ACC,
+                "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized))
+register(Repair("per-channel-weights", "quant", ACC, "per-channel weight scales for conv/linear weights", _per_channel))
+register(Repair("calibration-percentile", "quant", ACC,
+                "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration))
+register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all))
+register(Repair("fp16-precision", "quant", ACC + (FailureKind.OP_REJECTED,),
+                "run the float graph in fp16 on the HTP where the SoC supports it", _fp16))
