@@ -40,6 +40,8 @@ class CompileRequest:
     out_dir: Path
     calibration: list[dict[str, np.ndarray]] = field(default_factory=list)
     encodings: Path | None = None  # quantization overrides (tensor → bitwidth/scale) for SDK quantizers
+    calibration_method: str = "minmax"  # spec.calibration.method, for SDK quantizers (minmax|entropy|percentile)
+    model_name: str = ""  # spec.name: names the device folder of on-device runs
 
 
 @dataclass

@@ -172,10 +172,17 @@ def overrides_from_encodings(encodings: dict[str, dict], params: set[str]) -> di
 
 
 def write_overrides(encodings_path: Path, float_onnx: Path, dest: Path) -> Path:
+    """Overrides for the tensors the SDK will see: those of the float graph it converts.
+
+    The QDQ graph also holds tensors that exist only there (e.g. the `…_DequantizeLinear_Output`
+    of an 8→16-bit conversion pair); they have no counterpart in the DLC and are left out.
+    """
     enc = json.loads(encodings_path.read_text())
     m = onnx.load(str(float_onnx), load_external_data=False)
     params = {i.name for i in m.graph.initializer}
-    dest.write_text(json.dumps(overrides_from_encodings(enc, params), indent=2))
+    known = params | {i.name for i in m.graph.input} | {o for n in m.graph.node for o in n.output}
+    dest.write_text(json.dumps(overrides_from_encodings({k: v for k, v in enc.items() if k in known}, params),
+                               indent=2))
     return dest
 
 
