@@ -18,8 +18,15 @@ def to_proto(model: ir.Model) -> onnx.ModelProto:
     from onnx_ir.passes.common import LiftConstantsToInitializersPass, RemoveUnusedNodesPass
 
     LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
-    RemoveUnusedNodesPass()(model)  # also drops initializers nothing reads any more
+    RemoveUnusedNodesPass()(model)
+    drop_unused_initializers(model.graph)
     return ir.serde.serialize_model(model)
+
+
+def drop_unused_initializers(graph: ir.Graph) -> None:
+    for name, v in list(graph.initializers.items()):
+        if not v.uses() and not v.is_graph_output() and not v.is_graph_input():
+            del graph.initializers[name]
 
 
 def apply_rules(model: onnx.ModelProto, rules: Sequence[pattern.RewriteRule], *, commute: bool = False
