@@ -1,18 +1,328 @@
 """Forges: where the bot's branch and pull request go (GitHub via PyGithub, or a local forge).
 
-`publish` is the one entry point `bot.deploy` calls after a run.
+`publish` is the one entry point `bot.deploy` calls after a run. The git work is the same for every
+forge and never touches the user's working tree, index or HEAD (see `bot.forge.git`):
+
+- branch `aipc/<model>` starts from the commit being deployed (HEAD) and holds that commit's tree
+  plus `deployments/<model>/` (stage folders, manifest.json, patches/, report/; never `.work/`);
+- one commit per stage and per repair, then one for the manifest and report; steps that change
+  nothing make no commit, so an unchanged re-run leaves the branch (and the PR) alone;
+- files above `max_git_bytes` go to Git LFS when `git lfs` is installed, else they stay out of git
+  for the workflow to upload as artifacts; the manifest's `storage` section says which;
+- a commit on the branch the bot did not write (see `git.foreign_commit`) stops the bot for that
+  branch, and the forge says so once (a PR comment on GitHub, a comments file locally).
+
+Forges: `local` (default; PR body in `<git-dir>/aipc/prs/<model>.md`) and `github` (`--pr`).
+Set `AIPC_FORGE=off` to skip publishing entirely (e.g. in tests that deploy inside a checkout).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bot import __version__
+from bot.errors import BadInput
+from bot.forge import git
+from bot.forge.base import Draft, Forge, PrResult, Status
+from bot.forge.github import GitHubForge
+from bot.forge.local import LocalForge
+
+REGISTRY: dict[str, type] = {"local": LocalForge, "github": GitHubForge}
+DEPLOYMENTS = "deployments"
+DEFAULT_MAX_GIT_BYTES = 5 * 1024 * 1024
+SKIP = {".work", "__pycache__"}
+
+__all__ = ["REGISTRY", "Forge", "PublishResult", "publish", "get_forge"]
+
+
+def get_forge(name: str, repo: git.Repo, **options) -> Forge:
+    try:
+        return REGISTRY[name](repo, **options)
+    except KeyError:
+        raise BadInput(f"unknown forge {name!r}; known: {sorted(REGISTRY)}") from None
+
+
+@dataclass
+class PublishResult:
+    branch: str
+    sha: str | None = None
+    commits: list[str] = field(default_factory=list)
+    pushed: bool = False
+    pr: PrResult | None = None
+    stopped_by: str | None = None  # sha of a human commit that stopped the bot
+    storage: dict = field(default_factory=dict)
+
 
 def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool, pr: bool,
-            say: Callable[[str], None] = lambda m: None):
-    """Commit the deployment to `aipc/<model>` and open or update its pull request.
+            say: Callable[[str], None] = lambda m: None, forge: str | None = None,
+            forge_options: dict | None = None, base: str = "HEAD", remote: str = "origin",
+            max_git_bytes: int | None = None) -> PublishResult | None:
+    """Commit the deployment to `aipc/<model>` and open or update its pull request."""
+    if os.environ.get("AIPC_FORGE", "").lower() in ("off", "0", "none"):
+        return None
+    repo = git.find_repo(Path(model_dir))
+    if repo is None:
+        say(f"not publishing: {model_dir} is not inside a git repository (no branch, no pull request)")
+        return None
+    model = manifest.get("model") or Path(deployment_dir).name
+    branch = f"aipc/{model}"
+    head = repo.rev(base)
+    if head is None:
+        say(f"not publishing: {repo.root} has no commit yet to branch {branch} from")
+        return None
+    if repo.head_ref() == f"refs/heads/{branch}":
+        say(f"not publishing: {branch} is checked out here; the bot never writes the branch you are on")
+        return None
+    push = push or pr
+    limit = max_git_bytes if max_git_bytes is not None else int(
+        os.environ.get("AIPC_MAX_GIT_BYTES", DEFAULT_MAX_GIT_BYTES))
+    fg = get_forge(forge or ("github" if pr else "local"), repo, **(forge_options or {}))
+    result = PublishResult(branch)
 
-    Placeholder until the forge lands: does nothing.
-    """
-    return None
+    # 1. Whose branch is it? Read both tips; any commit we did not write hands it to the human.
+    local_tip = repo.rev(f"refs/heads/{branch}")
+    try:
+        remote_tip = git.remote_tip(repo, branch, remote) if push else None
+    except git.GitError as e:
+        raise BadInput(f"cannot read {branch} from remote {remote!r}: {e}", where=str(repo.root)) from None
+    for tip in dict.fromkeys(t for t in (remote_tip, local_tip) if t):
+        human = git.foreign_commit(repo, tip, model)
+        if human:
+            result.stopped_by, result.sha = human.sha, tip
+            say(f"not updating {branch}: commit {human.sha[:12]} ({human.subject!r} by {human.author}) "
+                f"was not written by the bot; it stays as it is")
+            if pr:
+                fg.connect()
+            fg.report_human_commit(branch, human.sha, human.author, human.subject)
+            return result
+
+    # 2. Files derived from the manifest: repair patches, storage decisions, the HTML report.
+    deployment_dir = Path(deployment_dir)
+    prefix = f"{DEPLOYMENTS}/{model}"
+    _write_patches(deployment_dir, manifest)
+    if not (deployment_dir / ".gitignore").exists():
+        (deployment_dir / ".gitignore").write_text(".work/\n")
+    from bot.report import html_report
+
+    html_report(manifest, deployment_dir / "report")
+    lfs = git.lfs_available(repo)
+    storage = _storage(deployment_dir, manifest, limit, lfs)
+    manifest = {**manifest, "storage": storage}
+    result.storage = storage
+    from bot.pipeline.manifest import update_section
+
+    if (deployment_dir / "manifest.json").exists():
+        update_section(deployment_dir, "storage", storage)
+
+    # 3. Commits on top of our own earlier tip when it was built on this same HEAD, else fresh.
+    start_tip = remote_tip or local_tip
+    parent = head
+    if start_tip:
+        last = git.log_first_parent(repo, start_tip, limit=1)
+        if last and last[0].base == head:
+            parent = start_tip
+    steps = _steps(repo, deployment_dir, prefix, manifest, storage, parent)
+    trailers = {git.TRAILER_MODEL: model, git.TRAILER_BASE: head, "Aipc-Bot": __version__}
+    new, made = git.commit_steps(repo, parent, steps, trailers=trailers)
+    result.sha, result.commits = new, made
+    if new != local_tip:
+        git.move_branch(repo, branch, new, local_tip)
+    say(f"{branch}: {len(made)} new commit(s), tip {new[:12]}" if made else f"{branch}: nothing changed ({new[:12]})")
+
+    # 4. Deliver: connect before pushing, so a bad token fails before the remote changes.
+    if pr:
+        fg.connect()
+    if push and remote_tip != new:
+        if lfs and any(v.get("where") == "lfs" for v in storage["files"].values()):
+            oids = [v["oid"] for v in storage["files"].values() if v.get("where") == "lfs"]
+            repo.git("lfs", "push", "--object-id", remote, *oids)
+        try:
+            git.push(repo, branch, new, remote_tip, remote)
+        except git.GitError as e:
+            raise BadInput(f"push of {branch} to {remote!r} failed: {e}", where=str(repo.root),
+                           hint=f"the commits are safe on the local branch {branch} ({new[:12]})") from None
+        result.pushed = True
+        say(f"pushed {branch} to {remote}")
+    images = _image_links(fg, new, prefix, deployment_dir)
+    from bot.report import pr_body, pr_title
+    from bot.report.view import labels
+
+    draft = Draft(model=model, branch=branch, base=_base_branch(repo) if pr else repo.head_ref(),
+                  head_sha=new, title=pr_title(manifest), body=pr_body(manifest, images=images["images"],
+                                                                       links=images["links"]),
+                  labels=labels(manifest), statuses=_statuses(manifest))
+    result.pr = fg.open_or_update(draft)
+    what = "opened" if result.pr.created else ("updated" if result.pr.edited else "unchanged")
+    say(f"pull request {what}: {result.pr.url}")
+    return result
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _base_branch(repo: git.Repo) -> str | None:
+    """The branch the pushed commit is on: Actions says it, else HEAD's branch, else the default."""
+    if os.environ.get("GITHUB_REF_NAME") and os.environ.get("GITHUB_REF_TYPE", "branch") == "branch" \
+            and not os.environ.get("GITHUB_HEAD_REF"):
+        return os.environ["GITHUB_REF_NAME"]
+    ref = repo.head_ref()
+    return ref.removeprefix("refs/heads/") if ref else None
+
+
+def _published_files(deployment_dir: Path) -> list[Path]:
+    out = []
+    for p in sorted(deployment_dir.rglob("*")):
+        rel = p.relative_to(deployment_dir)
+        if p.is_file() and not (set(rel.parts) & SKIP) and not p.name.endswith(".tmp"):
+            out.append(p)
+    return out
+
+
+def _write_patches(deployment_dir: Path, manifest: dict) -> None:
+    from bot.report.view import patch_name
+
+    for r in manifest.get("repairs") or []:
+        if r.get("diff"):
+            d = deployment_dir / "patches"
+            d.mkdir(exist_ok=True)
+            p = d / patch_name(r)
+            text = r["diff"] if r["diff"].endswith("\n") else r["diff"] + "\n"
+            if not p.exists() or p.read_text() != text:
+                p.write_text(text)
+
+
+def _storage(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) -> dict:
+    from bot.store import sha256_file
+
+    files = {}
+    for p in _published_files(deployment_dir):
+        rel = str(p.relative_to(deployment_dir))
+        if rel == "manifest.json":  # always in git; its own size would make it self-referential
+            continue
+        size = p.stat().st_size
+        if size <= limit or rel in (".gitignore", ".gitattributes"):
+            files[rel] = {"where": "git", "bytes": size}
+            continue
+        meta = {"bytes": size, "sha256": sha256_file(p)}
+        if lfs:
+            meta.update(where="lfs", oid=meta["sha256"])
+        else:
+            stage = rel.split("/", 1)[0]
+            meta.update(where="artifact", artifact=f"{manifest.get('model')}-{stage}")
+        files[rel] = meta
+    return {"max_git_bytes": limit, "lfs": lfs, "files": files}
+
+
+def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+           parent: str) -> list[git.Step]:
+    from bot.report.view import STAGE_WHY, fmt, patch_name, stage_figure
+
+    entries: dict[str, git.Entry] = {}
+    lfs_paths = []
+    for p in _published_files(deployment_dir):
+        rel = str(p.relative_to(deployment_dir))
+        meta = storage["files"].get(rel, {"where": "git"})
+        if meta["where"] == "artifact":
+            continue
+        if meta["where"] == "lfs":
+            pointer = repo.git("lfs", "clean", "--", rel, input=p.read_bytes())
+            entries[rel] = git.hash_bytes(repo, (pointer.strip() + "\n").encode())
+            lfs_paths.append(rel)
+        elif rel == "manifest.json":
+            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}")
+        else:
+            entries[rel] = git.hash_file(repo, p)
+    if lfs_paths:
+        attrs = "".join(f"{r} filter=lfs diff=lfs merge=lfs -text\n" for r in lfs_paths)
+        entries[".gitattributes"] = git.hash_bytes(repo, attrs.encode())
+    model = manifest.get("model")
+
+    def under(folder: str) -> dict[str, git.Entry]:
+        return {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(folder + "/")}
+
+    steps = []
+    for s in manifest.get("stages", []):
+        name = s.get("stage")
+        verdict = "passed" if s.get("passed") else "FAILED"
+        lines = [f"aipc({model}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
+                 + (" (cached)" if s.get("cached") else ""), ""]
+        if fig := stage_figure(s):
+            lines += [fig, ""]
+        for c in s.get("checks", []):
+            thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
+            lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')}"
+                         + (f" = {fmt(c.get('value'))}" if c.get("value") is not None else "") + thr)
+        if s.get("failure"):
+            f = s["failure"]
+            lines += ["", f"Failure ({f.get('kind')}): {f.get('message', '')}"]
+        lines += ["", f"Why this stage: {STAGE_WHY.get(name, 'a stage of the workflow')}."]
+        skipped = [r for r in storage["files"] if r.startswith(name + "/") and storage["files"][r]["where"] == "artifact"]
+        if skipped:
+            lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
+        steps.append(git.Step("\n".join(lines), owns=[f"{prefix}/{name}/"], files=under(name)))
+    for r in manifest.get("repairs") or []:
+        rel = f"patches/{patch_name(r)}"
+        kept = "kept" if r.get("kept") else "tried and reverted"
+        msg = (f"aipc({model}): repair {int(r.get('n') or 0):02d} {r.get('repair')} ({r.get('level')}) {kept}\n\n"
+               f"Why: {r.get('reason', 'no reason recorded')}\n"
+               f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
+        files = {f"{prefix}/{rel}": entries[rel]} if rel in entries else {}
+        steps.append(git.Step(msg, owns=[f"{prefix}/{rel}"], files=files))
+    status = manifest.get("status")
+    steps.append(git.Step(
+        f"aipc({model}): manifest and report, {status}\n\n"
+        f"The manifest lists every artifact with sha256 and size, the tool versions, and where large files "
+        f"are kept; report/ holds the HTML report and its plots linked from the pull request.",
+        owns=[f"{prefix}/"], files={f"{prefix}/{r}": e for r, e in entries.items()}))
+    return steps
+
+
+VOLATILE = ("started", "seconds_total")
+
+
+def _manifest_entry(repo: git.Repo, path: Path, parent: str, repo_path: str) -> git.Entry:
+    """Keep the branch's manifest when only run-time noise (start time, cache flags) changed."""
+    import json
+
+    new = path.read_bytes()
+    old = git.blob_bytes(repo, parent, repo_path)
+    if old is not None:
+        try:
+            a, b = json.loads(old), json.loads(new)
+            for m in (a, b):
+                for k in VOLATILE:
+                    m.pop(k, None)
+                for s in m.get("stages", []):
+                    s.pop("cached", None)
+            if a == b:
+                return git.hash_bytes(repo, old)
+        except ValueError:
+            pass
+    return git.hash_file(repo, path)
+
+
+def _statuses(manifest: dict) -> list[Status]:
+    out = []
+    for s in manifest.get("stages", []):
+        if s.get("passed"):
+            desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
+        else:
+            desc = ((s.get("failure") or {}).get("message") or "failed")
+        out.append(Status(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140]))
+    return out
+
+
+def _image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
+    from bot.report.plots import LAYERS_PNG, SECONDS_PNG
+
+    def url(name: str) -> str:
+        path = f"{prefix}/report/{name}"
+        return fg.raw_url(sha, path) if hasattr(fg, "raw_url") else path
+
+    images = {"seconds": url(SECONDS_PNG)}
+    if (deployment_dir / "report" / LAYERS_PNG).exists():
+        images["layers"] = url(LAYERS_PNG)
+    links = {"HTML report": url("index.html")} if hasattr(fg, "raw_url") else {"HTML report": f"{prefix}/report/index.html"}
+    return {"images": images, "links": links}

@@ -1,0 +1,157 @@
+"""The GitHub forge, through PyGithub (GitHub Enterprise via `base_url`).
+
+Settings come from the environment a GitHub Actions job already has: `GITHUB_TOKEN`,
+`GITHUB_API_URL` (Enterprise: `https://<host>/api/v3`), `GITHUB_REPOSITORY` (else the `origin`
+remote's URL), `GITHUB_SERVER_URL` for links. Every API error becomes a `BadInput` that says what
+to fix; transient ones (5xx, rate limits with `Retry-After` / `x-ratelimit-reset`) are retried a
+bounded number of times by PyGithub's `GithubRetry` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from bot.errors import BadInput
+from bot.forge.base import MANAGED_LABELS, Draft, PrResult, body_hash, human_marker, stored_hash, with_hash
+from bot.forge.git import Repo, remote_url, slug_from_url
+from bot.forge.local import human_comment
+
+DEFAULT_API = "https://api.github.com"
+
+
+def server_url(api_url: str) -> str:
+    """Where humans (and raw file links) live: api.github.com → github.com; <host>/api/v3 → <host>."""
+    if env := os.environ.get("GITHUB_SERVER_URL"):
+        return env.rstrip("/")
+    api_url = api_url.rstrip("/")
+    if api_url == DEFAULT_API:
+        return "https://github.com"
+    return api_url[: -len("/api/v3")] if api_url.endswith("/api/v3") else api_url
+
+
+class GitHubForge:
+    name = "github"
+
+    def __init__(self, repo: Repo, *, token: str | None = None, base_url: str | None = None,
+                 slug: str | None = None, retries: int = 5, backoff: float = 1.0,
+                 max_rate_limit_wait: float = 120.0, timeout: int = 30, seconds_between_requests: float = 0.25,
+                 seconds_between_writes: float = 1.0, **_):
+        self.repo = repo
+        self.token = token if token is not None else os.environ.get("GITHUB_TOKEN", "")
+        self.base_url = (base_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API).rstrip("/")
+        self.slug = slug or os.environ.get("GITHUB_REPOSITORY") or slug_from_url(remote_url(repo) or "")
+        self.retries, self.backoff, self.max_wait = retries, backoff, max_rate_limit_wait
+        self.timeout, self.between = timeout, (seconds_between_requests, seconds_between_writes)
+        self.gh_repo = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def _api(self, doing: str):
+        """Turn PyGithub's exceptions into one paragraph a person can act on."""
+        import requests
+        from github import BadCredentialsException, GithubException, UnknownObjectException
+
+        try:
+            yield
+        except BadCredentialsException as e:
+            raise BadInput(f"GitHub rejected the token while {doing} (HTTP {e.status}: bad credentials)",
+                           where=self.base_url, hint="set GITHUB_TOKEN to a token with contents, pull-requests "
+                                                      "and statuses write access") from None
+        except UnknownObjectException as e:
+            raise BadInput(f"GitHub answered 404 while {doing}: repository {self.slug!r} does not exist or the "
+                           f"token cannot see it", where=self.base_url,
+                           hint="check GITHUB_REPOSITORY / the origin remote and the token's scope") from e
+        except GithubException as e:
+            msg = (e.data or {}).get("message") if isinstance(e.data, dict) else str(e.data)
+            raise BadInput(f"GitHub answered HTTP {e.status} while {doing}: {msg}", where=self.base_url) from None
+        except requests.exceptions.RetryError as e:
+            raise BadInput(f"GitHub kept failing while {doing} after {self.retries} retries ({e})",
+                           where=self.base_url, hint="try again later; nothing local was lost") from None
+        except requests.exceptions.ConnectionError as e:
+            raise BadInput(f"cannot reach GitHub while {doing}: {e}", where=self.base_url) from None
+
+    def connect(self) -> None:
+        from github import Auth, Github, GithubRetry
+
+        if not self.token:
+            raise BadInput("GITHUB_TOKEN is not set, so the pull request cannot be opened",
+                           where="--pr", hint="export GITHUB_TOKEN (in Actions: `env: GITHUB_TOKEN: "
+                                              "${{ secrets.GITHUB_TOKEN }}`)")
+        if not self.slug:
+            raise BadInput("cannot tell which GitHub repository to use", where="--pr",
+                           hint="set GITHUB_REPOSITORY=owner/name or add an `origin` remote")
+        retry = GithubRetry(total=self.retries, backoff_factor=self.backoff, max_rate_limit_wait=self.max_wait,
+                            secondary_rate_wait=min(60.0, self.max_wait),
+                            status_forcelist=[429, 500, 502, 503, 504])
+        self.gh = Github(auth=Auth.Token(self.token), base_url=self.base_url, retry=retry, timeout=self.timeout,
+                         seconds_between_requests=self.between[0], seconds_between_writes=self.between[1])
+        with self._api(f"reading repository {self.slug}"):
+            self.gh_repo = self.gh.get_repo(self.slug)
+            self.owner = self.gh_repo.owner.login
+
+    def _find(self, branch: str):
+        with self._api(f"looking for the open pull request from {branch}"):
+            return next(iter(self.gh_repo.get_pulls(state="open", head=f"{self.owner}:{branch}")), None)
+
+    # ------------------------------------------------------------------ the protocol
+
+    def open_or_update(self, draft: Draft) -> PrResult:
+        if self.gh_repo is None:
+            self.connect()
+        pr = self._find(draft.branch)
+        result = PrResult(None, "")
+        if pr is None:
+            base = draft.base or self.gh_repo.default_branch
+            with self._api(f"opening the pull request {draft.branch} → {base}"):
+                pr = self.gh_repo.create_pull(base=base, head=draft.branch, title=draft.title,
+                                              body=with_hash(draft.body), maintainer_can_modify=True)
+            result.created = True
+        elif pr.title != draft.title or stored_hash(pr.body) != body_hash(draft.body):
+            with self._api(f"updating pull request #{pr.number}"):
+                pr.edit(title=draft.title, body=with_hash(draft.body))
+            result.edited = True
+        result.number, result.url = pr.number, pr.html_url
+        current = {l.name for l in pr.labels}
+        want = set(draft.labels)
+        result.labels_added = sorted(want - current)
+        result.labels_removed = sorted((current & set(MANAGED_LABELS)) - want)
+        with self._api(f"labelling pull request #{pr.number}"):
+            if result.labels_added:
+                pr.add_to_labels(*result.labels_added)
+            for name in result.labels_removed:
+                pr.remove_from_labels(name)
+        result.statuses_posted = self._statuses(draft)
+        return result
+
+    def _statuses(self, draft: Draft) -> int:
+        """One commit status per stage; only those that differ from what the commit already shows."""
+        run = None
+        if os.environ.get("GITHUB_RUN_ID") and self.slug:
+            run = f"{server_url(self.base_url)}/{self.slug}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+        with self._api(f"setting commit statuses on {draft.head_sha[:12]}"):
+            commit = self.gh_repo.get_commit(draft.head_sha)
+            have = {s.context: (s.state, s.description) for s in commit.get_combined_status().statuses}
+            posted = 0
+            for s in draft.statuses:
+                if have.get(s.context) == (s.state, s.description[:140]):
+                    continue
+                kw = {"target_url": run} if run else {}
+                commit.create_status(state=s.state, description=s.description[:140], context=s.context, **kw)
+                posted += 1
+        return posted
+
+    def report_human_commit(self, branch: str, sha: str, author: str, subject: str) -> None:
+        if self.gh_repo is None:
+            self.connect()
+        pr = self._find(branch)
+        if pr is None:
+            return
+        with self._api(f"commenting on pull request #{pr.number}"):
+            if any(human_marker(sha) in (c.body or "") for c in pr.get_issue_comments()):
+                return
+            pr.create_issue_comment(human_comment(branch, sha, author, subject))
+
+    def raw_url(self, sha: str, path: str) -> str:
+        return f"{server_url(self.base_url)}/{self.slug}/raw/{sha}/{path}"
