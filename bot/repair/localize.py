@@ -30,6 +30,7 @@ class LayerError:
     sqnr_db: float
     index: int  # topological position
     sqnr_drop_db: float = 0.0  # how much worse than the worst of its inputs: error this layer adds
+    inputs: tuple[str, ...] = ()  # quantized activations it reads: where its error may come from
 
 
 def _expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
@@ -75,7 +76,8 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
         got = M.concat([s[t + DQ_SUFFIX] for s in q_out])
         node, idx = producers[t]
         cos = M.cosine(ref, got) if np.any(ref) else (1.0 if not np.any(got) else float("nan"))
-        err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx)
+        err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx,
+                         inputs=tuple(i for i in node.input if i in producers))
         ins = [layers[i].sqnr_db for i in node.input if i in layers]
         base = min(ins) if ins else float("inf")
         err.sqnr_drop_db = (base - err.sqnr_db) if math.isfinite(base) and math.isfinite(err.sqnr_db) else (
@@ -87,10 +89,20 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
 
 
 def worst_layers(layers: list[LayerError], fraction: float, minimum: int = 1) -> list[str]:
-    """The tensors that add the most error, a `fraction` of all quantized activations."""
+    """The layers that add the most error, with the activations they read: about a `fraction` of
+    all quantized activations. Inputs count because an error often shows only downstream: a
+    tensor with a huge offset quantizes with a small *relative* error, and the layer that removes
+    the offset is where the loss appears."""
     k = max(minimum, int(math.ceil(fraction * len(layers))))
     ranked = sorted(layers, key=lambda e: (-(e.sqnr_drop_db if math.isfinite(e.sqnr_drop_db) else 99), e.index))
-    return [e.tensor for e in ranked[:k]]
+    chosen: list[str] = []
+    for e in ranked:
+        if len(chosen) >= k:
+            break
+        for t in (e.tensor, *e.inputs):
+            if t not in chosen:
+                chosen.append(t)
+    return chosen
 
 
 def as_manifest(layers: list[LayerError], first_bad: LayerError | None) -> dict:

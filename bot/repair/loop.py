@@ -24,6 +24,7 @@ from bot.repair.catalogue import Repair, RepairState, all_repairs
 from bot.repair.taxonomy import classify
 
 PATIENCE = 3  # attempts in a row that change nothing before the loop gives up
+MIN_GAIN = 1e-3  # a metric gain smaller than this is noise, not progress
 
 # which levels answer which failure class, in the order they are tried
 LEVEL_ORDER: dict[FailureKind, tuple[str, ...]] = {
@@ -78,6 +79,12 @@ def score(outcome: RunOutcome) -> tuple[float, float]:
     return (passed, -math.inf)
 
 
+def improves(new: tuple[float, float], old: tuple[float, float]) -> bool:
+    if new[0] != old[0]:
+        return new[0] > old[0]
+    return new[1] > old[1] + MIN_GAIN
+
+
 def summarize(outcome: RunOutcome) -> dict:
     d = {"passed": outcome.passed, "reached": outcome.results[-1].stage if outcome.results else None}
     if outcome.failure:
@@ -103,8 +110,9 @@ def options_diff(before: RepairState, after: RepairState) -> str:
 
 class RepairLoop:
     def __init__(self, spec, model_dir: Path, out_dir: Path, backend, *, events=None,
-                 say: Callable[[str], None] = lambda m: None):
+                 say: Callable[[str], None] = lambda m: None, workflow: list[str] | None = None):
         self.spec, self.model_dir, self.out_dir, self.backend = spec, Path(model_dir), Path(out_dir), backend
+        self.workflow = workflow
         self.events, self.say = events, say
         self.limits = spec.limits
         self._localized: dict[str, list] = {}
@@ -118,7 +126,8 @@ class RepairLoop:
 
             dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
             folder = dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
-        return Pipeline(self.spec, folder, self.out_dir, self.backend, events=self.events).run(state.options)
+        return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
+                        events=self.events).run(state.options)
 
     def localize(self, outcome: RunOutcome) -> list:
         """Per-layer errors of the run's quantized graph against its float graph (cached per run)."""
@@ -178,7 +187,7 @@ class RepairLoop:
                      f"at {failure.stage}")
             t0 = time.perf_counter()
             outcome = self.run_state(cand)
-            kept = score(outcome) > score(best)
+            kept = improves(score(outcome), score(best))
             result.attempts.append(Attempt(
                 n=len(result.attempts) + 1, repair=repair.id, level=repair.level,
                 reason=f"{failure.kind.value} at {failure.stage}: {failure.message}"[:400],

@@ -1,7 +1,8 @@
 """Quantization-level repairs: what practitioners do when 8-bit activations lose the signal.
 
-Ordered from cheapest in latency to most: keep only the layers localization blames in 16 bits,
-per-channel weights, a calibration that ignores outliers, 16-bit activations everywhere, fp16.
+Ordered by how often each one is what fixes it in practice (AI Hub's advice: "try w8a16 or mixed
+precision"): the layers localization blames in 16 bits, 16-bit activations everywhere, per-channel
+weights, a calibration that ignores outliers, and last fp16, which changes the deployed precision.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def _fp16(failure, state, ctx):
 ACC = (FailureKind.ACCURACY,)
 register(Repair("int16-localized", "quant", ACC,
                 "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized))
+register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all))
 register(Repair("per-channel-weights", "quant", ACC, "per-channel weight scales for conv/linear weights", _per_channel))
 register(Repair("calibration-percentile", "quant", ACC,
                 "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration))
-register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all))
 register(Repair("fp16-precision", "quant", ACC + (FailureKind.OP_REJECTED,),
                 "run the float graph in fp16 on the HTP where the SoC supports it", _fp16))
