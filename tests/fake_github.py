@@ -41,6 +41,7 @@ class FakeGitHub:
     statuses: dict = field(default_factory=dict)
     requests: list = field(default_factory=list)
     faults: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -52,7 +53,11 @@ class FakeGitHub:
                 pass
 
             def _any(self):
-                fake._handle(self)
+                try:
+                    fake._handle(self)
+                except Exception as e:  # a bug in the fake must fail the test, not hang the client
+                    fake.errors.append(repr(e))
+                    self.send_error(500, repr(e))
 
             do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _any
 
@@ -160,7 +165,8 @@ class FakeGitHub:
         if (m := re.fullmatch(r"/issues/(\d+)/labels(?:/(.+))?", rest)) and int(m.group(1)) in self.pulls:
             pr = self.pulls[int(m.group(1))]
             if h.command == "POST":
-                pr["labels"] += [l for l in body.get("labels", []) if l not in pr["labels"]]
+                names = body if isinstance(body, list) else body.get("labels", [])
+                pr["labels"] += [l for l in names if l not in pr["labels"]]
             elif h.command == "DELETE" and m.group(2):
                 if m.group(2) not in pr["labels"]:
                     return reply(404, {"message": "Label does not exist"})

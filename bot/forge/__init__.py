@@ -324,5 +324,6 @@ def _image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
     images = {"seconds": url(SECONDS_PNG)}
     if (deployment_dir / "report" / LAYERS_PNG).exists():
         images["layers"] = url(LAYERS_PNG)
-    links = {"HTML report": url("index.html")} if hasattr(fg, "raw_url") else {"HTML report": f"{prefix}/report/index.html"}
+    html = f"{prefix}/report/index.html"
+    links = {"HTML report": fg.blob_url(sha, html) if hasattr(fg, "blob_url") else html}
     return {"images": images, "links": links}

@@ -155,3 +155,6 @@ class GitHubForge:
 
     def raw_url(self, sha: str, path: str) -> str:
         return f"{server_url(self.base_url)}/{self.slug}/raw/{sha}/{path}"
+
+    def blob_url(self, sha: str, path: str) -> str:
+        return f"{server_url(self.base_url)}/{self.slug}/blob/{sha}/{path}"
