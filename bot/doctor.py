@@ -11,6 +11,9 @@ def diagnose() -> list[tuple[str, bool, str]]:
         backend = backends.base._REGISTRY[name]()
         ok, why = backend.available()
         if ok:
-            why += "  " + ", ".join(f"{k} {v}" for k, v in backend.versions().items())
+            try:
+                why += "  " + ", ".join(f"{k} {v}" for k, v in backend.versions().items())
+            except Exception as e:  # a backend that is there but cannot say its versions is still worth listing
+                why += f"  (versions unavailable: {e})"
         rows.append((name, ok, why))
     return rows

@@ -61,7 +61,7 @@ def device_command(folder: str, net_run: str, args: list[str]) -> str:
     adsp = ";".join((folder, *SYSTEM_DSP_PATHS))
     return (f"cd {shlex.quote(folder)} && export LD_LIBRARY_PATH={shlex.quote(folder)}:$LD_LIBRARY_PATH"
             f" && export ADSP_LIBRARY_PATH=\"{adsp}\" && chmod 755 ./{net_run}"
-            f" && ./{net_run} {' '.join(shlex.quote(a) for a in args)}; echo {EXIT_MARK}$?")
+            f" && ./{net_run} {' '.join(shlex.quote(a) for a in args)} 2>&1; echo {EXIT_MARK}$?")
 
 
 @register("adb")
@@ -133,7 +133,8 @@ class AdbDeviceBackend:
         return self._serial
 
     def shell(self, line: str, stage: str = "validate", what: str = "adb shell") -> str:
-        return self._adb("shell", line, stage=stage, what=what).stdout
+        proc = self._adb("shell", line, stage=stage, what=what)
+        return (proc.stdout or "") + (proc.stderr or "")
 
     # ── Backend ────────────────────────────────────────────────────────────────────────────────
     def available(self) -> tuple[bool, str]:
@@ -178,7 +179,7 @@ class AdbDeviceBackend:
                                            f"{', '.join(missing)}", "", kind=FailureKind.TOOL_ERROR))
         with tempfile.TemporaryDirectory(prefix="aipc-adb-") as tmp:
             local = Path(tmp)
-            Q.write_inputs(feeds, io, local / "inputs", path_prefix=f"{folder}/inputs")
+            Q.write_inputs(feeds, io, local / "inputs", path_prefix="inputs")  # relative to the cd
             pushes += [(p, f"inputs/{p.name}") for p in sorted((local / "inputs").iterdir())]
             self.shell(f"rm -rf {shlex.quote(folder)} && mkdir -p {shlex.quote(folder)}/inputs", what="adb shell mkdir")
             try:

@@ -72,11 +72,9 @@ def classify(text: str) -> Classified:
                 for op in re.findall(r"'([^']+)'", g.get("op", "")):
                     nodes.setdefault((op, op), RejectedNode(op, op, line))
                 continue
-            op = g.get("op") or g.get("qop") or ("Reshape" if rule.label == "rank" else "")
+            op = "?" if rule.label == "rank" else (g.get("op") or g.get("qop") or "")
             if rule.label == "no-translation":
                 op = _onnx_op(op)
-            if rule.label == "rank":
-                op = "?"
             name = g.get("node") or op or "?"
             if op or g.get("node"):
                 nodes.setdefault((name, op), RejectedNode(name, op or "?", line))
