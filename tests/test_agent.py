@@ -133,6 +133,9 @@ def test_real_pipeline_repair_of_an_unknown_failure(model_dir, tmp_path):
         res = run_agent(req, client=client_for(srv))
     assert res.outcome == "fixed" and res.reason == "fixed", res.transcript
     assert res.best.passed and len(res.state.patches) == 1
+    assert "## Exit criteria" in srv.tool_results(1)[-1]  # the skill body, disclosed on request
+    assert "pytorch-onnx-export" in srv.requests[0]["body"]["messages"][0]["content"]  # names up front
+    assert "## Exit criteria" not in srv.requests[0]["body"]["messages"][0]["content"]  # bodies only on request
     assert "linalg.inv" in srv.tool_results(2)[-1]  # the model saw the file before patching
     assert "patch accepted" in srv.tool_results(3)[-1]
     assert srv.requests[0]["auth"] == "Bearer sk-test"

@@ -28,6 +28,8 @@ OPTIONS: dict[tuple[str, str], Any] = {  # (stage, key) → allowed values (a tu
     ("export", "exporter"): ("torchscript", "dynamo"),
     ("export", "opset"): int,
     ("optimize", "rewrites"): list,
+    ("optimize", "static_shapes"): bool,
+    ("quantize", "precision"): ("w8a8", "w8a16", "fp16"),
     ("quantize", "per_channel"): bool,
     ("quantize", "calibrate_method"): ("minmax", "entropy", "percentile"),
 }
@@ -64,7 +66,8 @@ SCHEMAS = [
          "quant_type": {"type": "string", "enum": list(QUANT_TYPES)}, "clear": {"type": "boolean"}},
         ["tensors", "quant_type"]),
     _fn("set_option", "Set one stage knob: export.exporter (torchscript|dynamo), export.opset (11-22), "
-        "optimize.rewrites (list of graph rule ids), quantize.per_channel (bool), "
+        "optimize.rewrites (list of graph rule ids), optimize.static_shapes (bool), "
+        "quantize.precision (w8a8|w8a16|fp16), quantize.per_channel (bool), "
         "quantize.calibrate_method (minmax|entropy|percentile).",
         {"stage": {"type": "string"}, "key": {"type": "string"}, "value": {}}, ["stage", "key", "value"]),
     _fn("rerun", "Run the pipeline with the pending state (unchanged stages are skipped) and see the outcome.", {}),
