@@ -82,7 +82,8 @@ def resolve_config(spec: Any = None) -> LLMConfig:
     model = os.environ.get("AIPC_LLM_MODEL") or get("model") or DEFAULT_MODEL
     base = os.environ.get("AIPC_LLM_BASE_URL") or get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
     timeout = float(os.environ.get("AIPC_LLM_TIMEOUT") or get("timeout_seconds") or DEFAULT_TIMEOUT)
-    retries = int(os.environ.get("AIPC_LLM_MAX_RETRIES") or get("max_retries", None) or DEFAULT_RETRIES)
+    env_retries, spec_retries = os.environ.get("AIPC_LLM_MAX_RETRIES"), get("max_retries")
+    retries = int(env_retries if env_retries else spec_retries if spec_retries is not None else DEFAULT_RETRIES)
     pin, pout = get("price_in_per_mtok"), get("price_out_per_mtok")
     price = (float(pin), float(pout)) if pin is not None and pout is not None else None
     return LLMConfig(key, model, base, timeout, retries, int(get("max_output_tokens") or DEFAULT_MAX_OUTPUT), price)
