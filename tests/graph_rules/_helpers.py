@@ -53,3 +53,22 @@ def probe(m: onnx.ModelProto, tmp: Path):
 
 def ops(m: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in m.graph.node]
+
+
+def quantize_qdq(m: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.ModelProto:
+    """The naive path's quantization: onnxruntime's QNN QDQ config, 8-bit, MinMax."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
+
+    src, dst = tmp / f"f{id(m)}.onnx", tmp / f"q{id(m)}.onnx"
+    onnx.save(m, str(src))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize(str(src), str(dst), get_qnn_qdq_config(str(src), Reader()))
+    return onnx.load(str(dst))
