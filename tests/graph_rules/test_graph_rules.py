@@ -336,3 +336,15 @@ def test_big_region_after_argmax_kept():
         nodes.append(h.make_node("Relu", [f"c{i}"], [f"c{i + 1}"]))
     m = model(nodes, [("x", F, [1, 8, 4])], [("c30", F)])
     assert rewritten(m, "strip-postprocess")[1] == 0
+
+
+def test_all_rules_in_sequence_keep_metadata_and_numerics():
+    """The loop may stack rules: each is a no-op where it has nothing to do, and the cut description survives."""
+    from bot.repair.graph.strip_postprocess import KEY
+
+    m = _detector()
+    ids = ["strip-postprocess"] + sorted(set(all_rules()) - {"strip-postprocess"})
+    out, counts = apply_rewrites(m, ids)
+    assert counts["strip-postprocess"] == 1 and sum(counts.values()) == 1
+    assert KEY in {p.key for p in out.metadata_props}
+    onnx.checker.check_model(out, full_check=True)
