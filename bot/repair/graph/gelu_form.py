@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
