@@ -46,7 +46,7 @@ def env() -> jinja2.Environment:
                                                                default_for_string=False, default=False),
                            trim_blocks=True, lstrip_blocks=True,
                            keep_trailing_newline=True)
-    e.filters.update(clip=_clip, cell=_cell, fence=_fence, fmt=view.fmt)
+    e.filters.update(clip=_clip, cell=_cell, fence=_fence, fmt=view.fmt, rstrip=lambda t: (t or "").rstrip())
     return e
 
 
@@ -65,9 +65,11 @@ def pr_body(manifest: dict, *, images: dict[str, str] | None = None, links: dict
     v = view.build(manifest)
     ctx = {"v": v, "images": images or {}, "links": links or {}, "marker": MARKER, "why": view.STAGE_WHY}
     # Logs go first (they are long and rarely read), then diffs (the repairs' substance).
-    for log_chars, diff_chars in ((6000, 20000), (2000, 20000), (400, 20000), (0, 20000), (0, 6000),
-                                  (0, 1500), (0, 300), (0, 0)):
-        body = tpl.render(**ctx, log_chars=log_chars, diff_chars=diff_chars, truncated=(log_chars, diff_chars) != (6000, 20000))
+    levels = ((None, None), (6000, None), (2000, None), (400, None), (0, None), (0, 20000), (0, 6000),
+              (0, 1500), (0, 300), (0, 0))
+    for log_chars, diff_chars in levels:
+        body = tpl.render(**ctx, log_chars=log_chars, diff_chars=diff_chars,
+                          truncated=(log_chars, diff_chars) != levels[0])
         if len(body) <= limit:
             return body
     return body[: limit - 200] + "\n\n_This PR body was cut to fit GitHub's size limit; the full report is in the branch._\n"

@@ -1,0 +1,191 @@
+"""Reports: PR body contents and size limit, the HTML report, the nightly summary, the samples."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from bot.report import GITHUB_BODY_LIMIT, html_report, nightly, pr_body
+from bot.report.commands import nightly_command, report_command
+from fake_github import make_deployment, repair
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "docs" / "pr-samples"
+LOC = {"first_bad_layer": "/conv3/Conv_output_0",
+       "layers": [{"tensor": f"/conv{i}/Conv_output_0", "op": "Conv", "cosine": c, "sqnr_db": s}
+                  for i, (c, s) in enumerate([(0.9999, 40.1), (0.999, 33.0), (0.99, 25.0), (0.62, 3.1), (0.55, 2.0)])]}
+
+
+def test_pr_body_shows_stages_metrics_repairs_and_llm(tmp_path):
+    m = make_deployment(tmp_path / "d", repairs=[repair(1), repair(2, kept=False)], localization=LOC,
+                        llm={"calls": 3, "cost_usd": 0.0421, "model": "gpt-x", "prompt_tokens": 5120})
+    body = pr_body(m, images={"seconds": "s.png", "layers": "l.png"})
+    for i, s in enumerate(["load", "export", "optimize", "compat", "quantize", "compile", "validate", "package"]):
+        assert f"| {s} | ✅ passed | {0.1 * (i + 1):.2f} |" in body
+    assert "| out cosine | 0.9991 | ≥ 0.95 | ✅ |" in body
+    assert "| out max-abs | 0.01 | ≤ 0.05 | ✅ |" in body
+    assert "#### 1. `resize-nearest` (graph) — kept" in body and "#### 2. `resize-nearest` (graph) — reverted" in body
+    assert "HTP rejected Resize (bilinear, align_corners)" in body
+    assert "| validate.out.cosine | 0.61 | 0.9991 |" in body
+    assert "<details><summary>Diff: <code>patches/01-graph-resize-nearest.patch</code>" in body
+    assert "+x = up_nearest(x)" in body
+    assert "3 calls, USD 0.0421" in body and "model: gpt-x" in body
+    assert "First bad layer: **/conv3/Conv_output_0**" in body
+    assert "![seconds per stage](s.png)" in body and "![per-layer error](l.png)" in body
+    assert "| Repairs | 2 tried, 1 kept |" in body
+
+
+def test_failed_run_body_shows_the_failure_and_what_did_not_run(tmp_path):
+    m = make_deployment(tmp_path / "d", status="failed", log="line\n" * 20 + "RuntimeError: boom\n")
+    body = pr_body(m)
+    assert "## ❌ `tiny`" in body and "needs a person" in body
+    assert "| export | ❌ failed |" in body and "| package | ⏭️ not run | — | |" in body
+    assert "### Failure: `export` (export_error)" in body and "RuntimeError: boom" in body
+    assert "Metrics against thresholds" not in body  # validate never ran
+
+
+def test_markdown_cells_cannot_break_the_table(tmp_path):
+    m = make_deployment(tmp_path / "d")
+    m["stages"][6]["checks"][0]["name"] = "out | cosine\nsecond line"
+    body = pr_body(m)
+    assert "| out \\| cosine second line | 0.9991 |" in body
+
+
+def test_diff_with_backticks_cannot_close_its_fence(tmp_path):
+    m = make_deployment(tmp_path / "d", repairs=[repair(1, diff="+ s = '```'\n")])
+    body = pr_body(m)
+    assert "````diff\n+ s = '```'\n````" in body
+
+
+def test_logs_are_cut_before_diffs_to_fit_the_limit(tmp_path):
+    diff = "".join(f"+line {i}\n" for i in range(1500))  # ~15k, fits alone
+    m = make_deployment(tmp_path / "d", status="failed", log="x" * 200_000, repairs=[repair(1, diff=diff)])
+    body = pr_body(m)
+    assert len(body) <= GITHUB_BODY_LIMIT
+    assert diff in body  # the diff survived whole
+    assert "characters cut to fit the size limit" in body or "characters left out" in body
+    assert "Logs and diffs were shortened" in body
+
+
+def test_diffs_are_cut_when_logs_are_not_enough(tmp_path):
+    big = "".join(f"+{i:08d} {'y' * 60}\n" for i in range(3000))  # ~210k each
+    m = make_deployment(tmp_path / "d", status="failed", log="z" * 100_000,
+                        repairs=[repair(i, diff=big) for i in range(1, 6)])
+    body = pr_body(m)
+    assert len(body) <= GITHUB_BODY_LIMIT
+    assert body.count("#### ") == 5  # every repair is still listed
+    assert big not in body and "+00000000" in body  # the head of each diff is kept
+
+
+class _Checker(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.images, self.problems = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
+        else:
+            self.stack.pop()
+
+
+@pytest.mark.parametrize("with_layers", [True, False])
+def test_html_report_is_well_formed_and_its_images_exist(tmp_path, with_layers):
+    m = make_deployment(tmp_path / "d", repairs=[repair(1, diff="+ <script>alert(1)</script>\n")],
+                        localization=LOC if with_layers else None)
+    path = html_report(m, tmp_path / "report")
+    c = _Checker()
+    c.feed(path.read_text())
+    c.close()
+    assert c.problems == [] and c.stack == []
+    expected = {"seconds_per_stage.png"} | ({"layer_error.png"} if with_layers else set())
+    assert set(c.images) == expected
+    for img in c.images:
+        data = (path.parent / img).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    assert "<script>alert" not in path.read_text()  # diffs are escaped, not injected
+
+
+def test_plots_are_byte_stable(tmp_path):
+    """Same numbers → same PNG bytes, or every re-run would commit new plots."""
+    m = make_deployment(tmp_path / "d", localization=LOC)
+    a = html_report(m, tmp_path / "a").parent
+    b = html_report(m, tmp_path / "b").parent
+    for name in ("seconds_per_stage.png", "layer_error.png", "index.html"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_nightly_summary_has_one_row_per_model_and_details_for_failures(tmp_path):
+    good = make_deployment(tmp_path / "a", model="alpha")
+    bad = make_deployment(tmp_path / "b", model="beta", cosine=0.90)
+    text = nightly([{"manifest": good, "passed": True, "lines": ["✓ ok"]},
+                    {"manifest": bad, "passed": False, "lines": ["✗ out cosine: 0.9 (threshold 0.95)"]}])
+    assert "1/2 still valid" in text
+    assert "| `alpha` | deployed | ✅ pass | 0.9991 | 3.25 |" in text
+    assert "| `beta` | deployed | ❌ FAIL | 0.9 |" in text
+    assert "<summary><code>beta</code></summary>" in text and "✗ out cosine: 0.9 (threshold 0.95)" in text
+    assert "<code>alpha</code>" not in text
+
+
+def test_nightly_command_revalidates_every_deployment(tmp_path, monkeypatch):
+    from bot.deploy import Revalidation
+
+    root = tmp_path
+    for name, cos in (("alpha", 0.999), ("beta", 0.91)):
+        (root / "models" / name).mkdir(parents=True)
+        (root / "models" / name / "aipc.yaml").write_text(f"name: {name}\n")
+        make_deployment(root / "deployments" / name, model=name, cosine=cos)
+    seen = []
+
+    def fake_revalidate(model_dir, out_dir=None):
+        seen.append((model_dir.name, out_dir.name))
+        ok = model_dir.name == "alpha"
+        return Revalidation(ok, ["✓ hashes"] if ok else ["✗ out cosine: 0.91 (threshold 0.95)"])
+
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = []
+    code = nightly_command(root, out_file=tmp_path / "n.md", echo=out.append, revalidate=fake_revalidate)
+    assert code == 1 and seen == [("alpha", "alpha"), ("beta", "beta")]
+    assert "1/2 still valid" in out[0] and (tmp_path / "n.md").read_text() == out[0]
+    assert "✗ out cosine: 0.91" in summary.read_text()
+
+
+def test_report_command_renders_an_existing_deployment(tmp_path):
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    (tmp_path / "models" / "tiny" / "model.py").write_text("def build():\n    pass\n")
+    (tmp_path / "models" / "tiny" / "aipc.yaml").write_text(
+        "name: tiny\nentry: model.py:build\ninputs:\n  - name: x\n    shape: [1, 3, 8, 8]\noutputs: [out]\n")
+    dep = tmp_path / "dep"
+    make_deployment(dep)
+    out = []
+    code = report_command(tmp_path / "models" / "tiny", out_dir=dep, echo=out.append)
+    assert code == 0 and "| validate | ✅ passed |" in out[0]
+    assert (dep / "report" / "index.html").is_file() and (dep / "report" / "seconds_per_stage.png").is_file()
+
+
+def test_every_example_model_has_a_pr_sample_rendered_by_the_current_templates():
+    models = sorted(p.parent.name for p in (ROOT / "models").glob("*/aipc.yaml"))
+    samples = sorted(p.parent.name for p in SAMPLES.glob("*/manifest.json"))
+    assert models and set(models) <= set(samples), f"docs/pr-samples lacks {set(models) - set(samples)}"
+    for name in samples:
+        md = SAMPLES / f"{name}.md"
+        m = json.loads((SAMPLES / name / "manifest.json").read_text())
+        assert m["model"] == name
+        expected = pr_body(m, images={"seconds": f"{name}/seconds_per_stage.png"},
+                           links={"HTML report": f"{name}/index.html"})
+        assert md.read_text() == expected, f"{md} is stale: python -m bot.report.samples <deployment>"
+        assert (SAMPLES / name / "seconds_per_stage.png").is_file() and (SAMPLES / name / "index.html").is_file()
+        if m.get("localization", {}).get("layers"):
+            assert (SAMPLES / name / "layer_error.png").is_file()
