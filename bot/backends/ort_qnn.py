@@ -73,11 +73,9 @@ def session_options(target: TargetSpec, *, allow_fallback: bool = False, context
     return so
 
 
-_FAILED = re.compile(
-    r"Validation FAILED for \d+ nodes in \w+ \((?P<unit>[^)]*)\) :\s*\n"
-    r"\s*Operator type: (?P<op>\S+) Node name: (?P<name>.*?) Node index: \d+\s*\n"
-    r"(?:\s*REASON : (?P<reason>[^\n]*))?"
-)
+_UNIT = re.compile(r"Validation FAILED for \d+ nodes in \w+ \((?P<unit>[^)]*)\) :")
+_NODE = re.compile(r"Operator type: (?P<op>\S+) Node name: (?P<name>.*?) Node index: \d+")
+_REASON = re.compile(r"REASON : (?P<reason>[^\n]*)")
 _PLACED = re.compile(r"Node\(s\) placed on \[(?P<ep>\w+)\]\. Number of nodes: (?P<n>\d+)")
 _PLACED_NODE = re.compile(r"VerifyEachNodeIsAssignedToAnEp\]\s{3}(?P<op>\S+) \((?P<name>.*)\)\s*$")
 
@@ -85,8 +83,18 @@ _PLACED_NODE = re.compile(r"VerifyEachNodeIsAssignedToAnEp\]\s{3}(?P<op>\S+) \((
 def parse_probe_log(log: str) -> tuple[list[RejectedNode], list[str]]:
     """Rejected nodes with the EP's reason, and the nodes that landed on the CPU."""
     rejected: dict[str, RejectedNode] = {}
-    for m in _FAILED.finditer(log):
-        rejected.setdefault(m["name"], RejectedNode(m["name"], m["op"], (m["reason"] or "").strip()))
+    for block in log.split("Validation FAILED for ")[1:]:
+        # A unit is one op with its QDQ neighbours: the unit's op is the one that was refused,
+        # listed among DequantizeLinear / QuantizeLinear lines, with the REASON after them.
+        block = "Validation FAILED for " + block.split("Validation PASSED for ")[0]
+        unit = _UNIT.search(block)
+        nodes = [(m["op"], m["name"]) for m in _NODE.finditer(block)]
+        if not unit or not nodes:
+            continue
+        op = unit["unit"]
+        name = next((n for o, n in nodes if o == op), nodes[0][1])
+        reason = _REASON.search(block)
+        rejected.setdefault(name, RejectedNode(name, op, reason["reason"].strip() if reason else ""))
     fallback, current_ep = [], None
     for line in log.splitlines():
         if (m := _PLACED.search(line)) is not None:

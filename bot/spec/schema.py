@@ -94,6 +94,20 @@ class LimitsSpec(Strict):
     wall_seconds: float = Field(default=1800, gt=0)
 
 
+class LLMSpec(Strict):
+    """The LLM agent's connection; the key itself never lives in the definition, only the
+    name of the environment variable that holds it."""
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    max_output_tokens: int | None = Field(default=None, ge=256)
+    price_in_per_mtok: float | None = Field(default=None, ge=0)
+    price_out_per_mtok: float | None = Field(default=None, ge=0)
+
+
 class Spec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     entry: str | None = Field(default=None, description="file.py:function returning a torch.nn.Module")
@@ -105,6 +119,7 @@ class Spec(Strict):
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    llm: LLMSpec = Field(default_factory=LLMSpec)
     repairs: list[str] = Field(default_factory=list, description="repairs to apply up front, by id")
 
     @model_validator(mode="after")

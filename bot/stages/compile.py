@@ -29,6 +29,8 @@ class CompileStage(Stage):
             out_dir=work,
             calibration=S.load(ctx.artifact("load", "calibration")),
             encodings=ctx.artifact("quantize", "encodings") if "encodings" in q.artifacts else None,
+            calibration_method=ctx.opts("quantize").get("calibrate_method", ctx.spec.calibration.method),
+            model_name=ctx.spec.name,
         )
         ctx.say(f"preparing the graph for HTP v{SOCS[target.soc].htp_arch} ({target.soc})")
         compiled = ctx.backend.compile(req)
