@@ -187,5 +187,5 @@ def test_every_example_model_has_a_pr_sample_rendered_by_the_current_templates()
                            links={"HTML report": f"{name}/index.html"})
         assert md.read_text() == expected, f"{md} is stale: python -m bot.report.samples <deployment>"
         assert (SAMPLES / name / "seconds_per_stage.png").is_file() and (SAMPLES / name / "index.html").is_file()
-        if m.get("localization", {}).get("layers"):
+        if (m.get("localization") or {}).get("layers"):
             assert (SAMPLES / name / "layer_error.png").is_file()
