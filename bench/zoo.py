@@ -68,6 +68,9 @@ def one(name: str, work: Path) -> dict:
     except Exception as e:  # the naive path failing is a result, not a crash
         row["naive"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
     out = work / "deployments" / name
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)  # a cold run: the figures must not come from the store
     t0 = time.perf_counter()
     outcome = deploy(folder, out_dir=out)
     row["bot_seconds"] = round(time.perf_counter() - t0, 2)
