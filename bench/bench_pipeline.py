@@ -3,7 +3,8 @@
     python bench/bench_pipeline.py [--runs 3] [--models esrgan_tiny,lprnet,tiny_classifier]
 
 For each example, in one run, alternating A B A B: `aipc deploy` into a fresh folder (whole
-process: imports, eight stages, manifest, local forge commit) and `bench/bare_toolchain.py`
+process: imports, eight stages, store, manifest; the local forge's git commits are off here and
+timed on their own in the last column) and `bench/bare_toolchain.py`
 (the same library calls as one bare script). Prints medians, the ratio bot/bare per pair, the
 per-stage seconds from the bot's manifest, and an unchanged re-run (every stage cached).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,9 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 AIPC = [sys.executable, "-m", "bot.cli"]
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], forge: bool = False) -> float:
+    env = {**os.environ, **({} if forge else {"AIPC_FORGE": "off"})}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return time.perf_counter() - t0

@@ -139,7 +139,7 @@ def main() -> int:
         print(f"== {name}", flush=True)
         try:
             proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work)], capture_output=True,
-                                  text=True, timeout=a.timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                                  text=True, timeout=a.timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", "AIPC_FORGE": "off"})
             line = next((l for l in proc.stdout.splitlines() if l.startswith("ZOO-ROW ")), None)
             row = json.loads(line[8:]) if line else {"model": name, "error": proc.stderr[-500:]}
         except subprocess.TimeoutExpired:

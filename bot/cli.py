@@ -129,6 +129,28 @@ def validate(
 
 
 @app.command()
+def report(model: Path = typer.Argument(..., help="the model's folder (with aipc.yaml)"),
+           out_dir: Optional[Path] = typer.Option(None, "--out"),
+           html_dir: Optional[Path] = typer.Option(None, "--html"),
+           body: Optional[Path] = typer.Option(None, "--body", help="write the PR body here instead of stdout"),
+           debug: bool = typer.Option(False)):
+    """Render the PR body and the HTML report of an existing deployment."""
+    from bot.report.commands import report_command
+
+    _run(lambda: report_command(model, out_dir=out_dir, html_dir=html_dir, body_file=body, echo=typer.echo), debug)
+
+
+@app.command()
+def nightly(root: Optional[Path] = typer.Option(None, help="repository root [default: this checkout]"),
+            summary: Optional[Path] = typer.Option(None, "--summary", help="also write the summary here"),
+            debug: bool = typer.Option(False)):
+    """Re-validate every deployment under deployments/ and print one summary table."""
+    from bot.report.commands import nightly_command
+
+    _run(lambda: nightly_command(root, out_file=summary, echo=typer.echo), debug)
+
+
+@app.command()
 def doctor():
     """Say what this machine can do: backends found, SDK, devices."""
     from bot.doctor import diagnose

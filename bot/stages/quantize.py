@@ -3,7 +3,9 @@
 w8a8 / w8a16 go through `qnn_preprocess_model` + `get_qnn_qdq_config` + `quantize`; fp16 keeps the
 float graph (the HTP runs it in fp16). Repairs steer it through `options["quantize"]`:
 `overrides` (tensor → {quant_type}) for mixed precision, `per_channel`, `calibrate_method`,
-`precision` (a different precision than the definition's, e.g. w8a8 → w8a16 or fp16).
+`precision` (a different precision than the definition's, e.g. w8a8 → w8a16 or fp16),
+`min_real_range` (the smallest activation range the quantizer keeps; the QNN config's 1e-4
+zeroes tensors whose real range is smaller).
 Writes `model.onnx` (the graph to deploy) and `encodings.json` (scale/zero-point per tensor), the
 exchange format the SDK quantizers take as overrides. The host-side QDQ simulation's agreement
 with the golden is reported as a metric; the device decides pass/fail in `validate`.
@@ -46,7 +48,8 @@ class QuantizeStage(Stage):
         calib = S.load(ctx.artifact("load", "calibration"))
         try:
             self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
-                           opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}))
+                           opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}),
+                           opts.get("min_real_range"))
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
                                       log=str(e)[-2000:])) from None
@@ -66,7 +69,8 @@ class QuantizeStage(Stage):
         return self.result({"onnx": "model.onnx", "encodings": "encodings.json"}, checks, metrics)
 
     @staticmethod
-    def _quantize(src: Path, out: Path, work: Path, calib, precision, per_channel, method, overrides) -> None:
+    def _quantize(src: Path, out: Path, work: Path, calib, precision, per_channel, method, overrides,
+                  min_real_range=None) -> None:
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize
         from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
 
@@ -86,6 +90,8 @@ class QuantizeStage(Stage):
                                  activation_type=getattr(QuantType, ACTIVATION[precision]),
                                  weight_type=QuantType.QUInt8, per_channel=per_channel,
                                  init_overrides=init_overrides or None)
+        if min_real_range is not None:  # the QNN config widens every range to ≥ 1e-4 by default
+            cfg.extra_options["MinimumRealRange"] = float(min_real_range)
         cwd = os.getcwd()
         try:  # the calibrator writes augmented models into the working directory
             os.chdir(work)

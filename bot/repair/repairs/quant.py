@@ -1,7 +1,8 @@
 """Quantization-level repairs: what practitioners do when 8-bit activations lose the signal.
 
 Ordered by how often each one is what fixes it in practice (AI Hub's advice: "try w8a16 or mixed
-precision"): the layers localization blames in 16 bits, 16-bit activations everywhere, per-channel
+precision"), after the one specific fix for a collapsed output (ranges the QNN quantizer config
+widens to 1e-4, which zeroes tensors that are smaller): the layers localization blames in 16 bits, 16-bit activations everywhere, per-channel
 weights, a calibration that ignores outliers, and last fp16, which changes the deployed precision.
 """
 
@@ -17,6 +18,23 @@ LOCALIZED_STEPS = (0.05, 0.15, 0.35)
 
 def _precision(state, ctx) -> str:
     return state.options.get("quantize", {}).get("precision", ctx["spec"].target.precision)
+
+
+def _collapsed(failure) -> bool:
+    """An output that came back all zeros (cosine undefined): a range was crushed, not rounded."""
+    for m in failure.details.get("metrics", {}).values():
+        c = m.get("cosine")
+        if c is None or (isinstance(c, float) and c != c) or m.get("max_abs") == 0.0:
+            return True
+    return False
+
+
+def _keep_tiny_ranges(failure, state, ctx):
+    if _precision(state, ctx) == "fp16" or "min_real_range" in state.options.get("quantize", {}):
+        return None
+    if not _collapsed(failure):
+        return None
+    return state.with_option("quantize", "min_real_range", 1e-12)
 
 
 def _int16_localized(failure, state, ctx):
@@ -70,6 +88,9 @@ def _fp16(failure, state, ctx):
 
 
 ACC = (FailureKind.ACCURACY,)
+register(Repair("keep-tiny-ranges", "quant", ACC,
+                "keep activation ranges below 1e-4 instead of widening them (they quantize to zero: a "
+                "collapsed output)", _keep_tiny_ranges))
 register(Repair("int16-localized", "quant", ACC,
                 "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized))
 register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all))
