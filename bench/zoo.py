@@ -28,6 +28,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 EXAMPLES = ["esrgan_tiny", "lprnet", "tiny_classifier"]
+# The LLM agent is armed (a key and a loopback address where nothing listens): had the rules left
+# any failure, the agent would have been called and the call counted in the manifest's `llm`.
+ARMED_AGENT = {"PYTHONWARNINGS": "ignore", "AIPC_FORGE": "off", "AIPC_LLM_API_KEY": "zoo-armed",
+               "AIPC_LLM_BASE_URL": "http://127.0.0.1:9/v1", "AIPC_LLM_MAX_RETRIES": "0"}
 
 
 def definition(name: str, shape: list[int]) -> dict:
@@ -36,7 +40,7 @@ def definition(name: str, shape: list[int]) -> dict:
             "calibration": {"samples": 8, "seed": 1},
             "target": {"soc": "SM8650", "precision": "w8a8"},
             "validation": {"samples": 2, "seed": 0},
-            "limits": {"repair_attempts": 8, "llm_budget_usd": 0}}
+            "limits": {"repair_attempts": 8}}
 
 
 def one(name: str, work: Path) -> dict:
@@ -139,7 +143,7 @@ def main() -> int:
         print(f"== {name}", flush=True)
         try:
             proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work)], capture_output=True,
-                                  text=True, timeout=a.timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", "AIPC_FORGE": "off"})
+                                  text=True, timeout=a.timeout, env={**os.environ, **ARMED_AGENT})
             line = next((l for l in proc.stdout.splitlines() if l.startswith("ZOO-ROW ")), None)
             row = json.loads(line[8:]) if line else {"model": name, "error": proc.stderr[-500:]}
         except subprocess.TimeoutExpired:

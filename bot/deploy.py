@@ -18,7 +18,7 @@ from bot.pipeline import RunOutcome
 from bot.pipeline.manifest import MANIFEST
 from bot.records import StageResult
 from bot.repair.catalogue import RepairState
-from bot.repair.loop import RepairLoop
+from bot.repair.loop import LoopResult, RepairLoop
 from bot.spec import load_spec
 from bot.stages.base import StageContext
 from bot.stages.validate import ValidateStage
@@ -36,45 +36,50 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
     outcome = loop.run_state(RepairState())
     if not outcome.passed and repair:
         result = loop.run(outcome)
-        result = _agent(loop, result, say)
-        outcome = loop.finish(result)
         say(f"repair loop: {result.stopped}; {sum(a.kept for a in result.attempts)} of "
             f"{len(result.attempts)} repair(s) kept")
     else:
-        from bot.repair.loop import LoopResult
-
-        outcome = loop.finish(LoopResult(outcome, RepairState()))
+        result = LoopResult(outcome, RepairState())
+    result = _agent(loop, result, say, enabled=repair)
+    outcome = loop.finish(result)
     from bot.forge import publish
 
     publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
     return outcome
 
 
-def _agent(loop: RepairLoop, result, say):
-    """Hand what the rules could not fix to the LLM agent, when one is configured."""
-    if result.outcome.passed:
-        return result
-    try:
-        from bot.agent.llm import AgentRequest, configured, run_agent
-    except ImportError:
-        say("LLM agent not installed: rule planner only")
-        return result
-    ok, why = configured()
-    if not ok or loop.limits.llm_budget_usd <= 0:
-        say(f"LLM agent off ({why if not ok else 'limits.llm_budget_usd is 0'}): rule planner only")
-        return result
-    agent = run_agent(AgentRequest(failure=result.outcome.failure, state=result.state, model_dir=loop.model_dir,
-                                   out_dir=loop.out_dir, spec=loop.spec, rerun=loop.run_state, limits=loop.limits))
+NO_LLM = {"calls": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0}
+
+
+def _agent(loop: RepairLoop, result, say, enabled: bool = True):
+    """Hand what the rules could not fix to the LLM agent, when one is configured.
+
+    Every run records an `llm` section, zeros included, so "this cost nothing" is a fact in
+    the manifest rather than an absence."""
     from bot.pipeline.manifest import update_section
 
-    update_section(loop.out_dir, "llm", agent.usage)
-    update_section(loop.out_dir, "agent", {"outcome": agent.outcome, "reason": agent.reason,
-                                           "transcript": agent.transcript[-40:]})
-    say(f"LLM agent: {agent.outcome} ({agent.reason}); {agent.usage.get('calls', 0)} call(s), "
-        f"${agent.usage.get('usd', 0):.4f}")
-    if agent.best is not None and agent.outcome == "fixed":
-        result.state, result.outcome = agent.state, agent.best
-        result.stopped = "fixed by the LLM agent"
+    usage = {**NO_LLM, "mode": "not needed" if enabled else "repair off (--no-repair)"}
+    if enabled and not result.outcome.passed:
+        from bot.agent.llm import AgentRequest, configured, run_agent
+
+        ok, why = configured(loop.spec)
+        if not ok or loop.limits.llm_budget_usd <= 0:
+            why = why if not ok else "limits.llm_budget_usd is 0: rule planner only"
+            say(f"LLM agent off — {why}")
+            usage["mode"] = why
+        else:
+            agent = run_agent(AgentRequest(failure=result.outcome.failure, state=result.state,
+                                           model_dir=loop.model_dir, out_dir=loop.out_dir, spec=loop.spec,
+                                           rerun=loop.run_state, limits=loop.limits))
+            usage = {**NO_LLM, **agent.usage, "mode": "agent"}
+            record = agent.to_dict()
+            record["transcript"] = record.get("transcript", [])[-40:]
+            update_section(loop.out_dir, "agent", record)
+            say(f"LLM agent: {agent.outcome} ({agent.reason}); {usage['calls']} call(s), ${usage['usd']:.4f}")
+            if agent.best is not None and agent.outcome == "fixed":
+                result.state, result.outcome = agent.state, agent.best
+                result.stopped = "fixed by the LLM agent"
+    update_section(loop.out_dir, "llm", usage)
     return result
 
 

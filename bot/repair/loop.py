@@ -206,7 +206,8 @@ class RepairLoop:
 
     def finish(self, result: LoopResult) -> RunOutcome:
         """Re-publish the best state (all cached) and record attempts and localization."""
-        final = self.run_state(result.state) if result.attempts else result.outcome
+        changed = result.state.options or result.state.patches
+        final = self.run_state(result.state) if changed else result.outcome
         result.outcome = final
         if final.failure and final.failure.kind == FailureKind.ACCURACY or any(a.level == "quant" for a in result.attempts):
             from bot.repair.localize import as_manifest, localize
