@@ -132,6 +132,7 @@ def test_deploy_records_every_attempt_in_the_manifest(tmp_path):
     assert rep["before"]["passed"] is False and rep["after"]["passed"] is True
     assert rep["seconds"] > 0 and "QUInt16" in rep["diff"]
     assert m["localization"]["layers"] and m["status"] == "deployed"
+    assert m["llm"]["calls"] == 0 and m["llm"]["usd"] == 0.0  # a rule knew this one: no API cost
 
 
 @pytest.mark.htp
