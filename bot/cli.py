@@ -151,6 +151,31 @@ def nightly(root: Optional[Path] = typer.Option(None, help="repository root [def
 
 
 @app.command()
+def command(text: str = typer.Option(..., help="the PR comment, e.g. '/aipc revert int16-localized'"),
+            model: Optional[Path] = typer.Option(None, help="the model's folder [default: from the PR's branch]"),
+            pr: Optional[int] = typer.Option(None, help="the pull request the comment is on (GitHub)"),
+            debug: bool = typer.Option(False)):
+    """Act on a PR comment command: `/aipc retry` or `/aipc revert <repair>`."""
+    from bot.commands import execute, model_of_branch, parse
+
+    def go():
+        cmd = parse(text)
+        folder = model
+        if folder is None:
+            if pr is None:
+                raise BadInput("give --model, or --pr to read the model from the PR's branch")
+            from bot.forge.github import pr_head_branch
+
+            folder = model_of_branch(pr_head_branch(pr), Path.cwd())
+        outcome = execute(cmd, folder, push=pr is not None, pr=pr is not None, events=ConsoleEvents(),
+                          say=lambda m: console.print(m))
+        out.print(summary_table(outcome))
+        return 0 if outcome.passed else 1
+
+    _run(go, debug)
+
+
+@app.command()
 def doctor():
     """Say what this machine can do: backends found, SDK, devices."""
     from bot.doctor import diagnose

@@ -26,13 +26,15 @@ from bot.store import read_json, sha256_file
 
 
 def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = None, repair: bool = True,
-           push: bool = False, pr: bool = False, events=None, say: Callable[[str], None] = lambda m: None) -> RunOutcome:
+           push: bool = False, pr: bool = False, events=None, say: Callable[[str], None] = lambda m: None,
+           exclude: list[str] | None = None) -> RunOutcome:
     spec, folder = load_spec(model)
     if engine:
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
-    loop = RepairLoop(spec, folder, out, backend, events=events, say=say)
+    reverted = sorted(set((read_json(out / MANIFEST) or {}).get("reverted", [])) | set(exclude or []))
+    loop = RepairLoop(spec, folder, out, backend, events=events, say=say, exclude=reverted)
     outcome = loop.run_state(RepairState())
     if not outcome.passed and repair:
         result = loop.run(outcome)

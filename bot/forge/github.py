@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 from bot.errors import BadInput
 from bot.forge.base import MANAGED_LABELS, Draft, PrResult, body_hash, human_marker, stored_hash, with_hash
@@ -158,3 +159,11 @@ class GitHubForge:
 
     def blob_url(self, sha: str, path: str) -> str:
         return f"{server_url(self.base_url)}/{self.slug}/blob/{sha}/{path}"
+
+
+def pr_head_branch(number: int, repo_dir: Path | None = None) -> str:
+    """The head branch of a pull request: how a PR comment command finds its model."""
+    forge = GitHubForge(Repo(Path(repo_dir or Path.cwd())))
+    forge.connect()
+    with forge._api(f"reading pull request #{number}"):
+        return forge.gh_repo.get_pull(number).head.ref

@@ -110,9 +110,11 @@ def options_diff(before: RepairState, after: RepairState) -> str:
 
 class RepairLoop:
     def __init__(self, spec, model_dir: Path, out_dir: Path, backend, *, events=None,
-                 say: Callable[[str], None] = lambda m: None, workflow: list[str] | None = None):
+                 say: Callable[[str], None] = lambda m: None, workflow: list[str] | None = None,
+                 exclude: list[str] | None = None):
         self.spec, self.model_dir, self.out_dir, self.backend = spec, Path(model_dir), Path(out_dir), backend
         self.workflow = workflow
+        self.exclude = set(exclude or [])  # repairs a reviewer reverted (`/aipc revert <id>`)
         self.events, self.say = events, say
         self.limits = spec.limits
         self._localized: dict[str, list] = {}
@@ -151,7 +153,8 @@ class RepairLoop:
     def plan(self, failure: Failure, state: RepairState, best: RunOutcome) -> list[tuple[Repair, RepairState]]:
         ctx = {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best), "params": {}}
         order = LEVEL_ORDER.get(failure.kind, ())
-        repairs = sorted((r for r in all_repairs().values() if failure.kind in r.answers and r.level in order),
+        repairs = sorted((r for r in all_repairs().values()
+                          if failure.kind in r.answers and r.level in order and r.id not in self.exclude),
                          key=lambda r: order.index(r.level))
         out = []
         for r in repairs:
@@ -218,6 +221,7 @@ class RepairLoop:
                 result.localization = as_manifest(layers, first_bad)
         update_section(self.out_dir, "localization", result.localization)
         update_section(self.out_dir, "repairs", [asdict(a) for a in result.attempts])
+        update_section(self.out_dir, "reverted", sorted(self.exclude))
         update_section(self.out_dir, "repair_state", {"options": result.state.options,
                                                       "patches": len(result.state.patches),
                                                       "stopped": result.stopped})
