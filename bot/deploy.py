@@ -33,6 +33,10 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
+    if spec.graphs or spec.variants:  # several graphs / static sizes: composed above the pipeline
+        from bot.compose import deploy_multi
+
+        return deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say)
     reverted = sorted(set((read_json(out / MANIFEST) or {}).get("reverted", [])) | set(exclude or []))
     loop = RepairLoop(spec, folder, out, backend, events=events, say=say, exclude=reverted)
     outcome = loop.run_state(RepairState())

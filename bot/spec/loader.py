@@ -44,7 +44,8 @@ def load_spec(model_dir: str | Path) -> tuple[Spec, Path]:
         msgs = [f"{field_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors()]
         raise BadInput("; ".join(msgs), where=str(path)) from None
     folder = path.parent.resolve()
-    refs = [spec.onnx] if spec.onnx else [spec.entry.split(":")[0]]
+    sources = [spec, *spec.graphs] if spec.graphs else [spec]
+    refs = [s.onnx if s.onnx else s.entry.split(":")[0] for s in sources if s.onnx or s.entry]
     for ref in refs:
         if not (folder / ref).exists():
             raise BadInput(f"file {ref!r} not found in the model folder", where=f"{path}")

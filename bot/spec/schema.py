@@ -108,11 +108,91 @@ class LLMSpec(Strict):
     price_out_per_mtok: float | None = Field(default=None, ge=0)
 
 
+PART_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+
+
+class VariantSpec(Strict):
+    """One static size of a dynamic model: every input named here gets this shape."""
+
+    name: str = Field(pattern=PART_NAME)
+    shapes: dict[str, list[int]] = Field(description="input name → static shape for this variant")
+    calibration: CalibrationSpec | None = Field(default=None, description="replaces the graph's calibration")
+
+    @field_validator("shapes")
+    @classmethod
+    def _positive(cls, v: dict[str, list[int]]) -> dict[str, list[int]]:
+        for name, shape in v.items():
+            if not shape or any((not isinstance(d, int)) or d <= 0 for d in shape):
+                raise ValueError(f"{name}: expected a list of positive integers")
+        return v
+
+
+class GraphSpec(Strict):
+    """One graph of a multi-graph model (encoder, decoder step, text encoder, head …)."""
+
+    name: str = Field(pattern=PART_NAME)
+    entry: str | None = Field(default=None, description="file.py:function returning this graph's torch.nn.Module")
+    onnx: str | None = None
+    inputs: list[InputSpec] = Field(min_length=1)
+    outputs: list[str] = Field(default_factory=list)
+    calibration: CalibrationSpec | None = None
+    validation: ValidationSpec | None = None
+    export: ExportSpec | None = None
+    precision: Precision | None = Field(default=None, description="overrides target.precision for this graph")
+    repairs: list[str] = Field(default_factory=list)
+    variants: list[VariantSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "GraphSpec":
+        if bool(self.entry) == bool(self.onnx):
+            raise ValueError("give exactly one of 'entry' or 'onnx'")
+        if self.entry and ":" not in self.entry:
+            raise ValueError("entry: expected 'file.py:function'")
+        return self
+
+
+class CacheSpec(Strict):
+    input: str = Field(description="step-graph input holding the cache, [.., max_length, ..]")
+    output: str = Field(description="step-graph output holding this position's new entry (size 1 on `axis`)")
+    axis: int = Field(default=2, ge=0)
+
+
+class DecodeSpec(Strict):
+    """Autoregressive decoding on the compiled graphs: a KV-cache step graph with static shapes."""
+
+    step: str = Field(description="the graph run once per token")
+    encoder: str | None = Field(default=None, description="a graph run once; its outputs feed the step graph by name")
+    token_input: str = "token"
+    position_input: str | None = "position"
+    mask_input: str | None = "mask"
+    mask_value: float = Field(default=-40.0, description="additive mask for cache slots not yet written")
+    logits_output: str = "logits"
+    cache: list[CacheSpec] = Field(min_length=1)
+    prompts: list[list[int]] = Field(min_length=1, description="token prompts (the first token is the start token)")
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    eos: int | None = None
+    reference: str = Field(description="file.py:function(prompt, max_new_tokens, encoder_inputs) → PyTorch greedy tokens")
+    frontend: str | None = Field(default=None, description="file.py:function, numpy only: raw input → encoder inputs "
+                                                           "(e.g. waveform → log-mel), run on the host")
+    samples: str | None = Field(default=None, description="file.py:function(n) → raw inputs for the frontend/encoder")
+    min_token_agreement: float = Field(default=1.0, ge=0, le=1)
+
+
+class ChainSpec(Strict):
+    """Graphs run in order on the target, outputs feeding later inputs by name, checked against PyTorch."""
+
+    graphs: list[str] = Field(min_length=1)
+    reference: str = Field(description="file.py:function(**inputs) → the final outputs in PyTorch")
+    outputs: list[str] = Field(min_length=1)
+    samples: int = Field(default=2, ge=1, le=32)
+    cosine_min: float | None = Field(default=None, ge=-1, le=1)
+
+
 class Spec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     entry: str | None = Field(default=None, description="file.py:function returning a torch.nn.Module")
     onnx: str | None = Field(default=None, description="an ONNX file instead of a PyTorch entry point")
-    inputs: list[InputSpec] = Field(min_length=1)
+    inputs: list[InputSpec] = Field(default_factory=list, description="required unless 'graphs' is given")
     outputs: list[str] = Field(default_factory=list, description="output names, in order")
     calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
     target: TargetSpec = Field(default_factory=TargetSpec)
@@ -121,9 +201,29 @@ class Spec(Strict):
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     llm: LLMSpec = Field(default_factory=LLMSpec)
     repairs: list[str] = Field(default_factory=list, description="repairs to apply up front, by id")
+    # several static sizes, several graphs, decoding and chains: deployed by bot.compose
+    variants: list[VariantSpec] = Field(default_factory=list, description="static sizes of a dynamic model")
+    graphs: list[GraphSpec] = Field(default_factory=list, description="graphs deployed together")
+    decode: DecodeSpec | None = None
+    chain: ChainSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "Spec":
+        if self.graphs:
+            if self.entry or self.onnx or self.inputs or self.variants:
+                raise ValueError("with 'graphs', give entry/onnx, inputs and variants per graph, not at the top")
+            names = [g.name for g in self.graphs]
+            if len(set(names)) != len(names):
+                raise ValueError(f"graphs: names must be unique, got {names}")
+            for ref in [self.decode and self.decode.step, self.decode and self.decode.encoder,
+                        *(self.chain.graphs if self.chain else [])]:
+                if ref and ref not in names:
+                    raise ValueError(f"graph {ref!r} is not one of the graphs {names}")
+            return self
+        if self.decode or self.chain:
+            raise ValueError("'decode' and 'chain' need 'graphs'")
+        if not self.inputs:
+            raise ValueError("inputs: at least one input is required")
         if bool(self.entry) == bool(self.onnx):
             raise ValueError("give exactly one of 'entry' (a PyTorch entry point) or 'onnx' (a file)")
         if self.entry and ":" not in self.entry:
