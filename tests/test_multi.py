@@ -1,0 +1,138 @@
+"""Several graphs, static variants, KV-cache decoding and a source-level repair, on the real
+(simulated) HTP: every example in models/ that issue 7 added, deployed end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.errors import BadInput
+from bot.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+@pytest.fixture(autouse=True)
+def _no_forge(monkeypatch):
+    monkeypatch.setenv("AIPC_FORGE", "off")
+
+
+def _deploy(name: str, out: Path):
+    from bot.deploy import deploy
+
+    return deploy(MODELS / name, out_dir=out)
+
+
+def _write(tmp_path: Path, raw: dict) -> Path:
+    (tmp_path / "model.py").write_text("import torch\ndef build():\n    return torch.nn.Identity()\n")
+    (tmp_path / "aipc.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path
+
+
+# -- definition ---------------------------------------------------------------------------------
+def test_graphs_and_variants_expand_to_static_specs():
+    from bot.compose import expand
+
+    spec, _ = load_spec(MODELS / "yoloworld_tiny")
+    parts = expand(spec)
+    assert [p.rel for p in parts] == ["text_encoder", "detector/r64", "detector/r96"]
+    shapes = {p.rel: {i.name: i.shape for i in p.spec.inputs} for p in parts}
+    assert shapes["detector/r96"]["image"] == [1, 3, 96, 96] and shapes["detector/r64"]["image"] == [1, 3, 64, 64]
+    assert all(p.spec.entry and not p.spec.graphs and not p.spec.variants for p in parts)
+
+
+def test_variant_naming_an_unknown_input_is_a_field_path_error(tmp_path):
+    from bot.compose import expand
+
+    folder = _write(tmp_path, {"entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 4]}],
+                               "variants": [{"name": "a", "shapes": {"y": [1, 8]}}]})
+    spec, _ = load_spec(folder)
+    with pytest.raises(BadInput, match=r"variants\[0\]\.shapes\.y: no input of that name"):
+        expand(spec)
+
+
+def test_bad_definitions_name_the_field(tmp_path):
+    g = {"name": "g", "entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 4]}]}
+    with pytest.raises(BadInput, match=r"graphs\[0\]\.variants\[0\]\.shapes: x: expected a list of positive"):
+        load_spec(_write(tmp_path, {"graphs": [dict(g, variants=[{"name": "v", "shapes": {"x": [1, 0]}}])]}))
+    with pytest.raises(BadInput, match="graph 'nope' is not one of the graphs"):
+        load_spec(_write(tmp_path, {"graphs": [g], "chain": {"graphs": ["nope"], "reference": "model.py:build",
+                                                              "outputs": ["y"]}}))
+    with pytest.raises(BadInput, match="inputs: at least one input is required"):
+        load_spec(_write(tmp_path, {"entry": "model.py:build"}))
+
+
+# -- end to end on the HTP ------------------------------------------------------------------------
+def test_decoder_only_lm_decodes_on_htp_like_pytorch_greedy(tmp_path):
+    out = _deploy("tiny_lm", tmp_path / "lm")
+    assert out.passed, out.manifest.get("parts")
+    m = json.loads((tmp_path / "lm" / "manifest.json").read_text())
+    dec = m["e2e"][0]
+    assert dec["generated"] == dec["reference"] and dec["sequences_equal"] == dec["sequences"] == 4
+    assert dec["token_agreement"] == 1.0 and dec["seconds_per_token"] > 0
+    assert all(len(t) == 8 for t in dec["reference"]) and len({tuple(t) for t in dec["reference"]}) == 4
+    # the packaged runtime decodes by itself (a fresh process, CPU fallback disabled)
+    import subprocess
+    import sys
+
+    rt = tmp_path / "lm" / "runtime"
+    proc = subprocess.run([sys.executable, str(rt / "decode_loop.py"), "--prompt", "1,5,9",
+                           "--out", str(tmp_path / "t.json")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    assert json.loads((tmp_path / "t.json").read_text())["runs"][0]["tokens"] == dec["reference"][0]
+
+
+def test_whisper_style_encoder_decoder_with_host_frontend(tmp_path):
+    out = _deploy("whisper_tiny", tmp_path / "wh")
+    assert out.passed, out.manifest.get("parts")
+    m = out.manifest
+    enc = next(p for p in m["parts"] if p["graph"] == "encoder")
+    assert enc["inputs"] == {"mel": [1, 16, 50]}  # log-mel frames in, not the waveform: front end on the host
+    rt = tmp_path / "wh" / "runtime"
+    assert (rt / "frontend.py").exists() and json.loads((rt / "decode.json").read_text())["frontend"] == "frontend.py:log_mel"
+    dec = m["e2e"][0]
+    assert dec["generated"] == dec["reference"] and dec["sequences"] == 2
+    assert dec["reference"][0] != dec["reference"][1]  # the audio matters: the encoder path is exercised
+
+
+def test_detector_variants_one_binary_each_and_chain_end_to_end(tmp_path):
+    out = _deploy("yoloworld_tiny", tmp_path / "yw")
+    assert out.passed, out.manifest.get("parts")
+    m = out.manifest
+    det = [p for p in m["parts"] if p["graph"] == "detector"]
+    assert [p["variant"] for p in det] == ["r64", "r96"]
+    bins = [b for p in det for b in p["binaries"]]
+    assert len(bins) == 2 and len({p["binaries"][b]["sha256"] for p in det for b in p["binaries"]}) == 2
+    for p in det:  # validated per variant, at its own resolution
+        assert p["validate"]["passed"] and p["validate"]["outputs"]["scores"]["cosine"] >= 0.95
+    n_cells = {p["variant"]: p["validate"] for p in det}
+    assert len(n_cells) == 2
+    chains = [e for e in m["e2e"] if e["name"].startswith("chain")]
+    assert len(chains) == 2 and all(c["passed"] for c in chains)
+    share = m["weight_sharing"]["detector"]
+    assert share["generated"] and share["variants"] == ["r64", "r96"]
+    assert share["deployed"] == ("one shared binary" if share["usable"] else "one binary per variant")
+
+
+def test_rejected_op_needs_the_source_patch(tmp_path):
+    from bot import backends
+    from bot.repair.catalogue import RepairState
+    from bot.repair.loop import RepairLoop
+
+    out = _deploy("angle_head", tmp_path / "a")
+    assert not out.passed and out.failure.stage == "compat"
+    assert [n.op for n in out.failure.nodes] == ["Acos"]
+    assert out.manifest["repair_state"]["stopped"].startswith("no known repair")
+
+    spec, folder = load_spec(MODELS / "angle_head")
+    patch = (ROOT / "skills" / "qnn-operator-compat" / "patches" / "acos-to-atan2.diff").read_text()
+    fixed = RepairLoop(spec, folder, tmp_path / "b", backends.for_target(spec.target)).run_state(
+        RepairState(patches=[patch]))
+    assert fixed.passed, fixed.failure
+    assert fixed.result("compat").metrics["fallback_nodes"] == 0
+    assert fixed.result("validate").metrics["outputs"]["angles"]["cosine"] >= 0.99
+    assert "torch.acos" in (folder / "model.py").read_text()  # the user's file is untouched
