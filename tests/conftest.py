@@ -47,3 +47,10 @@ def write_model(folder: Path, spec: dict | None = None, code: str = TINY_MODEL, 
 @pytest.fixture
 def tiny_model(tmp_path) -> Path:
     return write_model(tmp_path / "models" / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def _no_forge_by_default(monkeypatch):
+    """Deploying an example inside this checkout must not commit to its aipc/* branches;
+    the forge tests turn the forge back on for their own temporary repositories."""
+    monkeypatch.setenv("AIPC_FORGE", "off")

@@ -118,21 +118,25 @@ def test_detector_variants_one_binary_each_and_chain_end_to_end(tmp_path):
     assert share["deployed"] == ("one shared binary" if share["usable"] else "one binary per variant")
 
 
-def test_rejected_op_needs_the_source_patch(tmp_path):
+def test_rejected_op_is_fixed_by_a_skill_source_patch_at_no_cost(tmp_path):
     from bot import backends
     from bot.repair.catalogue import RepairState
     from bot.repair.loop import RepairLoop
 
-    out = _deploy("angle_head", tmp_path / "a")
-    assert not out.passed and out.failure.stage == "compat"
-    assert [n.op for n in out.failure.nodes] == ["Acos"]
-    assert out.manifest["repair_state"]["stopped"].startswith("no known repair")
-
     spec, folder = load_spec(MODELS / "angle_head")
-    patch = (ROOT / "skills" / "qnn-operator-compat" / "patches" / "acos-to-atan2.diff").read_text()
-    fixed = RepairLoop(spec, folder, tmp_path / "b", backends.for_target(spec.target)).run_state(
-        RepairState(patches=[patch]))
-    assert fixed.passed, fixed.failure
-    assert fixed.result("compat").metrics["fallback_nodes"] == 0
-    assert fixed.result("validate").metrics["outputs"]["angles"]["cosine"] >= 0.99
+    backend = backends.for_target(spec.target)
+    # without the skill's known fix, no rule can do anything for Acos
+    blind = RepairLoop(spec, folder, tmp_path / "a", backend, exclude=["skill-patch"])
+    result = blind.run(blind.run_state(RepairState()))
+    assert not result.outcome.passed and result.outcome.failure.stage == "compat"
+    assert [n.op for n in result.outcome.failure.nodes] == ["Acos"]
+    assert result.stopped.startswith("no known repair")
+
+    out = _deploy("angle_head", tmp_path / "b")
+    assert out.passed, out.failure
+    kept = [a for a in out.manifest["repairs"] if a["kept"]]
+    assert [a["repair"] for a in kept] == ["skill-patch"] and kept[0]["level"] == "source"
+    assert "torch.atan2" in kept[0]["diff"] and out.manifest["llm"]["calls"] == 0
+    assert out.result("compat").metrics["fallback_nodes"] == 0
+    assert out.result("validate").metrics["outputs"]["angles"]["cosine"] >= 0.99
     assert "torch.acos" in (folder / "model.py").read_text()  # the user's file is untouched

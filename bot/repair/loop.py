@@ -26,13 +26,14 @@ from bot.repair.taxonomy import classify
 PATIENCE = 3  # attempts in a row that change nothing before the loop gives up
 MIN_GAIN = 1e-3  # a metric gain smaller than this is noise, not progress
 
-# which levels answer which failure class, in the order they are tried
+# which levels answer which failure class, in the order they are tried: the repairs that answer
+# the refused op itself (graph rules, a skill's source fix) before the generic ones
 LEVEL_ORDER: dict[FailureKind, tuple[str, ...]] = {
     FailureKind.EXPORT_ERROR: ("export", "source"),
-    FailureKind.OP_REJECTED: ("graph", "export", "quant", "source"),
-    FailureKind.UNSUPPORTED_DTYPE: ("graph", "export", "source"),
+    FailureKind.OP_REJECTED: ("graph", "source", "export", "quant"),
+    FailureKind.UNSUPPORTED_DTYPE: ("graph", "source", "export"),
     FailureKind.DYNAMIC_SHAPE: ("export", "graph", "source"),
-    FailureKind.COMPILE_ERROR: ("graph", "export", "quant", "source"),
+    FailureKind.COMPILE_ERROR: ("graph", "source", "export", "quant"),
     FailureKind.ACCURACY: ("quant", "graph", "source"),
     FailureKind.TOOL_ERROR: ("export", "quant"),
 }
