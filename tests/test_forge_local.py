@@ -167,7 +167,8 @@ def test_a_human_commit_stops_the_bot(world):
     assert comments.read_text().count("stopped updating") == 1
 
 
-def test_outside_a_repository_it_only_says_so(tmp_path):
+def test_outside_a_repository_it_only_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv("AIPC_FORGE", raising=False)  # conftest turns the forge off by default
     said = []
     model = tmp_path / "m"
     model.mkdir()
@@ -191,3 +192,67 @@ def test_push_sends_the_branch_to_origin(world):
     assert res.pushed and sh(bare, "rev-parse", "refs/heads/aipc/tiny") == res.sha
     again, _ = run(work, out, make_deployment(out), push=True)
     assert not again.pushed and again.sha == res.sha
+
+
+def test_composite_deployment_publishes_parts_runtime_and_report(world):
+    """A real composite deployment (models/tiny_lm: one KV-cache step graph + the decode loop) through
+    `deploy` → `deploy_multi` → the local forge, twice: the re-run changes nothing."""
+    import shutil
+    from pathlib import Path
+
+    from bot.deploy import deploy
+
+    work, _, _ = world
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models" / "tiny_lm", work / "models" / "tiny_lm",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sh(work, "add", "models/tiny_lm")
+    sh(work, "commit", "-qm", "zoo: add tiny_lm")
+    before = user_state(work)
+    out = work.parent / "out" / "tiny_lm"
+    said = []
+    first = deploy(work / "models" / "tiny_lm", out_dir=out, say=said.append)
+    assert first.passed and user_state(work) == before
+    head = before[0]
+    subjects = sh(work, "log", "--format=%s", f"{head}..aipc/tiny_lm").splitlines()[::-1]
+    assert subjects[0].startswith("aipc(tiny_lm): part step deployed in ") and len(subjects) == 2
+    assert subjects[-1] == "aipc(tiny_lm): manifest, end-to-end checks and report, deployed"
+    part_msg = sh(work, "log", "-1", "--format=%B", "aipc/tiny_lm~1")
+    assert "Static shapes: token 1×1" in part_msg and "- ok: validate in" in part_msg
+    assert "logits: cosine" in part_msg and "Aipc-Model: tiny_lm" in part_msg
+    top_msg = sh(work, "log", "-1", "--format=%B", "aipc/tiny_lm")
+    assert "- ok: token agreement with the PyTorch greedy decode = 1 (threshold 1)" in top_msg
+    files = sh(work, "ls-tree", "-r", "--name-only", "aipc/tiny_lm").splitlines()
+    for f in ("step/compile/result.json", "step/package/model_ctx_qnn.bin", "step/manifest.json",
+              "step/report/index.html", "runtime/decode_loop.py", "runtime/tokens.json", "manifest.json",
+              "report/index.html", "report/seconds_per_stage.png", ".gitignore"):
+        assert f"deployments/tiny_lm/{f}" in files, f
+    assert not [f for f in files if ".work" in f.split("/")]
+    assert (out / ".work").is_dir() or (out / "step" / ".work").is_dir()  # there was something to exclude
+    on_branch = json.loads(sh(work, "show", "aipc/tiny_lm:deployments/tiny_lm/manifest.json"))
+    assert on_branch["kind"] == "multi" and on_branch["storage"]["files"]["step/manifest.json"]["where"] == "git"
+    pr = work / ".git" / "aipc" / "prs" / "tiny_lm.md"
+    text = pr.read_text()
+    assert text.startswith("# aipc: tiny_lm → QNN HTP SM8650 fp16 (deployed)")
+    assert "- status `aipc/step`: success" in text and "- status `aipc/e2e/decode`: success" in text
+    assert "| Parts | 1 of 1 deployed (step) |" in text and "4/4 sequences identical to PyTorch" in text
+    assert "| token agreement with the PyTorch greedy decode | 1 | ≥ 1 | ✅ |" in text
+
+    # the re-run re-measures the decode loop and wall times, nothing else: no commit, no PR edit
+    tip = sh(work, "rev-parse", "aipc/tiny_lm")
+    said.clear()
+    assert deploy(work / "models" / "tiny_lm", out_dir=out, say=said.append).passed
+    assert sh(work, "rev-parse", "aipc/tiny_lm") == tip and pr.read_text() == text
+    assert any("nothing changed" in s for s in said)
+
+    # a human commit on the branch stops the bot for composites too
+    wt = work.parent / "wt"
+    sh(work, "worktree", "add", "-q", str(wt), "aipc/tiny_lm")
+    (wt / "fix.txt").write_text("my fix\n")
+    sh(wt, "add", "fix.txt")
+    sh(wt, "commit", "-qm", "hand fix")
+    sh(work, "worktree", "remove", str(wt))
+    human = sh(work, "rev-parse", "aipc/tiny_lm")
+    m = json.loads((out / "manifest.json").read_text())
+    res = publish(deployment_dir=out, model_dir=work / "models" / "tiny_lm", manifest=dict(m, status="failed"),
+                  push=False, pr=False)
+    assert res.stopped_by == human and sh(work, "rev-parse", "aipc/tiny_lm") == human

@@ -189,3 +189,142 @@ def test_every_example_model_has_a_pr_sample_rendered_by_the_current_templates()
         assert (SAMPLES / name / "seconds_per_stage.png").is_file() and (SAMPLES / name / "index.html").is_file()
         if (m.get("localization") or {}).get("layers"):
             assert (SAMPLES / name / "layer_error.png").is_file()
+
+
+# -- composite deployments (bot.compose): parts, end-to-end checks, weight sharing -----------------
+def _part(graph, variant, *, passed=True, cosine=0.9995, repairs=(), failure=None, nbytes=86016):
+    d = "/".join(x for x in (graph, variant) if x)
+    row = {"graph": graph, "variant": variant, "dir": d, "inputs": {"image": [1, 3, 64, 64]},
+           "status": "deployed" if passed else "failed", "passed": passed, "seconds": 1.75, "precision": "w8a16",
+           "repairs": len(repairs), "repair_records": list(repairs),
+           "stage_seconds": {"load": 0.1, "export": 0.2}}
+    if passed:
+        row["binaries"] = {f"{d}/package/model_ctx_qnn.bin": {"bytes": nbytes, "sha256": "ab" * 32}}
+        row["validate"] = {"passed": True, "latency_ms_median": 75.45,
+                           "outputs": {"scores": {"cosine": cosine, "sqnr_db": 44.1}}}
+    if failure:
+        row["failure"] = failure
+    return row
+
+
+def composite_manifest(*, status="deployed", diff="--- a/model.py\n+++ b/model.py\n@@\n-x = acos(y)\n+x = atan2(s, y)\n"):
+    parts = [_part("text_encoder", None, nbytes=61440),
+             _part("detector", "r64", repairs=[dict(repair(1, diff=diff), repair="skill-patch", level="source")]),
+             _part("detector", "r96", cosine=0.9991)]
+    e2e = [{"name": "decode", "passed": True, "seconds": 0.9, "sequences": 4, "sequences_equal": 4,
+            "tokens_per_sequence": 8, "seconds_per_token": 0.00656, "token_agreement": 1.0,
+            "checks": [{"name": "decode_loop.py runs on the compiled graphs", "passed": True, "value": 0, "detail": ""},
+                       {"name": "token agreement with the PyTorch greedy decode", "passed": True, "value": 1.0,
+                        "threshold": 1.0}]},
+           {"name": "chain text_encoder/detector/r64", "passed": True, "samples": 2, "seconds": 0.48,
+            "metrics": {"scores": {"cosine": 0.999982}},
+            "checks": [{"name": "scores cosine end to end (text_encoder/detector/r64)", "passed": True,
+                        "value": 0.999982, "threshold": 0.95}]}]
+    if status == "failed":
+        parts[2] = _part("detector", "r96", passed=False, failure={
+            "stage": "compat", "kind": "unsupported_op", "message": "1 node(s) fall back to the CPU",
+            "nodes": ["Acos /Acos: HTP has no Acos"]})
+        e2e = []
+    return {"model": "combo", "kind": "multi", "backend": "ort-qnn", "status": status,
+            "target": {"runtime": "qnn", "backend": "htp", "soc": "SM8650", "precision": "w8a16"},
+            "versions": {"onnxruntime": "1.22"}, "parts": parts, "e2e": e2e, "seconds_total": 9.27,
+            "weight_sharing": {"detector": {"option": "ep.share_ep_contexts=1", "variants": ["r64", "r96"],
+                                            "generated": True, "shared_bytes": 139264, "separate_bytes": 176128,
+                                            "loads": False, "matches_separate": False, "usable": False,
+                                            "error": "child exited with -11 (segmentation fault)",
+                                            "deployed": "one binary per variant"}}}
+
+
+def test_composite_pr_body_shows_parts_end_to_end_checks_sharing_and_part_repairs():
+    from bot.report import pr_title
+
+    m = composite_manifest()
+    body = pr_body(m, images={"seconds": "s.png"})
+    assert pr_title(m) == "aipc: combo → QNN HTP SM8650 w8a16 (deployed)"
+    assert "## ✅ `combo` → QNN HTP: **deployed**" in body
+    assert "| Parts | 3 of 3 deployed (text_encoder, detector/r64, detector/r96) |" in body
+    assert "| End-to-end checks | 2 of 2 passed |" in body and "| Repairs | 1 tried, 1 kept |" in body
+    assert "| text_encoder | — | ✅ deployed | 1.75 | scores: cosine 0.9995; 75.45 ms | 60 KiB |  |" in body
+    assert "| detector | r64 | ✅ deployed | 1.75 | scores: cosine 0.9995; 75.45 ms | 84 KiB | 1 tried, 1 kept |" in body
+    assert "4/4 sequences identical to PyTorch (8 tokens each); 6.56 ms per token on the backend." in body
+    assert "| token agreement with the PyTorch greedy decode | 1 | ≥ 1 | ✅ |" in body
+    assert "| decode_loop.py runs on the compiled graphs | 0 | — | ✅ |" in body
+    assert "| scores cosine end to end (text_encoder/detector/r64) | 0.999982 | ≥ 0.95 | ✅ |" in body
+    assert "⚠️ shared binary generated but does not load | 136 KiB / 172 KiB | one binary per variant |" in body
+    assert "segmentation fault" in body
+    # each part's repairs, collapsed, with the single-graph repair rendering and the part's patch path
+    assert "<details><summary><code>detector/r64</code>: 1 tried, 1 kept</summary>" in body
+    assert "#### 1. `skill-patch` (source) — kept" in body and "+x = atan2(s, y)" in body
+    assert "<summary>Diff: <code>detector/r64/patches/01-source-skill-patch.patch</code>" in body
+    assert "![seconds per part](s.png)" in body and "| onnxruntime | 1.22 |" in body
+    assert "### Stages" not in body and "needs a person" not in body
+
+
+def test_failed_composite_names_the_part_and_its_rejected_nodes():
+    from bot.report.view import labels
+
+    m = composite_manifest(status="failed")
+    body = pr_body(m)
+    assert "## ❌ `combo`" in body and "| Parts | 2 of 3 deployed" in body
+    assert "| End-to-end checks | none defined |" in body
+    assert "needs a person: `detector/r96 / compat` failed (unsupported_op)" in body
+    assert "### Failure: `detector/r96 / compat` (unsupported_op)" in body
+    assert "| /Acos | Acos | HTP has no Acos |" in body
+    assert "| detector | r96 | ❌ failed | 1.75 | compat: 1 node(s) fall back to the CPU | — |  |" in body
+    assert labels(m) == ["aipc", "aipc:repaired", "aipc:needs-human"]
+
+
+def test_composite_body_cuts_part_diffs_to_fit_the_limit():
+    big = "".join(f"+{i:08d} {'y' * 60}\n" for i in range(3000))
+    m = composite_manifest(diff=big)
+    for p in m["parts"]:
+        p["repair_records"] = [dict(repair(i, diff=big), repair="r") for i in range(1, 4)]
+    body = pr_body(m)
+    assert len(body) <= GITHUB_BODY_LIMIT and body.count("#### ") == 9 + 2  # 9 repairs + 2 e2e headings
+    assert "+00000000" in body and "Logs and diffs were shortened" in body
+
+
+def test_composite_html_report_is_well_formed(tmp_path):
+    m = composite_manifest(diff="+ <script>alert(1)</script>\n")
+    path = html_report(m, tmp_path / "report")
+    c = _Checker()
+    c.feed(path.read_text())
+    c.close()
+    assert c.problems == [] and c.stack == [] and c.images == ["seconds_per_stage.png"]
+    text = path.read_text()
+    assert "<h2>Parts</h2>" in text and "detector/r64" in text and "one binary per variant" in text
+    assert "token agreement with the PyTorch greedy decode" in text and "<script>alert" not in text
+    assert (path.parent / "seconds_per_stage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (path.parent / "layer_error.png").exists()
+
+
+def test_nightly_lists_a_composite_as_one_row_not_revalidated(tmp_path):
+    good = make_deployment(tmp_path / "a", model="alpha")
+    text = nightly([{"manifest": good, "passed": True, "lines": []},
+                    {"manifest": composite_manifest(), "passed": False, "skipped": "not re-validated (composite)"}])
+    assert "1/2 still valid, 1 not re-validated" in text
+    assert ("| `combo` | deployed (3/3 parts, 2/2 end-to-end) | ⏭️ not re-validated (composite) | 0.9991 | — "
+            "| SM8650 w8a16 | yes |") in text
+    assert "- `combo`: text_encoder: deployed; detector/r64: deployed; detector/r96: deployed" in text
+    assert "What failed" not in text
+
+
+def test_nightly_command_does_not_pretend_to_revalidate_a_composite(tmp_path):
+    from bot.deploy import Revalidation
+
+    for name in ("alpha", "combo"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "aipc.yaml").write_text(f"name: {name}\n")
+    make_deployment(tmp_path / "deployments" / "alpha", model="alpha")
+    (tmp_path / "deployments" / "combo").mkdir(parents=True)
+    (tmp_path / "deployments" / "combo" / "manifest.json").write_text(json.dumps(composite_manifest()))
+    seen = []
+
+    def fake_revalidate(model_dir, out_dir=None):
+        seen.append(model_dir.name)
+        return Revalidation(True, ["✓ hashes"])
+
+    out = []
+    code = nightly_command(tmp_path, echo=out.append, revalidate=fake_revalidate)
+    assert seen == ["alpha"] and code == 0
+    assert "1/2 still valid, 1 not re-validated" in out[0] and "not re-validated (composite)" in out[0]

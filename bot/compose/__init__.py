@@ -94,7 +94,7 @@ def expand(spec: Spec) -> list[Part]:
 
 
 def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool = True, events=None,
-                 say: Callable[[str], None] = lambda m: None) -> MultiOutcome:
+                 say: Callable[[str], None] = lambda m: None, push: bool = False, pr: bool = False) -> MultiOutcome:
     from bot.repair.catalogue import RepairState
     from bot.repair.loop import LoopResult, RepairLoop
 
@@ -119,6 +119,9 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool =
         results.append(StageResult(part.rel, outcome.passed, seconds=round(time.perf_counter() - t1, 3),
                                    metrics=rows[-1].get("validate", {}), failure=outcome.failure))
     top: dict[str, Any] = {"model": spec.name, "kind": "multi", "backend": backend.name,
+                           "target": spec.target.model_dump(mode="json"),
+                           "versions": next((o.manifest["versions"] for o in outcomes.values()
+                                             if o.manifest.get("versions")), {}),
                            "definition": spec.model_dump(mode="json"), "parts": rows}
     all_parts = all(outcomes[p.rel].passed for p in parts)
     sharing = {}
@@ -152,6 +155,10 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool =
     top["artifacts"] = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                         for p in sorted((out / "runtime").rglob("*")) if p.is_file()} if (out / "runtime").exists() else {}
     write_json(out / "manifest.json", top)
+    # The whole composite folder goes to `aipc/<model>` like a single-graph deployment.
+    from bot.forge import publish
+
+    publish(deployment_dir=out, model_dir=folder, manifest=top, push=push, pr=pr, say=say)
     return MultiOutcome(top, out, results, failure, rows)
 
 
@@ -160,7 +167,10 @@ def _part_row(part: Part, outcome, pout: Path, out: Path, seconds: float) -> dic
                            "inputs": {i.name: i.shape for i in part.spec.inputs},
                            "status": outcome.manifest.get("status"), "passed": outcome.passed,
                            "seconds": round(seconds, 3),
+                           "precision": part.spec.target.precision,
                            "repairs": len(outcome.manifest.get("repairs") or []),
+                           # the records themselves (reason, before/after, diff): the report shows them
+                           "repair_records": outcome.manifest.get("repairs") or [],
                            "stage_seconds": {r.stage: round(r.seconds, 3) for r in outcome.results}}
     if outcome.failure:
         row["failure"] = {"stage": outcome.failure.stage, "kind": outcome.failure.kind.value,

@@ -26,18 +26,29 @@ def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=80, metadata={"Software": None})
 
 
+def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
+    """(labels, seconds, passed, what): stages of one graph, or parts and end-to-end checks of a composite."""
+    if manifest.get("kind") == "multi" or ("parts" in manifest and "stages" not in manifest):
+        rows = [(p.get("dir") or p.get("graph", "?"), p.get("seconds"), p.get("passed")) for p in manifest.get("parts") or []]
+        rows += [(e.get("name", "?"), e.get("seconds"), e.get("passed")) for e in manifest.get("e2e") or []]
+        what = "part and check"
+    else:
+        rows = [(s.get("stage", "?"), s.get("seconds"), s.get("passed")) for s in manifest.get("stages", [])]
+        what = "stage"
+    return [r[0] for r in rows], [float(r[1] or 0) for r in rows], [bool(r[2]) for r in rows], what
+
+
 def seconds_per_stage(manifest: dict, path: Path) -> Path:
     plt = _plt()
-    stages = manifest.get("stages", [])
-    names = [s.get("stage", "?") for s in stages]
-    secs = [float(s.get("seconds") or 0) for s in stages]
-    colors = ["#2da44e" if s.get("passed") else "#cf222e" for s in stages]
+    names, secs, ok, what = _bars(manifest)
+    colors = ["#2da44e" if p else "#cf222e" for p in ok]
     fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(names), 1) + 1.2))
     ax.barh(names[::-1], secs[::-1], color=colors[::-1])
     for y, v in enumerate(secs[::-1]):
         ax.text(v, y, f" {v:.2f}s", va="center", fontsize=8)
     ax.set_xlabel("seconds")
-    ax.set_title(f"{manifest.get('model', '?')}: seconds per stage (red = failed)")
+    ax.set_title(f"{manifest.get('model', '?')}: seconds per {what} (red = failed)",
+                 **({} if what == "stage" else {"fontsize": 9}))
     ax.set_xlim(0, max(secs + [0.1]) * 1.25)
     fig.tight_layout()
     _save(fig, path)

@@ -23,12 +23,23 @@ STAGE_WHY = {
 LABEL_BOT, LABEL_REPAIRED, LABEL_HUMAN = "aipc", "aipc:repaired", "aipc:needs-human"
 
 
+def is_composite(m: dict) -> bool:
+    """A composite deployment (`bot.compose`): several graphs/variants listed as `parts`."""
+    return m.get("kind") == "multi" or ("parts" in m and "stages" not in m)
+
+
+def all_repairs(m: dict) -> list[dict]:
+    if is_composite(m):
+        return [r for p in m.get("parts") or [] for r in p.get("repair_records") or []]
+    return m.get("repairs") or []
+
+
 def needs_human(m: dict) -> bool:
     return m.get("status") == "failed" or (m.get("agent") or {}).get("outcome") == "needs-human"
 
 
 def repaired(m: dict) -> bool:
-    return any(r.get("kept") for r in m.get("repairs") or [])
+    return any(r.get("kept") for r in all_repairs(m))
 
 
 def labels(m: dict) -> list[str]:
@@ -91,15 +102,25 @@ def stage_figure(s: dict) -> str:
     return ""
 
 
+def _numeric(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_rows(checks: list[dict], *, thresholded_only: bool = True) -> list[dict]:
+    rows = []
+    for c in checks or []:
+        if thresholded_only and not _numeric(c.get("threshold")):
+            continue
+        has = _numeric(c.get("threshold"))
+        rows.append({"name": c.get("name", "?"), "value": fmt(c.get("value")),
+                     "op": direction(c.get("name", "")) if has else "",
+                     "threshold": fmt(c.get("threshold")) if has else "—", "passed": bool(c.get("passed"))})
+    return rows
+
+
 def _metric_rows(m: dict) -> list[dict]:
     val = next((s for s in m.get("stages", []) if s.get("stage") == "validate"), None)
-    rows = []
-    for c in (val or {}).get("checks", []):
-        if not isinstance(c.get("threshold"), (int, float)) or isinstance(c.get("threshold"), bool):
-            continue
-        rows.append({"name": c["name"], "value": fmt(c.get("value")), "op": direction(c["name"]),
-                     "threshold": fmt(c.get("threshold")), "passed": bool(c.get("passed"))})
-    return rows
+    return check_rows((val or {}).get("checks", []))
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -114,7 +135,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 def _repair_rows(m: dict) -> list[dict]:
     rows = []
-    for r in m.get("repairs") or []:
+    for r in all_repairs(m):
         before, after = _flat(r.get("before") or {}), _flat(r.get("after") or {})
         keys = list(dict.fromkeys([*before, *after]))
         rows.append({
@@ -169,6 +190,8 @@ def storage_rows(m: dict) -> list[dict]:
 
 
 def build(m: dict) -> dict:
+    if is_composite(m):
+        return build_composite(m)
     stages = m.get("stages", [])
     ran = {s.get("stage") for s in stages}
     not_run = [s for s in m.get("workflow", []) if s not in ran]
@@ -198,4 +221,149 @@ def build(m: dict) -> dict:
         "labels": labels(m),
         "needs_human": needs_human(m),
         "repaired": repaired(m),
+        "composite": False,
+    }
+
+
+# ---------------------------------------------------------------------- composite deployments
+
+def kib(n) -> str:
+    return f"{n / 1024:.0f} KiB" if _numeric(n) else "—"
+
+
+def part_figure(p: dict) -> str:
+    """The part's key numbers: worst cosine per output and the median latency, or its failure."""
+    if p.get("failure"):
+        f = p["failure"]
+        return f"{f.get('stage')}: {f.get('message', '')}"[:160]
+    val = p.get("validate") or {}
+    bits = [f"{o}: cosine {fmt(v.get('cosine'))}" for o, v in (val.get("outputs") or {}).items()]
+    if val.get("latency_ms_median") is not None:
+        bits.append(f"{fmt(val['latency_ms_median'], 4)} ms")
+    return "; ".join(bits)
+
+
+def _part_rows(m: dict) -> list[dict]:
+    rows = []
+    for p in m.get("parts") or []:
+        recs = p.get("repair_records") or []
+        n = p.get("repairs") if _numeric(p.get("repairs")) else len(recs)
+        rows.append({
+            "dir": p.get("dir") or p.get("graph", "?"), "graph": p.get("graph", "?"), "variant": p.get("variant"),
+            "status": p.get("status") or ("deployed" if p.get("passed") else "failed"), "passed": bool(p.get("passed")),
+            "seconds": float(p.get("seconds") or 0), "precision": p.get("precision"),
+            "inputs": "; ".join(f"{k} {fmt(v)}" for k, v in (p.get("inputs") or {}).items()),
+            "figure": part_figure(p),
+            "binary_bytes": sum(b.get("bytes", 0) for b in p["binaries"].values()) if p.get("binaries") else None,
+            "binaries": p.get("binaries") or {}, "repairs_tried": n, "repairs_kept": sum(bool(r.get("kept")) for r in recs),
+            "repairs": _repair_rows({"repairs": recs}), "failure": p.get("failure"),
+        })
+    return rows
+
+
+def _e2e_rows(m: dict) -> list[dict]:
+    out = []
+    for e in m.get("e2e") or []:
+        facts = []
+        if e.get("sequences") is not None:
+            facts.append(f"{fmt(e.get('sequences_equal'))}/{fmt(e.get('sequences'))} sequences identical to PyTorch "
+                         f"({fmt(e.get('tokens_per_sequence'))} tokens each)")
+        if e.get("seconds_per_token") is not None:
+            facts.append(f"{fmt(e['seconds_per_token'] * 1000, 4)} ms per token on the backend")
+        if e.get("encoder_seconds"):
+            facts.append(f"encoder {fmt(e['encoder_seconds'] * 1000, 4)} ms")
+        if e.get("samples") is not None:
+            facts.append(f"{e['samples']} samples through the chain")
+        failed = [c for c in e.get("checks") or [] if not c.get("passed") and c.get("detail")]
+        out.append({"name": e.get("name", "?"), "passed": bool(e.get("passed")), "seconds": e.get("seconds"),
+                    "checks": check_rows(e.get("checks") or [], thresholded_only=False), "facts": facts,
+                    "runtime": e.get("runtime"), "detail": "\n".join(c["detail"] for c in failed)})
+    return out
+
+
+def _sharing_rows(m: dict) -> list[dict]:
+    rows = []
+    for graph, r in (m.get("weight_sharing") or {}).items():
+        if not r.get("generated"):
+            outcome = "shared binary not generated"
+        elif r.get("usable"):
+            outcome = "shared binary loads and matches the separate binaries"
+        elif not r.get("loads"):
+            outcome = "shared binary generated but does not load"
+        else:
+            outcome = "shared binary loads but differs from the separate binaries"
+        rows.append({"graph": graph, "variants": ", ".join(r.get("variants") or []), "option": r.get("option", ""),
+                     "outcome": outcome, "deployed": r.get("deployed", "—"), "usable": bool(r.get("usable")),
+                     "shared": kib(r.get("shared_bytes")), "separate": kib(r.get("separate_bytes")),
+                     "error": r.get("error") or ""})
+    return rows
+
+
+def _node(n) -> dict:
+    """A part row keeps nodes as "op name: reason" strings."""
+    if not isinstance(n, str):
+        return n
+    op, _, rest = n.partition(" ")
+    name, _, reason = rest.partition(": ")
+    return {"op": op, "name": name, "reason": reason}
+
+
+def _composite_failure(m: dict, parts: list[dict], e2e: list[dict]) -> dict | None:
+    bad = next((p for p in parts if not p["passed"]), None)
+    if bad and bad["failure"]:
+        f = bad["failure"]
+        nodes = [_node(n) for n in f.get("nodes") or []]
+        return {"stage": f"{bad['dir']} / {f.get('stage')}", "kind": f.get("kind", ""), "message": f.get("message", ""),
+                "nodes": nodes[:50], "log": ""}
+    e = next((e for e in e2e if not e["passed"]), None)
+    if e:
+        return {"stage": f"end to end / {e['name']}", "kind": "accuracy",
+                "message": "; ".join(f"{c['name']} = {c['value']}" for c in e["checks"] if not c["passed"]),
+                "nodes": [], "log": e["detail"]}
+    return None
+
+
+def _sum_llm(m: dict) -> dict | None:
+    llms = [p["llm"] for p in m.get("parts") or [] if p.get("llm")]
+    if m.get("llm"):
+        llms.append(m["llm"])
+    if not llms:
+        return None
+    return _llm({"llm": {"calls": sum(int(x.get("calls") or 0) for x in llms),
+                         "usd": sum(float(x.get("usd") or x.get("cost_usd") or 0) for x in llms)}})
+
+
+def build_composite(m: dict) -> dict:
+    parts, e2e = _part_rows(m), _e2e_rows(m)
+    target = m.get("target") or (m.get("definition") or {}).get("target") or {}
+    precisions = sorted({p["precision"] for p in parts if p["precision"]})
+    if precisions and precisions != [target.get("precision")]:
+        target = dict(target, precision="/".join(precisions))
+    return {
+        "composite": True,
+        "model": m.get("model", "?"),
+        "status": m.get("status", "?"),
+        "ok": m.get("status") == "deployed",
+        "target": target,
+        "backend": m.get("backend", ""),
+        "versions": m.get("versions") or {},
+        "seconds_total": float(m.get("seconds_total") or 0),
+        "parts": parts,
+        "parts_passed": sum(p["passed"] for p in parts),
+        "binary_bytes": sum(p["binary_bytes"] or 0 for p in parts),
+        "e2e": e2e,
+        "e2e_passed": sum(e["passed"] for e in e2e),
+        "sharing": _sharing_rows(m),
+        "part_repairs": [p for p in parts if p["repairs"]],
+        "repairs": _repair_rows(m),
+        "llm": _sum_llm(m),
+        "agent": m.get("agent") or {},
+        "failure": _composite_failure(m, parts, e2e),
+        "storage": storage_rows(m),
+        "labels": labels(m),
+        "needs_human": needs_human(m),
+        "repaired": repaired(m),
+        # what the single-graph parts of the templates look for
+        "stages": [], "not_run": [], "metrics": [], "localization": None,
+        "outputs": {}, "latency_ms": None,
     }
