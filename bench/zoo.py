@@ -112,7 +112,7 @@ def table(rows: list[dict]) -> str:
         lines.append(" | ".join([
             f"| {r['model']}", "error" if "error" in n else ("yes" if n.get("full_htp") else
                                                              f"no ({', '.join(n.get('rejected_ops', [])) or n.get('fallback_nodes')})"),
-            f(n.get("cosine")), f(n.get("sqnr_db"), 1), "yes" if b.get("full_htp") else "no", f(cos), f(sq, 1),
+            "run failed" if n.get("run_error") else f(n.get("cosine")), f(n.get("sqnr_db"), 1), "yes" if b.get("full_htp") else "no", f(cos), f(sq, 1),
             "**pass**" if b.get("passed") else "FAIL", ", ".join(b.get("kept", [])) or "—",
             str(b.get("llm_calls", 0)), f(r.get("bot_seconds"), 1), f(naive_s, 1)]) + " |")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
     if spec.graphs or spec.variants:  # several graphs / static sizes: composed above the pipeline
         from bot.compose import deploy_multi
 
-        return deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say)
+        return deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say, push=push, pr=pr)
     reverted = sorted(set((read_json(out / MANIFEST) or {}).get("reverted", [])) | set(exclude or []))
     loop = RepairLoop(spec, folder, out, backend, events=events, say=say, exclude=reverted)
     outcome = loop.run_state(RepairState())

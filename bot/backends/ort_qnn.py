@@ -183,6 +183,17 @@ class OrtQnnBackend:
         return RunResult(outs, secs)
 
 
+    def run_graph(self, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
+                  target: TargetSpec) -> list[dict[str, np.ndarray]]:
+        """Run a graph as it is (no context binary) with CPU fallback allowed: failure
+        localization exposes intermediate tensors, whose output-side DQ nodes stay on the host."""
+        ort = _ort()
+        sess = ort.InferenceSession(model.SerializeToString(), session_options(target, allow_fallback=True))
+        names = [o.name for o in sess.get_outputs()]
+        wanted = {i.name for i in sess.get_inputs()}
+        return [dict(zip(names, sess.run(None, {k: v for k, v in f.items() if k in wanted}))) for f in feeds]
+
+
 def _tail(text: str, n: int = 2000) -> str:
     return text if len(text) <= n else "…" + text[-n:]
 

@@ -6,6 +6,10 @@ QNN quantizer names after the float tensor `<t>`). Both run on ONNX Runtime's CP
 QDQ arithmetic exactly as quantized (scales, zero points, rounding), so the per-layer error is the
 quantization error the device sees, without a second HTP compile. The first layer whose cosine
 falls below the bar is named; the planner keeps the worst layers in 16 bits.
+
+Given a `device` runner, the same exposed QDQ graph also runs on the backend (the HTP): a layer
+whose device cosine falls far below its CPU cosine is not quantization error but the device
+computing that op differently — the planner answers it with a graph rule for that op, not bits.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -31,6 +36,7 @@ class LayerError:
     index: int  # topological position
     sqnr_drop_db: float = 0.0  # how much worse than the worst of its inputs: error this layer adds
     inputs: tuple[str, ...] = ()  # quantized activations it reads: where its error may come from
+    device_cosine: float | None = None  # the same tensor computed on the backend
 
 
 def _expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
@@ -55,8 +61,11 @@ def _run(model: onnx.ModelProto, feeds: list[dict]) -> list[dict[str, np.ndarray
     return [dict(zip(names, sess.run(None, {k: v for k, v in f.items() if k in wanted}))) for f in feeds]
 
 
-def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]],
-             bar: float = 0.99) -> tuple[list[LayerError], LayerError | None]:
+Runner = Callable[[onnx.ModelProto, list[dict]], list[dict[str, np.ndarray]]]
+
+
+def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]], bar: float = 0.99,
+             device: Runner | None = None) -> tuple[list[LayerError], LayerError | None]:
     fm = onnx.load(str(float_onnx))
     qm = onnx.load(str(qdq_onnx))
     q_tensors = {o for n in qm.graph.node for o in n.output}
@@ -69,7 +78,9 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
     if not order:
         return [], None
     f_out = _run(_expose(fm, order), feeds)
-    q_out = _run(_expose(qm, [t + DQ_SUFFIX for t in order]), feeds)
+    exposed = _expose(qm, [t + DQ_SUFFIX for t in order])
+    q_out = _run(exposed, feeds)
+    d_out = device(exposed, feeds) if device is not None else None
     layers: dict[str, LayerError] = {}
     for t in order:
         ref = M.concat([s[t] for s in f_out])
@@ -78,6 +89,8 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
         cos = M.cosine(ref, got) if np.any(ref) else (1.0 if not np.any(got) else float("nan"))
         err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx,
                          inputs=tuple(i for i in node.input if i in producers))
+        if d_out is not None:
+            err.device_cosine = M.cosine(ref, M.concat([s[t + DQ_SUFFIX] for s in d_out]))
         ins = [layers[i].sqnr_db for i in node.input if i in layers]
         base = min(ins) if ins else float("inf")
         err.sqnr_drop_db = (base - err.sqnr_db) if math.isfinite(base) and math.isfinite(err.sqnr_db) else (
@@ -86,6 +99,17 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
     ordered = sorted(layers.values(), key=lambda e: e.index)
     first_bad = next((e for e in ordered if not (e.cosine >= bar)), None)
     return ordered, first_bad
+
+
+def divergent(layers: list[LayerError], bar: float = 0.99, margin: float = 0.05) -> list[LayerError]:
+    """Layers the device computes far worse than quantization alone explains, first one first
+    (the later ones are usually its downstream echo)."""
+    out = []
+    for e in layers:
+        d = e.device_cosine
+        if d is not None and (d != d or (d < bar and d < e.cosine - margin)):
+            out.append(e)
+    return out
 
 
 def worst_layers(layers: list[LayerError], fraction: float, minimum: int = 1) -> list[str]:
@@ -109,7 +133,11 @@ def as_manifest(layers: list[LayerError], first_bad: LayerError | None) -> dict:
     def clean(v):
         return v if isinstance(v, float) and math.isfinite(v) else None
 
+    div = divergent(layers)
     return {"first_bad_layer": first_bad.tensor if first_bad else None,
             "first_bad_op": first_bad.op if first_bad else None,
+            "first_device_divergence": div[0].tensor if div else None,
             "layers": [{**asdict(e), "cosine": clean(e.cosine), "sqnr_db": clean(e.sqnr_db),
-                        "sqnr_drop_db": clean(e.sqnr_drop_db)} for e in layers]}
+                        "sqnr_drop_db": clean(e.sqnr_drop_db),
+                        "device_cosine": clean(e.device_cosine) if e.device_cosine is not None else None}
+                       for e in layers]}

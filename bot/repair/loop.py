@@ -21,6 +21,7 @@ from bot.pipeline import Pipeline, RunOutcome
 from bot.pipeline.manifest import update_section
 from bot.records import Failure, FailureKind
 from bot.repair.catalogue import Repair, RepairState, all_repairs
+from bot.repair.localize import divergent
 from bot.repair.taxonomy import classify
 
 PATIENCE = 3  # attempts in a row that change nothing before the loop gives up
@@ -34,7 +35,7 @@ LEVEL_ORDER: dict[FailureKind, tuple[str, ...]] = {
     FailureKind.UNSUPPORTED_DTYPE: ("graph", "source", "export"),
     FailureKind.DYNAMIC_SHAPE: ("export", "graph", "source"),
     FailureKind.COMPILE_ERROR: ("graph", "source", "export", "quant"),
-    FailureKind.ACCURACY: ("quant", "graph", "source"),
+    FailureKind.ACCURACY: ("graph", "quant", "source"),  # graph rules only where the device diverges
     FailureKind.TOOL_ERROR: ("export", "quant"),
 }
 
@@ -132,11 +133,12 @@ class RepairLoop:
         return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
                         events=self.events).run(state.options)
 
-    def localize(self, outcome: RunOutcome) -> list:
-        """Per-layer errors of the run's quantized graph against its float graph (cached per run)."""
+    def localize(self, outcome: RunOutcome, on_device: bool = False) -> list:
+        """Per-layer errors of the run's quantized graph against its float graph (cached per run);
+        `on_device` also runs it on the backend, to tell device numerics from quantization error."""
         if "quantize" not in outcome.dirs or "optimize" not in outcome.dirs:
             return []
-        key = str(outcome.dirs["quantize"])
+        key = f"{outcome.dirs['quantize']}:{on_device}"
         if key not in self._localized:
             from bot import samples as S
             from bot.repair.localize import localize
@@ -145,14 +147,18 @@ class RepairLoop:
             if q is None or q.metrics.get("precision") == "fp16":
                 self._localized[key] = []
             else:
+                runner = getattr(self.backend, "run_graph", None) if on_device else None
+                device = (lambda m, f: runner(m, f, self.spec.target)) if runner else None
+                samples = S.load(outcome.dirs["load"] / "samples.npz")
                 layers, _ = localize(outcome.dirs["optimize"] / "model.onnx", outcome.dirs["quantize"] / "model.onnx",
-                                     S.load(outcome.dirs["load"] / "samples.npz"))
+                                     samples[:1] if device else samples, device=device)
                 self._localized[key] = layers
         return self._localized[key]
 
     # -- the loop ----------------------------------------------------------------------------
     def plan(self, failure: Failure, state: RepairState, best: RunOutcome) -> list[tuple[Repair, RepairState]]:
-        ctx = {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best), "params": {}}
+        ctx = {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best),
+               "divergent": lambda: divergent(self.localize(best, on_device=True)), "params": {}}
         order = LEVEL_ORDER.get(failure.kind, ())
         repairs = sorted((r for r in all_repairs().values()
                           if failure.kind in r.answers and r.level in order and r.id not in self.exclude),
@@ -216,7 +222,7 @@ class RepairLoop:
         if final.failure and final.failure.kind == FailureKind.ACCURACY or any(a.level == "quant" for a in result.attempts):
             from bot.repair.localize import as_manifest, localize
 
-            layers = self.localize(final)
+            layers = self.localize(final, on_device=True)
             if layers:
                 first_bad = next((e for e in layers if not (e.cosine >= 0.99)), None)
                 result.localization = as_manifest(layers, first_bad)

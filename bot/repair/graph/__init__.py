@@ -22,6 +22,9 @@ class GraphRule:
     ops: tuple[str, ...]  # ONNX op types whose rejection it answers
     reasons: tuple[str, ...] = ()  # substrings of the EP's REASON text it answers ('' = any)
     rewrite: Callable[[onnx.ModelProto], tuple[onnx.ModelProto, int]] = field(default=None, repr=False)
+    #: also answers an accuracy failure whose device-side localization points at one of `ops`
+    #: (the device places the op but computes it wrong)
+    device_numerics: bool = False
 
     def answers(self, op: str, reason: str) -> bool:
         return op in self.ops and (not self.reasons or any(r.lower() in reason.lower() for r in self.reasons))

@@ -1,7 +1,8 @@
 """Graph-level repairs: one catalogue entry per ONNX rewrite rule in `bot.repair.graph`.
 
-A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason) and
-has not been applied yet; the optimize stage applies it, so the pipeline re-runs from there.
+A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason), or,
+for an accuracy failure, the op of the first layer the device computes far worse than the CPU
+simulation of the same quantized graph (device-side localization); and has not been applied yet; the optimize stage applies it, so the pipeline re-runs from there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ def _proposer(rule):
         if rule.id in state.options.get("optimize", {}).get("rewrites", []):
             return None
         if failure.kind == FailureKind.ACCURACY:
-            return None  # graph rules answer rejected nodes; accuracy is the quant level's
+            # only rules made for device numerics, and only where the device computes an op worse
+            # than quantization explains; the first such layer is the cause, later ones its echo
+            if not rule.device_numerics:
+                return None
+            div = ctx["divergent"]() if "divergent" in ctx else []
+            return state.appended("optimize", "rewrites", [rule.id]) if div and div[0].op in rule.ops else None
         if not any(rule.answers(n.op, n.reason) for n in failure.nodes):
             return None
         return state.appended("optimize", "rewrites", [rule.id])
