@@ -37,6 +37,16 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
         from bot.compose import deploy_multi
 
         return deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say, push=push, pr=pr)
+    outcome = deploy_one(spec, folder, out, backend, repair=repair, events=events, say=say, exclude=exclude)
+    from bot.forge import publish
+
+    publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
+    return outcome
+
+
+def deploy_one(spec, folder: Path, out: Path, backend, *, repair: bool = True, events=None,
+               say: Callable[[str], None] = lambda m: None, exclude: list[str] | None = None) -> RunOutcome:
+    """One graph through the stages, the repair loop and the agent; no forge (the caller publishes)."""
     reverted = sorted(set((read_json(out / MANIFEST) or {}).get("reverted", [])) | set(exclude or []))
     loop = RepairLoop(spec, folder, out, backend, events=events, say=say, exclude=reverted)
     outcome = loop.run_state(RepairState())
@@ -47,11 +57,7 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
     else:
         result = LoopResult(outcome, RepairState())
     result = _agent(loop, result, say, enabled=repair)
-    outcome = loop.finish(result)
-    from bot.forge import publish
-
-    publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
-    return outcome
+    return loop.finish(result)
 
 
 NO_LLM = {"calls": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0}
@@ -96,9 +102,23 @@ class Revalidation:
 
 
 def revalidate(model: Path, *, out_dir: Path | None = None, events=None) -> Revalidation:
-    """Re-check a deployment without rebuilding it: hashes first, then the device run."""
+    """Re-check a deployment without rebuilding it: hashes first, then the device run; a composite
+    deployment is re-checked part by part."""
     spec, folder = load_spec(model)
     out = resolve_out_dir(folder, spec.name, out_dir)
+    if spec.graphs or spec.variants:
+        from bot.compose import expand
+
+        lines, ok = [], True
+        for part in expand(spec):
+            r = revalidate_deployment(part.spec, folder, out / part.rel)
+            ok &= r.passed
+            lines += [f"[{part.rel}] {line}" for line in r.lines]
+        return Revalidation(ok, lines)
+    return revalidate_deployment(spec, folder, out)
+
+
+def revalidate_deployment(spec, folder: Path, out: Path) -> Revalidation:
     manifest = read_json(out / MANIFEST)
     if not manifest:
         raise BadInput("no manifest.json: this model has not been deployed here", where=str(out))

@@ -85,6 +85,17 @@ def test_decoder_only_lm_decodes_on_htp_like_pytorch_greedy(tmp_path):
     assert proc.returncode == 0, proc.stderr[-800:]
     assert json.loads((tmp_path / "t.json").read_text())["runs"][0]["tokens"] == dec["reference"][0]
 
+    # nightly's re-check goes part by part; a changed binary in one part fails it
+    from bot.deploy import revalidate
+
+    again = revalidate(MODELS / "tiny_lm", out_dir=tmp_path / "lm")
+    assert again.passed and any(line.startswith("[") for line in again.lines)
+    binary = next((tmp_path / "lm").glob("*/package/*.bin"))
+    data = bytearray(binary.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    binary.write_bytes(bytes(data))
+    assert not revalidate(MODELS / "tiny_lm", out_dir=tmp_path / "lm").passed
+
 
 def test_whisper_style_encoder_decoder_with_host_frontend(tmp_path):
     out = _deploy("whisper_tiny", tmp_path / "wh")

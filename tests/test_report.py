@@ -309,7 +309,7 @@ def test_nightly_lists_a_composite_as_one_row_not_revalidated(tmp_path):
     assert "What failed" not in text
 
 
-def test_nightly_command_does_not_pretend_to_revalidate_a_composite(tmp_path):
+def test_nightly_command_revalidates_composites_too(tmp_path):
     from bot.deploy import Revalidation
 
     for name in ("alpha", "combo"):
@@ -326,5 +326,5 @@ def test_nightly_command_does_not_pretend_to_revalidate_a_composite(tmp_path):
 
     out = []
     code = nightly_command(tmp_path, echo=out.append, revalidate=fake_revalidate)
-    assert seen == ["alpha"] and code == 0
-    assert "1/2 still valid, 1 not re-validated" in out[0] and "not re-validated (composite)" in out[0]
+    assert seen == ["alpha", "combo"] and code == 0
+    assert "2/2 still valid" in out[0]

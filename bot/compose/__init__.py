@@ -95,8 +95,7 @@ def expand(spec: Spec) -> list[Part]:
 
 def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool = True, events=None,
                  say: Callable[[str], None] = lambda m: None, push: bool = False, pr: bool = False) -> MultiOutcome:
-    from bot.repair.catalogue import RepairState
-    from bot.repair.loop import LoopResult, RepairLoop
+    from bot.deploy import deploy_one
 
     t0, out = time.time(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,15 +104,7 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool =
         say(f"── {part.rel}: {', '.join(f'{i.name}{i.shape}' for i in part.spec.inputs)}")
         pout = out / part.rel
         t1 = time.perf_counter()
-        loop = RepairLoop(part.spec, folder, pout, backend, events=events, say=say)
-        outcome = loop.run_state(RepairState())
-        if not outcome.passed and repair:
-            from bot.deploy import _agent
-
-            result = _agent(loop, loop.run(outcome), say)
-            outcome = loop.finish(result)
-        else:
-            outcome = loop.finish(LoopResult(outcome, RepairState()))
+        outcome = deploy_one(part.spec, folder, pout, backend, repair=repair, events=events, say=say)
         outcomes[part.rel] = outcome
         rows.append(_part_row(part, outcome, pout, out, time.perf_counter() - t1))
         results.append(StageResult(part.rel, outcome.passed, seconds=round(time.perf_counter() - t1, 3),

@@ -62,12 +62,10 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None,
     """Re-validate every deployment under `<root>/deployments/` and render one summary.
 
     The summary also goes to `$GITHUB_STEP_SUMMARY` when set, so the nightly job shows it.
-    Composite deployments are listed but not re-validated (the summary says so); they do not fail
-    the job by themselves.
+    Composite deployments are re-validated part by part.
     """
     from bot.cli_paths import repo_root
     from bot.report import nightly
-    from bot.report.view import is_composite
 
     if revalidate is None:
         from bot.deploy import revalidate
@@ -81,11 +79,7 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None,
         name = manifest.get("model") or dep.name
         entry = {"model": name, "manifest": manifest, "passed": False, "lines": []}
         model_dir = find_model_dir(root, name)
-        if is_composite(manifest):
-            # `bot.deploy.revalidate` checks one graph's stage folders; a composite deployment has
-            # one per part, so it is listed as not re-validated rather than failed or passed.
-            entry["skipped"] = "not re-validated (composite)"
-        elif model_dir is None:
+        if model_dir is None:
             entry["error"] = f"no model folder with aipc.yaml for {name!r} under {root}"
         else:
             try:
