@@ -57,8 +57,11 @@ def summary_table(outcome) -> Table:
 def _figures(r) -> str:
     m = r.metrics
     if r.stage == "validate" and "outputs" in m:
-        return "; ".join(f"{n}: cos {v['cosine']}, SQNR {v['sqnr_db']} dB" for n, v in m["outputs"].items()) + \
-            f"; {m.get('latency_ms_median')} ms"
+        def num(x, fmt):
+            return format(x, fmt) if isinstance(x, (int, float)) else str(x)
+
+        return "; ".join(f"{n}: cos {num(v['cosine'], '.5f')}, SQNR {num(v['sqnr_db'], '.1f')} dB"
+                         for n, v in m["outputs"].items()) + f"; {num(m.get('latency_ms_median'), '.1f')} ms/inference"
     if r.stage == "compat" and "total_nodes" in m:
         return f"{m['total_nodes'] - m['fallback_nodes']}/{m['total_nodes']} nodes on HTP"
     if r.stage == "compile" and "binary_bytes" in m:

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register
+from bot.quiet import native_output
 from bot.records import Failure, FailureKind, RejectedNode, StageFailed
 from bot.spec.schema import TargetSpec
 from bot.targets import SOCS
@@ -153,7 +154,8 @@ class OrtQnnBackend:
         so = session_options(req.target, context_file=ctx)
         t0 = time.perf_counter()
         try:
-            ort.InferenceSession(str(req.deploy_onnx), so)
+            with native_output():  # the HTP library prints a banner straight to fd 1
+                ort.InferenceSession(str(req.deploy_onnx), so)
         except Exception as e:
             text = str(e)
             if FALLBACK_DISABLED in text:
@@ -172,7 +174,8 @@ class OrtQnnBackend:
 
     def run(self, compiled: Compiled, feeds: list[dict[str, np.ndarray]], target: TargetSpec) -> RunResult:
         ort = _ort()
-        sess = ort.InferenceSession(str(compiled.entry), session_options(target))
+        with native_output():
+            sess = ort.InferenceSession(str(compiled.entry), session_options(target))
         names = [o.name for o in sess.get_outputs()]
         outs, secs = [], []
         for feed in feeds:
@@ -188,7 +191,8 @@ class OrtQnnBackend:
         """Run a graph as it is (no context binary) with CPU fallback allowed: failure
         localization exposes intermediate tensors, whose output-side DQ nodes stay on the host."""
         ort = _ort()
-        sess = ort.InferenceSession(model.SerializeToString(), session_options(target, allow_fallback=True))
+        with native_output():
+            sess = ort.InferenceSession(model.SerializeToString(), session_options(target, allow_fallback=True))
         names = [o.name for o in sess.get_outputs()]
         wanted = {i.name for i in sess.get_inputs()}
         return [dict(zip(names, sess.run(None, {k: v for k, v in f.items() if k in wanted}))) for f in feeds]
