@@ -35,11 +35,14 @@ ARMED_AGENT = {"PYTHONWARNINGS": "ignore", "AIPC_FORGE": "off", "AIPC_LLM_API_KE
 
 
 def definition(name: str, shape: list[int]) -> dict:
+    validation = {"samples": 2, "seed": 0}
+    if name.startswith("yolo"):  # one tensor packs boxes (pixels) and class scores (0–1): check each
+        validation["outputs"] = {"output": {"parts": {"boxes": [0, 4], "scores": [4, 84]}, "sqnr_min_db": 15}}
     return {"name": name.replace("_", "-").lower(), "entry": "model.py:build",
             "inputs": [{"name": "x", "shape": shape, "range": [0.0, 1.0]}],
             "calibration": {"samples": 8, "seed": 1},
             "target": {"soc": "SM8650", "precision": "w8a8"},
-            "validation": {"samples": 2, "seed": 0},
+            "validation": validation,
             "limits": {"repair_attempts": 8}}
 
 

@@ -74,6 +74,17 @@ class OutputCheck(Strict):
     max_abs_max: float | None = Field(default=None, ge=0)
     topk: int | None = Field(default=None, ge=1, description="classifier: compare top-k sets")
     topk_agreement_min: float = Field(default=0.8, ge=0, le=1)
+    parts: dict[str, tuple[int, int]] = Field(
+        default_factory=dict, description="check slices [lo, hi) along `axis` separately, e.g. boxes/scores")
+    axis: int = 1
+
+    @field_validator("parts")
+    @classmethod
+    def _ranges(cls, v: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        for name, (lo, hi) in v.items():
+            if not 0 <= lo < hi:
+                raise ValueError(f"part {name!r}: expected [lo, hi) with 0 <= lo < hi")
+        return v
 
 
 class ValidationSpec(Strict):
