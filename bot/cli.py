@@ -45,34 +45,15 @@ class ConsoleEvents:
 
 
 def summary_table(outcome) -> Table:
+    from bot.report.view import stage_figure  # the same figure per stage as the PR body
+
     t = Table(title=f"{outcome.manifest.get('model')} → {outcome.manifest.get('status')}", title_justify="left")
     for col in ("stage", "status", "seconds", "key figures"):
         t.add_column(col)
     for r in outcome.results:
         status = "cached" if r.cached else ("pass" if r.passed else "FAIL")
-        t.add_row(r.stage, status, f"{r.seconds:.2f}", _figures(r))
+        t.add_row(r.stage, status, f"{r.seconds:.2f}", stage_figure(r.to_dict()))
     return t
-
-
-def _figures(r) -> str:
-    m = r.metrics
-    if r.stage == "validate" and "outputs" in m:
-        def num(x, fmt):
-            return format(x, fmt) if isinstance(x, (int, float)) else str(x)
-
-        return "; ".join(f"{n}: cos {num(v['cosine'], '.5f')}, SQNR {num(v['sqnr_db'], '.1f')} dB"
-                         for n, v in m["outputs"].items()) + f"; {num(m.get('latency_ms_median'), '.1f')} ms/inference"
-    if r.stage == "compat" and "total_nodes" in m:
-        return f"{m['total_nodes'] - m['fallback_nodes']}/{m['total_nodes']} nodes on HTP"
-    if r.stage == "compile" and "binary_bytes" in m:
-        return f"{m['binary_bytes'] / 1024:.0f} KiB for v{m['htp_arch']} ({m['soc']})"
-    if r.stage == "quantize" and "precision" in m:
-        return f"{m['precision']}, {m.get('quantized_tensors', 0)} tensors"
-    if r.stage == "optimize" and "nodes_after" in m:
-        return f"{m['nodes_before']} → {m['nodes_after']} nodes"
-    if r.failure:
-        return r.failure.message[:80]
-    return ""
 
 
 def _run(fn, debug: bool) -> None:

@@ -148,14 +148,12 @@ class OrtQnnBackend:
                          rejected=rejected, log=_tail(log, 4000))
 
     def compile(self, req: CompileRequest) -> Compiled:
-        ort = _ort()
         req.out_dir.mkdir(parents=True, exist_ok=True)
         ctx = req.out_dir / "model_ctx.onnx"
         so = session_options(req.target, context_file=ctx)
         t0 = time.perf_counter()
         try:
-            with native_output():  # the HTP library prints a banner straight to fd 1
-                ort.InferenceSession(str(req.deploy_onnx), so)
+            _session(str(req.deploy_onnx), so)
         except Exception as e:
             text = str(e)
             if FALLBACK_DISABLED in text:
@@ -173,9 +171,7 @@ class OrtQnnBackend:
         return Compiled(entry=ctx, files=files, format="qnn-epcontext", prepare_seconds=time.perf_counter() - t0)
 
     def run(self, compiled: Compiled, feeds: list[dict[str, np.ndarray]], target: TargetSpec) -> RunResult:
-        ort = _ort()
-        with native_output():
-            sess = ort.InferenceSession(str(compiled.entry), session_options(target))
+        sess = _session(str(compiled.entry), session_options(target))
         names = [o.name for o in sess.get_outputs()]
         outs, secs = [], []
         for feed in feeds:
@@ -185,17 +181,20 @@ class OrtQnnBackend:
             outs.append(dict(zip(names, vals)))
         return RunResult(outs, secs)
 
-
     def run_graph(self, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]],
                   target: TargetSpec) -> list[dict[str, np.ndarray]]:
         """Run a graph as it is (no context binary) with CPU fallback allowed: failure
         localization exposes intermediate tensors, whose output-side DQ nodes stay on the host."""
-        ort = _ort()
-        with native_output():
-            sess = ort.InferenceSession(model.SerializeToString(), session_options(target, allow_fallback=True))
+        sess = _session(model.SerializeToString(), session_options(target, allow_fallback=True))
         names = [o.name for o in sess.get_outputs()]
         wanted = {i.name for i in sess.get_inputs()}
         return [dict(zip(names, sess.run(None, {k: v for k, v in f.items() if k in wanted}))) for f in feeds]
+
+
+def _session(model, so):
+    """An HTP session, quietly: the HTP library prints a banner straight to fd 1."""
+    with native_output():
+        return _ort().InferenceSession(model, so)
 
 
 def _tail(text: str, n: int = 2000) -> str:

@@ -272,7 +272,7 @@ def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest
     (its patch), then the top manifest, the end-to-end runtime and the report."""
     import json
 
-    from bot.report.view import fmt, part_figure, patch_name
+    from bot.report.view import fmt, part_figure
 
     entries = _entries(repo, deployment_dir, prefix, storage, parent, composite=True)
     model = manifest.get("model")
@@ -302,14 +302,7 @@ def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest
         if skipped:
             lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
         steps.append(git.Step("\n".join(lines), owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()}))
-        for r in part.get("repair_records") or []:
-            rel = f"{d}/patches/{patch_name(r)}"
-            kept = "kept" if r.get("kept") else "tried and reverted"
-            msg = (f"aipc({model}): {d} repair {int(r.get('n') or 0):02d} {r.get('repair')} ({r.get('level')}) {kept}\n\n"
-                   f"Why: {r.get('reason', 'no reason recorded')}\n"
-                   f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
-            files = {f"{prefix}/{rel}": entries[rel]} if rel in entries else {}
-            steps.append(git.Step(msg, owns=[f"{prefix}/{rel}"], files=files))
+        steps += [_repair_step(model, r, f"{d}/", prefix, entries) for r in part.get("repair_records") or []]
     lines = [f"aipc({model}): manifest, end-to-end checks and report, {manifest.get('status')}", ""]
     for e in manifest.get("e2e") or []:
         for c in e.get("checks") or []:
@@ -342,7 +335,7 @@ def _part_reports(deployment_dir: Path, manifest: dict) -> None:
 
 def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
            parent: str) -> list[git.Step]:
-    from bot.report.view import STAGE_WHY, fmt, patch_name, stage_figure
+    from bot.report.view import STAGE_WHY, fmt, stage_figure
 
     entries = _entries(repo, deployment_dir, prefix, storage, parent)
     model = manifest.get("model")
@@ -370,14 +363,7 @@ def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, st
         if skipped:
             lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
         steps.append(git.Step("\n".join(lines), owns=[f"{prefix}/{name}/"], files=under(name)))
-    for r in manifest.get("repairs") or []:
-        rel = f"patches/{patch_name(r)}"
-        kept = "kept" if r.get("kept") else "tried and reverted"
-        msg = (f"aipc({model}): repair {int(r.get('n') or 0):02d} {r.get('repair')} ({r.get('level')}) {kept}\n\n"
-               f"Why: {r.get('reason', 'no reason recorded')}\n"
-               f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
-        files = {f"{prefix}/{rel}": entries[rel]} if rel in entries else {}
-        steps.append(git.Step(msg, owns=[f"{prefix}/{rel}"], files=files))
+    steps += [_repair_step(model, r, "", prefix, entries) for r in manifest.get("repairs") or []]
     status = manifest.get("status")
     steps.append(git.Step(
         f"aipc({model}): manifest and report, {status}\n\n"
@@ -488,3 +474,17 @@ def _image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
     html = f"{prefix}/report/index.html"
     links = {"HTML report": fg.blob_url(sha, html) if hasattr(fg, "blob_url") else html}
     return {"images": images, "links": links}
+
+
+def _repair_step(model: str, r: dict, part: str, prefix: str, entries: dict) -> "git.Step":
+    """One commit per repair attempt, its patch file included; `part` is "" or "<graph>/<variant>/"."""
+    from bot.report.view import fmt, patch_name
+
+    rel = f"{part}patches/{patch_name(r)}"
+    kept = "kept" if r.get("kept") else "tried and reverted"
+    where = f"{part.rstrip('/')} " if part else ""
+    msg = (f"aipc({model}): {where}repair {int(r.get('n') or 0):02d} {r.get('repair')} ({r.get('level')}) {kept}\n\n"
+           f"Why: {r.get('reason', 'no reason recorded')}\n"
+           f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
+    files = {f"{prefix}/{rel}": entries[rel]} if rel in entries else {}
+    return git.Step(msg, owns=[f"{prefix}/{rel}"], files=files)

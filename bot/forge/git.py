@@ -61,10 +61,10 @@ class Repo:
 
 
 def find_repo(path: Path) -> Repo | None:
-    p = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if p.returncode != 0 or not p.stdout.strip():
-        return None
-    return Repo(Path(p.stdout.strip()))
+    from bot.cli_paths import repo_root
+
+    root = repo_root(path)
+    return Repo(root) if root else None
 
 
 def lfs_available(repo: Repo) -> bool:

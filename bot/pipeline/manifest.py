@@ -44,7 +44,8 @@ def artifact_table(out_dir: Path, stages: list[str]) -> dict[str, dict[str, Any]
 
 
 def write(out_dir: Path, *, spec, backend: str, versions: dict[str, str], results: list[StageResult],
-          workflow: list[str], started: float, status: str) -> dict[str, Any]:
+          artifacts: dict[str, dict[str, Any]], workflow: list[str], started: float, status: str) -> dict[str, Any]:
+    """`artifacts` is the runner's table (each stage's files hashed once, when published)."""
     path = out_dir / MANIFEST
     old = read_json(path) or {}
     manifest = {
@@ -58,7 +59,7 @@ def write(out_dir: Path, *, spec, backend: str, versions: dict[str, str], result
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds_total": round(sum(r.seconds for r in results if not r.cached), 3),
         "stages": [{**r.to_dict(), "cached": r.cached} for r in results],
-        "artifacts": artifact_table(out_dir, [r.stage for r in results]),
+        "artifacts": artifacts,
     }
     for k in KEPT_SECTIONS:
         if k in old:

@@ -96,6 +96,7 @@ class Pipeline:
         results: list[StageResult] = []
         failure, started = None, time.time()
         upstream: dict[str, dict[str, str]] = {}
+        artifacts: dict[str, dict] = {}
         for i, name in enumerate(self.workflow):
             cls = REGISTRY[name]
             key = self.key(cls, upstream, options)
@@ -106,9 +107,11 @@ class Pipeline:
             ctx.results[name], ctx.dirs[name] = res, where
             results.append(res)
             publish(where, self.out_dir / name)
+            artifacts.update(manifest_mod.artifact_table(self.out_dir, [name]))
             self.events.stage_end(res)
             manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
-                               results=results, workflow=self.workflow, started=started, status="running")
+                               results=results, artifacts=artifacts, workflow=self.workflow, started=started,
+                               status="running")
             upstream[name] = res.digests
             if not res.passed:
                 failure = res.failure
@@ -120,7 +123,8 @@ class Pipeline:
         status = "deployed" if failure is None and len(results) == len(self.workflow) else (
             "failed" if failure else "partial")
         m = manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
-                               results=results, workflow=self.workflow, started=started, status=status)
+                               results=results, artifacts=artifacts, workflow=self.workflow, started=started,
+                               status=status)
         return RunOutcome(results, failure, self.out_dir, m, dict(ctx.dirs))
 
     def _cached(self, name: str, key: str) -> tuple[StageResult | None, Path | None]:
