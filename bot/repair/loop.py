@@ -102,6 +102,17 @@ def summarize(outcome: RunOutcome) -> dict:
     return d
 
 
+def output_producers(outcome: RunOutcome) -> dict[str, str]:
+    """Op type that produces each output of the run's optimized graph (read without weights)."""
+    if "optimize" not in outcome.dirs:
+        return {}
+    import onnx
+
+    g = onnx.load(str(outcome.dirs["optimize"] / "model.onnx"), load_external_data=False).graph
+    made_by = {o: n.op_type for n in g.node for o in n.output}
+    return {o.name: made_by.get(o.name, "") for o in g.output}
+
+
 def options_diff(before: RepairState, after: RepairState) -> str:
     a = json.dumps(before.options, indent=2, sort_keys=True).splitlines()
     b = json.dumps(after.options, indent=2, sort_keys=True).splitlines()
@@ -158,7 +169,8 @@ class RepairLoop:
     # -- the loop ----------------------------------------------------------------------------
     def plan(self, failure: Failure, state: RepairState, best: RunOutcome) -> list[tuple[Repair, RepairState]]:
         ctx = {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best),
-               "divergent": lambda: divergent(self.localize(best, on_device=True)), "params": {}}
+               "divergent": lambda: divergent(self.localize(best, on_device=True)),
+               "output_producers": lambda: output_producers(best), "params": {}}
         order = LEVEL_ORDER.get(failure.kind, ())
         repairs = sorted((r for r in all_repairs().values()
                           if failure.kind in r.answers and r.level in order and r.id not in self.exclude),

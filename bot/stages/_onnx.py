@@ -14,13 +14,22 @@ PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any d
 
 
 def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+    """The model's original outputs on the CPU, in order: a graph whose tail was moved to the
+    host (`aipc.host_postprocess`) gets that tail run after it, as the device run does."""
     import onnxruntime as ort
+
+    from bot.repair.graph._host_cut import complete, host_part_of
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     wanted = {i.name for i in sess.get_inputs()}
-    return [sess.run(None, {k: v for k, v in f.items() if k in wanted}) for f in feeds]
+    names = [o.name for o in sess.get_outputs()]
+    host = host_part_of(model)
+    outs = [sess.run(None, {k: v for k, v in f.items() if k in wanted}) for f in feeds]
+    if host is None:
+        return outs
+    return [list(complete(host, {**f, **dict(zip(names, o))}).values()) for f, o in zip(feeds, outs)]
 
 
 def parity_checks(model: Path, feeds, golden: list[dict[str, np.ndarray]], label: str) -> tuple[list[Check], dict]:

@@ -1,12 +1,14 @@
 """Stage 8, package: what an app needs to run the model, and proof that it runs.
 
 Writes `interface.json` (I/O names, shapes, dtypes, layout, quantization parameters, target),
-the compiled files, and `run.py`, a standalone script that runs the context binary. Passes when
+the compiled files, and `run.py`, a standalone script that runs the context binary (and, when a
+repair moved the graph's tail to the host, `host_part_<k>.onnx`, which run.py runs on the CPU after it). Passes when
 `run.py`, in a child process, reproduces the validate stage's outputs for the first sample.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -20,6 +22,7 @@ import onnx
 
 from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.repair.graph._host_cut import host_part_of
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
 
@@ -36,6 +39,17 @@ class PackageStage(Stage):
             shutil.copyfile(cdir / f, work / f)
         shutil.copyfile(RUN_SCRIPT, work / "run.py")
         iface = self._interface(ctx, comp.artifacts["entry"])
+        host = host_part_of(ctx.artifact("quantize", "onnx"))
+        host_files = {}
+        if host:  # the tail moved off the device ships as small CPU models run.py applies in order
+            iface["host_postprocess"] = {"final_outputs": host["final_outputs"], "parts": []}
+            for k, part in enumerate(host["parts"]):
+                name = f"host_part_{k}.onnx"
+                (work / name).write_bytes(base64.b64decode(part["onnx_base64"]))
+                host_files[name] = name
+                iface["host_postprocess"]["parts"].append(
+                    {"file": name, "ops": part["ops"], "inputs": [i["name"] for i in part["inputs"]],
+                     "outputs": [o["name"] for o in part["outputs"]]})
         (work / "interface.json").write_text(json.dumps(iface, indent=2) + "\n")
         fmt = comp.metrics.get("format", "")
         checks = [self._smoke(ctx, work) if fmt == "qnn-epcontext" else
@@ -45,7 +59,8 @@ class PackageStage(Stage):
             raise StageFailed(Failure(self.name, FailureKind.INTERFACE_MISMATCH,
                                       "the packaged run script does not reproduce the validated outputs",
                                       log=checks[0].detail), checks)
-        arts = {"interface": "interface.json", "run_script": "run.py", **{f: f for f in comp.artifacts.values()}}
+        arts = {"interface": "interface.json", "run_script": "run.py", **{f: f for f in comp.artifacts.values()},
+                **host_files}
         return self.result(arts, checks, {"files": sorted(arts.values())})
 
     def _interface(self, ctx: StageContext, entry: str) -> dict:

@@ -25,6 +25,9 @@ class GraphRule:
     #: also answers an accuracy failure whose device-side localization points at one of `ops`
     #: (the device places the op but computes it wrong)
     device_numerics: bool = False
+    #: also answers an accuracy failure on a graph output produced by one of these ops
+    #: (the output's form, not an op inside the graph, loses the accuracy)
+    output_ops: tuple[str, ...] = ()
 
     def answers(self, op: str, reason: str) -> bool:
         return op in self.ops and (not self.reasons or any(r.lower() in reason.lower() for r in self.reasons))

@@ -2,7 +2,8 @@
 
 A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason), or,
 for an accuracy failure, the op of the first layer the device computes far worse than the CPU
-simulation of the same quantized graph (device-side localization); and has not been applied yet; the optimize stage applies it, so the pipeline re-runs from there.
+simulation of the same quantized graph (device-side localization), or the op that produces the
+failing output (rules for an output's form); and has not been applied yet; the optimize stage applies it, so the pipeline re-runs from there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.C
 def _proposer(rule):
     def propose(failure, state, ctx):
         if rule.id in state.options.get("optimize", {}).get("rewrites", []):
+            return None
+        if failure.kind == FailureKind.ACCURACY and rule.output_ops:
+            # rules for an output's form: the failing output is produced by one of their ops
+            failing = {label.split(".")[0] for label in failure.details.get("failing_outputs", [])}
+            producers = ctx["output_producers"]() if "output_producers" in ctx else {}
+            if any(producers.get(name) in rule.output_ops for name in failing):
+                return state.appended("optimize", "rewrites", [rule.id])
             return None
         if failure.kind == FailureKind.ACCURACY:
             # only rules made for device numerics, and only where the device computes an op worse

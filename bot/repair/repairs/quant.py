@@ -29,6 +29,14 @@ def _collapsed(failure) -> bool:
     return False
 
 
+def _signed_weights(failure, state, ctx):
+    """A bias that saturates int32 is fixed at its cause: onnxruntime widens a weight's scale so
+    input scale × weight scale can hold the bias, but only for signed symmetric weights."""
+    if not failure.details.get("saturated_biases") or state.options.get("quantize", {}).get("weight_type") == "QInt8":
+        return None
+    return state.with_option("quantize", "weight_type", "QInt8")
+
+
 def _keep_tiny_ranges(failure, state, ctx):
     if _precision(state, ctx) == "fp16" or "min_real_range" in state.options.get("quantize", {}):
         return None
@@ -88,6 +96,9 @@ def _fp16(failure, state, ctx):
 
 
 ACC = (FailureKind.ACCURACY,)
+register(Repair("signed-weights", "quant", ACC,
+                "signed symmetric int8 weights, so the quantizer widens a weight scale until its bias fits int32 "
+                "(a saturated bias shifts the layer's output)", _signed_weights))
 register(Repair("keep-tiny-ranges", "quant", ACC,
                 "keep activation ranges below 1e-4 instead of widening them (they quantize to zero: a "
                 "collapsed output)", _keep_tiny_ranges))

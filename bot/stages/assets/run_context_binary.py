@@ -4,7 +4,8 @@
 Usage: python run.py [--input NAME=file.npy ...] [--out DIR] [--backend-path libQnnHtp.so]
 
 Reads `interface.json` beside this file for input names, shapes and dtypes; inputs not given are
-filled with zeros. Needs `onnxruntime` and `onnxruntime-qnn` (x86_64 simulation or a Snapdragon
+filled with zeros. When `interface.json` lists a `host_postprocess`, its parts (small ONNX models
+beside this file) run on the CPU after the HTP, turning the device's outputs into the model's. Needs `onnxruntime` and `onnxruntime-qnn` (x86_64 simulation or a Snapdragon
 device); CPU fallback is disabled, so it fails loudly rather than run anywhere but the HTP.
 """
 
@@ -47,10 +48,20 @@ def main(argv=None):
     t0 = time.perf_counter()
     outs = sess.run(None, feeds)
     ms = 1000 * (time.perf_counter() - t0)
+    results = {**feeds, **dict(zip([o.name for o in sess.get_outputs()], outs))}
+    host = iface.get("host_postprocess")
+    if host:  # the graph's tail that runs on the CPU (a repair moved it off the HTP)
+        for part in host["parts"]:
+            cpu = ort.InferenceSession(os.path.join(HERE, part["file"]), providers=["CPUExecutionProvider"])
+            got = cpu.run(None, {n: results[n] for n in part["inputs"]})
+            results.update(zip([o.name for o in cpu.get_outputs()], got))
+        results = {n: results[n] for n in host["final_outputs"]}
+    else:
+        results = {o.name: results[o.name] for o in sess.get_outputs()}
     os.makedirs(a.out, exist_ok=True)
-    for o, v in zip(sess.get_outputs(), outs):
-        np.save(os.path.join(a.out, o.name + ".npy"), v)
-    print(json.dumps({"outputs": [o.name for o in sess.get_outputs()], "ms": round(ms, 3)}))
+    for name, v in results.items():
+        np.save(os.path.join(a.out, name + ".npy"), v)
+    print(json.dumps({"outputs": list(results), "ms": round(ms, 3)}))
     return 0
 
 
