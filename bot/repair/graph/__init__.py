@@ -22,12 +22,20 @@ class GraphRule:
     ops: tuple[str, ...]  # ONNX op types whose rejection it answers
     reasons: tuple[str, ...] = ()  # substrings of the EP's REASON text it answers ('' = any)
     rewrite: Callable[[onnx.ModelProto], tuple[onnx.ModelProto, int]] = field(default=None, repr=False)
+    #: onnxscript pattern rules; a rule given only these rewrites with them
+    patterns: tuple = field(default=(), repr=False)
     #: also answers an accuracy failure whose device-side localization points at one of `ops`
     #: (the device places the op but computes it wrong)
     device_numerics: bool = False
     #: also answers an accuracy failure on a graph output produced by one of these ops
     #: (the output's form, not an op inside the graph, loses the accuracy)
     output_ops: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.rewrite is None and self.patterns:
+            from bot.repair.graph._util import apply_rules
+
+            object.__setattr__(self, "rewrite", lambda model: apply_rules(model, list(self.patterns)))
 
     def answers(self, op: str, reason: str) -> bool:
         return op in self.ops and (not self.reasons or any(r.lower() in reason.lower() for r in self.reasons))

@@ -14,7 +14,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const
+from bot.repair.graph._util import attr, const
 
 
 def _target(op, x, scale, bias, mean, var):
@@ -44,14 +44,10 @@ def _replace(op, x, scale, bias, mean, var, y=None, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="batchnorm-to-mul-add")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="batchnorm-to-mul-add",
     summary="unfolded inference BatchNormalization → Mul + Add by per-channel constants (QDQ BatchNorm refused on HTP)",
     ops=("BatchNormalization",),
     reasons=("unsupported datatype",),
-    rewrite=rewrite,
+    patterns=(RULE,),
 ))

@@ -17,7 +17,7 @@ import numpy as np
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, static_shape
+from bot.repair.graph._util import attr, static_shape
 
 
 def _plan(eq: str, sa, sb):
@@ -78,14 +78,10 @@ def _replace(op, a, b, y, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="einsum-to-matmul")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="einsum-to-matmul",
     summary="two-operand Einsum → Transpose/Reshape/MatMul (HTP rejects non-matmul equations; QAIRT has no Einsum)",
     ops=("Einsum",),
     reasons=(),  # any rejection of an Einsum
-    rewrite=rewrite,
+    patterns=(RULE,),
 ))

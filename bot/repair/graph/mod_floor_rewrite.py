@@ -14,7 +14,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr
+from bot.repair.graph._util import attr
 
 _FLOATS = {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE, ir.DataType.BFLOAT16}
 
@@ -36,14 +36,10 @@ def _replace(op, x, c, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="mod-floor-rewrite")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="mod-floor-rewrite",
     summary="float Mod(fmod=1) → x − c·Sign(x/c)·Floor(|x/c|) (the HTP's Mod takes fmod=0, integers only)",
     ops=("Mod",),
     reasons=(),  # any rejection of a Mod
-    rewrite=rewrite,
+    patterns=(RULE,),
 ))

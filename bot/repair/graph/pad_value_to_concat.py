@@ -16,7 +16,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const, static_shape
+from bot.repair.graph._util import attr, const, static_shape
 
 
 def _target(op, x, pads, value):
@@ -54,15 +54,11 @@ def _replace(op, x, pads, value, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="pad-value-to-concat")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="pad-value-to-concat",
     summary="constant Pad with a non-zero fill value → Concat with a constant block (the HTP loses the fill value)",
     ops=("Pad",),
     reasons=(),
-    rewrite=rewrite,
+    patterns=(RULE,),
     device_numerics=True,
 ))

@@ -20,7 +20,7 @@ import numpy as np
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, static_shape
+from bot.repair.graph._util import attr, static_shape
 
 MIN_RANK = 5
 
@@ -68,14 +68,10 @@ def _replace(op, x, s1, s2, mid, t, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="rank5-to-rank4")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="rank5-to-rank4",
     summary="Reshape→Transpose→Reshape through rank ≥5 folded to the lowest rank (HTP: rank 6 refused, rank 5 slow/refused by FC)",
     ops=("Reshape", "Transpose"),
     reasons=("rank", "Failed to add node"),
-    rewrite=rewrite,
+    patterns=(RULE,),
 ))

@@ -35,7 +35,7 @@ import numpy as np
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const, static_shape
+from bot.repair.graph._util import attr, const, static_shape
 
 ACCEPTED = [  # nearest forms the HTP places, preferred first
     ("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"), ("half_pixel", "floor"),
@@ -123,14 +123,10 @@ def _replace(op, x, y, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="resize-to-htp")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="resize-to-htp",
     summary="nearest Resize in a form the HTP rejects → same-index accepted Resize form (or constant Gather)",
     ops=("Resize",),
     reasons=(),  # any: in QDQ form the reason sits on the unit, not the Resize
-    rewrite=rewrite,
+    patterns=(RULE,),
 ))

@@ -18,7 +18,7 @@ import numpy as np
 from onnxscript.rewriter import pattern
 
 from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const, static_shape
+from bot.repair.graph._util import attr, const, static_shape
 
 
 def box_of(indices: np.ndarray, data_shape: tuple[int, ...]):
@@ -73,14 +73,10 @@ def _replace(op, data, indices, updates, y, **_):
 RULE = pattern.RewriteRule(_target, _replace, _check, name="scatternd-to-slice-concat")
 
 
-def rewrite(model):
-    return apply_rules(model, [RULE])
-
-
 register(GraphRule(
     id="scatternd-to-slice-concat",
     summary="ScatterND with constant indices writing one contiguous box → Slice + Concat",
     ops=("ScatterND",),
     reasons=(),
-    rewrite=rewrite,
+    patterns=(RULE,),
 ))
