@@ -150,7 +150,9 @@ def main() -> int:
         print("ZOO-ROW " + json.dumps(one(a.one, work), default=str), flush=True)
         return 0
     results = Path(a.results)
-    done = {} if a.fresh or not results.exists() else {
+    if a.fresh:
+        results.unlink(missing_ok=True)
+    done = {} if not results.exists() else {
         json.loads(l)["model"]: json.loads(l) for l in results.read_text().splitlines() if l.strip()}
     for name in a.models.split(","):
         if name in done:
