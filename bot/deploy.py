@@ -27,20 +27,37 @@ from bot.store import read_json, sha256_file
 
 def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = None, repair: bool = True,
            push: bool = False, pr: bool = False, events=None, say: Callable[[str], None] = lambda m: None,
-           exclude: list[str] | None = None) -> RunOutcome:
+           exclude: list[str] | None = None, rerun_from: str | None = None, for_pr: int | None = None) -> RunOutcome:
+    """`rerun_from` runs that stage and the ones after it again (the earlier ones are reused);
+    `for_pr` publishes for a contributor's pull request (`bot.forge.contributor`) instead of `aipc/<model>`."""
     spec, folder = load_spec(model)
     if engine:
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
-    if spec.graphs or spec.variants:  # several graphs / static sizes: composed above the pipeline
+    composite = bool(spec.graphs or spec.variants)
+    if rerun_from:
+        from bot.compose import expand
+        from bot.pipeline.runner import forget_from
+
+        for part_out in ([out / p.rel for p in expand(spec)] if composite else [out]):
+            stages = forget_from(part_out, rerun_from)
+        say(f"re-running {', '.join(stages)} (earlier stages reused)")
+    if composite:  # several graphs / static sizes: composed above the pipeline
         from bot.compose import deploy_multi
 
-        return deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say, push=push, pr=pr)
-    outcome = deploy_one(spec, folder, out, backend, repair=repair, events=events, say=say, exclude=exclude)
-    from bot.forge import publish
+        outcome = deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say,
+                               push=push and not for_pr, pr=pr and not for_pr)
+    else:
+        outcome = deploy_one(spec, folder, out, backend, repair=repair, events=events, say=say, exclude=exclude)
+        if not for_pr:
+            from bot.forge import publish
 
-    publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
+            publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
+    if for_pr:
+        from bot.forge.contributor import publish_for_pr
+
+        publish_for_pr(for_pr, deployment_dir=out, model_dir=folder, manifest=outcome.manifest, say=say)
     return outcome
 
 

@@ -22,7 +22,7 @@ from bot.pipeline import manifest as manifest_mod
 from bot.records import Failure, StageFailed, StageResult
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
-from bot.store import begin, commit, publish, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
+from bot.store import WORK, begin, commit, publish, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
 
 WORKFLOW_FILE = Path(__file__).parent / "workflow.yaml"
 RESULT = "result.json"
@@ -151,3 +151,20 @@ class Pipeline:
         res.digests = {n: sha256_file(work / rel) for n, rel in res.artifacts.items() if (work / rel).is_file()}
         write_json(work / RESULT, res.to_dict())
         return res, commit(work)
+
+
+def forget_from(out_dir: Path, stage: str, workflow: list[str] | None = None) -> list[str]:
+    """Drop the stored results of `stage` and every stage after it, so the next run executes them
+    again (`/aipc rerun <stage>`); the stages before it stay in the store and are reused."""
+    import re
+
+    workflow = workflow or default_workflow()
+    if stage not in workflow:
+        raise BadInput(f"unknown stage {stage!r}", where="rerun", hint=f"known stages: {', '.join(workflow)}")
+    names = workflow[workflow.index(stage):]
+    pattern = re.compile(rf"^({'|'.join(map(re.escape, names))})-[0-9a-f]{{16}}(\.partial)?$")
+    store = Path(out_dir) / WORK
+    dropped = sorted(p.name for p in store.iterdir() if pattern.match(p.name)) if store.is_dir() else []
+    for name in dropped:
+        shutil.rmtree(store / name, ignore_errors=True)
+    return names
