@@ -160,14 +160,25 @@ def command(text: str = typer.Option(..., help="the PR comment, e.g. '/aipc reve
 
 
 @app.command()
-def doctor():
-    """Say what this machine can do: backends found, SDK, devices."""
-    from bot.doctor import diagnose
+def doctor(as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+           labels: bool = typer.Option(False, "--labels", help="print only the runner labels, comma-separated")):
+    """Say what this machine can do: backends and why not, SDK, devices, HTP arch, runner labels.
 
-    ok = True
-    for name, available, detail in diagnose():
-        out.print(f"{'✓' if available else '✗'} {name:<12} {detail}")
-    raise typer.Exit(0 if ok else 1)
+    Exit 0 when at least one backend can deploy here. Credentials are reported present or absent,
+    never their values.
+    """
+    from bot.doctor import examine, render, summary
+
+    report = examine()
+    if as_json:
+        typer.echo(report.to_json())
+    elif labels:
+        typer.echo(",".join(report.labels))
+    else:
+        out.print(render(report))
+        for line in summary(report):
+            out.print(line, soft_wrap=True, markup=False)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def main() -> None:

@@ -34,3 +34,16 @@ SOCS: dict[str, Soc] = {
 }
 
 DEFAULT_SOC = "SM8650"
+
+
+def soc_from_device(text: str) -> Soc | None:
+    """The SoC a device's `getprop ro.soc.model` names, if this table knows it.
+
+    Android reports the part number (`SM8650`); some vendors add a suffix (`SM8650P`, `SA8295P`),
+    which is the same HTP, so the longest known name the value starts with wins.
+    """
+    value = (text or "").strip().upper()
+    if value in SOCS:
+        return SOCS[value]
+    starts = [name for name in SOCS if value.startswith(name)]
+    return SOCS[max(starts, key=len)] if starts else None
