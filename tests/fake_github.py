@@ -42,6 +42,9 @@ class FakeGitHub:
     requests: list = field(default_factory=list)
     faults: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    # role per login, as GitHub's collaborator permission endpoint names them
+    # (admin, maintain, write, triage, read, none); a login missing here answers 404
+    roles: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -82,9 +85,32 @@ class FakeGitHub:
     # ------------------------------------------------------------------ helpers
 
     def _branch_sha(self, branch: str) -> str | None:
-        p = subprocess.run(["git", "-C", str(self.bare), "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+        return self._ref_sha(f"refs/heads/{branch}")
+
+    def _ref_sha(self, ref: str) -> str | None:
+        p = subprocess.run(["git", "-C", str(self.bare), "rev-parse", "--verify", "-q", ref],
                            capture_output=True, text=True)
         return p.stdout.strip() or None
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(self.bare), *args], capture_output=True, text=True)
+
+    def open_pull(self, head: str, base: str = "main", *, title: str = "contribution", body: str = "",
+                  fork: str | None = None, head_sha: str | None = None) -> int:
+        """A contributor's pull request. Same-repo: `head` is a branch of the bare repository. Fork:
+        `fork` names the fork (owner/name) and `head_sha` the commit, which is stored, as on GitHub,
+        under `refs/pull/<n>/head` of the base repository."""
+        n = len(self.pulls) + 1
+        self.pulls[n] = {"number": n, "state": "open", "title": title, "body": body, "head": head, "base": base,
+                         "labels": [], "fork": fork}
+        if fork:
+            self._git("update-ref", f"refs/pull/{n}/head", head_sha)
+        return n
+
+    def _pull_head_sha(self, pr: dict) -> str | None:
+        if pr.get("fork"):
+            return self._ref_sha(f"refs/pull/{pr['number']}/head")
+        return self._branch_sha(pr["head"])
 
     def _repo_url(self) -> str:
         return f"{self.url}/repos/{self.owner}/{self.name}"
@@ -95,8 +121,11 @@ class FakeGitHub:
             "id": 1000 + n, "number": n, "state": pr["state"], "title": pr["title"], "body": pr["body"],
             "url": f"{self._repo_url()}/pulls/{n}", "html_url": f"{self.url}/{self.owner}/{self.name}/pull/{n}",
             "issue_url": f"{self._repo_url()}/issues/{n}",
-            "head": {"ref": pr["head"], "sha": self._branch_sha(pr["head"]), "label": f"{self.owner}:{pr['head']}"},
-            "base": {"ref": pr["base"], "label": f"{self.owner}:{pr['base']}"},
+            "head": {"ref": pr["head"], "sha": self._pull_head_sha(pr),
+                     "label": f"{(pr.get('fork') or self.owner).split('/')[0]}:{pr['head']}",
+                     "repo": {"full_name": pr.get("fork") or f"{self.owner}/{self.name}"}},
+            "base": {"ref": pr["base"], "label": f"{self.owner}:{pr['base']}", "sha": self._branch_sha(pr["base"]),
+                     "repo": {"full_name": f"{self.owner}/{self.name}"}},
             "labels": [{"id": i, "name": l, "url": f"{self._repo_url()}/labels/{l}"} for i, l in enumerate(pr["labels"])],
             "user": {"login": "aipc-bot"},
         }
@@ -137,11 +166,11 @@ class FakeGitHub:
             return reply(200, {"id": 1, "name": self.name, "full_name": f"{self.owner}/{self.name}",
                                "owner": {"login": self.owner}, "default_branch": self.default_branch,
                                "url": self._repo_url(), "html_url": f"{self.url}/{self.owner}/{self.name}"})
-        if h.command == "GET" and (m := re.fullmatch(r"/git/ref/heads/(.+)", rest)):
-            sha = self._branch_sha(m.group(1))
+        if h.command == "GET" and (m := re.fullmatch(r"/git/ref/(.+)", rest)):
+            sha = self._ref_sha(f"refs/{m.group(1)}")
             if not sha:
                 return reply(404, {"message": "Not Found"})
-            return reply(200, {"ref": f"refs/heads/{m.group(1)}", "url": f"{self._repo_url()}{rest}",
+            return reply(200, {"ref": f"refs/{m.group(1)}", "url": f"{self._repo_url()}/git/refs/{m.group(1)}",
                                "object": {"sha": sha, "type": "commit"}})
         if rest == "/pulls" and h.command == "GET":
             items = [p for p in self.pulls.values()
@@ -177,11 +206,43 @@ class FakeGitHub:
             n = int(m.group(1))
             items = self.comments.setdefault(n, [])
             if h.command == "POST":
-                c = {"id": 500 + len(items), "body": body["body"], "user": {"login": "aipc-bot"},
-                     "url": f"{self._repo_url()}/issues/comments/{500 + len(items)}"}
+                cid = 500 + sum(len(v) for v in self.comments.values())  # ids are unique across PRs
+                c = {"id": cid, "body": body["body"], "user": {"login": "aipc-bot"},
+                     "url": f"{self._repo_url()}/issues/comments/{cid}",
+                     "html_url": f"{self.url}/{self.owner}/{self.name}/pull/{n}#issuecomment-{cid}"}
                 items.append(c)
                 return reply(201, c)
             return reply(200, items)
+        if (m := re.fullmatch(r"/issues/comments/(\d+)", rest)) and h.command in ("GET", "PATCH"):
+            c = next((c for items in self.comments.values() for c in items if c["id"] == int(m.group(1))), None)
+            if c is None:
+                return reply(404, {"message": "Not Found"})
+            if h.command == "PATCH":
+                c["body"] = body["body"]
+            return reply(200, c)
+        if h.command == "GET" and (m := re.fullmatch(r"/pulls/(\d+)/files", rest)) and int(m.group(1)) in self.pulls:
+            pr = self.pulls[int(m.group(1))]
+            diff = self._git("diff", "--name-status", f"{self._branch_sha(pr['base'])}...{self._pull_head_sha(pr)}")
+            status = {"A": "added", "M": "modified", "D": "removed"}
+            files = [{"filename": line.split("\t")[-1], "status": status.get(line[0], "modified"), "sha": "0" * 40}
+                     for line in diff.stdout.splitlines() if line.strip()]
+            return reply(200, files)
+        if h.command == "GET" and (m := re.fullmatch(r"/collaborators/([^/]+)/permission", rest)):
+            role = self.roles.get(m.group(1))
+            if role is None:
+                return reply(404, {"message": "Not Found"})
+            legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+            return reply(200, {"permission": legacy, "role_name": role, "user": {"login": m.group(1)}})
+        if (m := re.fullmatch(r"/git/refs(?:/(.+))?", rest)) and h.command in ("POST", "PATCH"):
+            ref = body["ref"] if h.command == "POST" else f"refs/{m.group(1)}"
+            if h.command == "POST" and self._ref_sha(ref):
+                return reply(422, {"message": "Reference already exists"})
+            if h.command == "PATCH" and not self._ref_sha(ref):
+                return reply(422, {"message": "Reference does not exist"})
+            if self._git("update-ref", ref, body["sha"]).returncode:
+                return reply(422, {"message": "Object does not exist"})
+            return reply(201 if h.command == "POST" else 200,
+                         {"ref": ref, "url": f"{self._repo_url()}/git/{ref}", "object": {"sha": body["sha"], "type": "commit"}})
         if h.command == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})", rest)):
             return reply(200, {"sha": m.group(1), "url": f"{self._repo_url()}/commits/{m.group(1)}"})
         if h.command == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/status", rest)):

@@ -61,8 +61,10 @@ class PublishResult:
 def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool, pr: bool,
             say: Callable[[str], None] = lambda m: None, forge: str | None = None,
             forge_options: dict | None = None, base: str = "HEAD", remote: str = "origin",
-            max_git_bytes: int | None = None) -> PublishResult | None:
-    """Commit the deployment to `aipc/<model>` and open or update its pull request."""
+            max_git_bytes: int | None = None, branch: str | None = None,
+            pr_base: str | None = None) -> PublishResult | None:
+    """Commit the deployment to `aipc/<model>` (or `branch`) and open or update its pull request
+    (into `pr_base`, else the branch the deployed commit is on; see `bot.forge.contributor`)."""
     if os.environ.get("AIPC_FORGE", "").lower() in ("off", "0", "none"):
         return None
     repo = git.find_repo(Path(model_dir))
@@ -70,7 +72,7 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
         say(f"not publishing: {model_dir} is not inside a git repository (no branch, no pull request)")
         return None
     model = manifest.get("model") or Path(deployment_dir).name
-    branch = f"aipc/{model}"
+    branch = branch or f"aipc/{model}"
     head = repo.rev(base)
     if head is None:
         say(f"not publishing: {repo.root} has no commit yet to branch {branch} from")
@@ -159,7 +161,7 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
     from bot.report import pr_body, pr_title
     from bot.report.view import labels
 
-    draft = Draft(model=model, branch=branch, base=_base_branch(repo) if pr else repo.head_ref(),
+    draft = Draft(model=model, branch=branch, base=pr_base or (_base_branch(repo) if pr else repo.head_ref()),
                   head_sha=new, title=pr_title(manifest), body=pr_body(manifest, images=images["images"],
                                                                        links=images["links"]),
                   labels=labels(manifest), statuses=_statuses(manifest))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import BadInput
@@ -29,6 +30,29 @@ def server_url(api_url: str) -> str:
     if api_url == DEFAULT_API:
         return "https://github.com"
     return api_url[: -len("/api/v3")] if api_url.endswith("/api/v3") else api_url
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """What the gate and contributor mode need to know about a pull request."""
+
+    number: int
+    head_ref: str
+    head_sha: str
+    head_repo: str  # owner/name of the repository the head branch lives in
+    base_ref: str
+    base_repo: str
+
+    @property
+    def fork(self) -> bool:
+        return self.head_repo != self.base_repo
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    id: int
+    url: str
+    action: str  # created | edited | unchanged
 
 
 class GitHubForge:
@@ -154,11 +178,86 @@ class GitHubForge:
                 return
             pr.create_issue_comment(human_comment(branch, sha, author, subject))
 
+    # ------------------------------------------------------------------ contributor PRs, commands, the fork gate
+
+    def _ready(self) -> None:
+        if self.gh_repo is None:
+            self.connect()
+
+    def role(self, login: str) -> str:
+        """The user's role on this repository (admin, maintain, write, triage, read), "none" when GitHub
+        does not know them as a collaborator."""
+        from github import UnknownObjectException
+
+        self._ready()
+        with self._api(f"reading {login}'s permission"):
+            try:
+                return self.gh_repo.get_collaborator_role_name(login) or "none"
+            except UnknownObjectException:
+                return "none"
+
+    def pull_info(self, number: int) -> PullInfo:
+        self._ready()
+        with self._api(f"reading pull request #{number}"):
+            pr = self.gh_repo.get_pull(number)
+            return PullInfo(number=pr.number, head_ref=pr.head.ref, head_sha=pr.head.sha,
+                            head_repo=pr.head.repo.full_name if pr.head.repo else "(deleted fork)",
+                            base_ref=pr.base.ref, base_repo=pr.base.repo.full_name)
+
+    def pull_files(self, number: int) -> list[tuple[str, str]]:
+        """(path, status) of every file the pull request changes; status is added, modified, removed, …"""
+        self._ready()
+        with self._api(f"listing the files of pull request #{number}"):
+            return [(f.filename, f.status) for f in self.gh_repo.get_pull(number).get_files()]
+
+    def upsert_comment(self, number: int, marker: str, body: str) -> CommentResult:
+        """One comment per `marker` on a PR or issue: created once, then edited in place; an unchanged
+        body writes nothing."""
+        self._ready()
+        text = f"{body.rstrip()}\n\n{marker}\n"
+        with self._api(f"commenting on #{number}"):
+            pr = self.gh_repo.get_pull(number)
+            mine = next((c for c in pr.get_issue_comments() if marker in (c.body or "")), None)
+            if mine is None:
+                c = pr.create_issue_comment(text)
+                return CommentResult(c.id, c.html_url or c.url, "created")
+            if _same_text(mine.body, text):
+                return CommentResult(mine.id, mine.html_url or mine.url, "unchanged")
+            mine.edit(text)
+            return CommentResult(mine.id, mine.html_url or mine.url, "edited")
+
+    def pinned(self, name: str) -> str | None:
+        """The commit a ref of this repository points at (`name` without `refs/`), or None."""
+        from github import UnknownObjectException
+
+        self._ready()
+        with self._api(f"reading refs/{name}"):
+            try:
+                return self.gh_repo.get_git_ref(name).object.sha
+            except UnknownObjectException:
+                return None
+
+    def pin(self, name: str, sha: str) -> None:
+        """Point `refs/<name>` at `sha` (created or moved), so that commit stays fetchable here."""
+        self._ready()
+        with self._api(f"pinning {sha[:12]} as refs/{name}"):
+            if self.pinned(name) is None:
+                self.gh_repo.create_git_ref(f"refs/{name}", sha)
+            else:
+                ref = self.gh_repo.get_git_ref(name)
+                ref.object  # complete the lazy ref, so edit() goes to the URL GitHub gave (…/git/refs/…)
+                ref.edit(sha, force=True)
+
     def raw_url(self, sha: str, path: str) -> str:
         return f"{server_url(self.base_url)}/{self.slug}/raw/{sha}/{path}"
 
     def blob_url(self, sha: str, path: str) -> str:
         return f"{server_url(self.base_url)}/{self.slug}/blob/{sha}/{path}"
+
+
+def _same_text(a: str | None, b: str) -> bool:
+    norm = lambda t: "\n".join(line.rstrip() for line in (t or "").replace("\r\n", "\n").strip().splitlines())
+    return norm(a) == norm(b)
 
 
 def pr_head_branch(number: int, repo_dir: Path | None = None) -> str:
