@@ -79,6 +79,11 @@ def deploy(
     repair: bool = typer.Option(True, help="run the repair loop when a stage fails"),
     push: bool = typer.Option(False, help="push the bot branch to the remote"),
     pr: bool = typer.Option(False, help="open or update the pull request on GitHub"),
+    rerun_from: Optional[str] = typer.Option(None, "--rerun-from", help="run this stage and the later ones again "
+                                                                          "(the earlier ones are reused)"),
+    revert: list[str] = typer.Option([], "--revert", help="deploy without this repair and remember it (repeatable)"),
+    for_pr: Optional[int] = typer.Option(None, "--for-pr", help="contributor mode: deploy for this pull request "
+                                                                "(bot branch on its head, one report comment)"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ):
     """Take a model through every stage to a validated QNN context binary."""
@@ -86,7 +91,8 @@ def deploy(
 
     def go():
         outcome = run_deploy(model, out_dir=out_dir, engine=engine, repair=repair, push=push, pr=pr,
-                             events=ConsoleEvents(), say=lambda m: console.print(m))
+                             events=ConsoleEvents(), say=lambda m: console.print(m), exclude=revert or None,
+                             rerun_from=rerun_from or None, for_pr=for_pr)
         out.print(summary_table(outcome))
         out.print(f"artifacts: {outcome.out_dir}")
         return 0 if outcome.passed else 1
@@ -135,26 +141,91 @@ def nightly(root: Optional[Path] = typer.Option(None, help="repository root [def
 
 
 @app.command()
-def command(text: str = typer.Option(..., help="the PR comment, e.g. '/aipc revert int16-localized'"),
+def command(text: Optional[str] = typer.Option(None, help="the PR comment, e.g. '/aipc revert int16-localized'"),
             model: Optional[Path] = typer.Option(None, help="the model's folder [default: from the PR's branch]"),
             pr: Optional[int] = typer.Option(None, help="the pull request the comment is on (GitHub)"),
+            actor: Optional[str] = typer.Option(None, help="who commented: refused unless their role is "
+                                                          "admin, maintain or write (checked with the API)"),
+            plan: bool = typer.Option(False, "--plan", help="check and decide only (GitHub-hosted step): "
+                                                            "write what to deploy to --output, deploy nothing"),
+            fork_gate: bool = typer.Option(False, "--fork-gate", help="post or update the comment asking a "
+                                                                      "maintainer to approve a fork's PR"),
+            output: Optional[Path] = typer.Option(None, "--output", help="append key=value lines here "
+                                                                         "($GITHUB_OUTPUT)"),
+            summary: Optional[Path] = typer.Option(None, "--summary", help="append a Markdown note here "
+                                                                           "($GITHUB_STEP_SUMMARY)"),
             debug: bool = typer.Option(False)):
-    """Act on a PR comment command: `/aipc retry` or `/aipc revert <repair>`."""
-    from bot.commands import execute, model_of_branch, parse
+    """Act on a PR comment command: `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`."""
+    from bot.commands import execute, model_of_branch, parse, parse_bot_branch
+
+    def note(lines: list[str]) -> None:
+        for line in lines:
+            console.print(line)
+        if summary:
+            with open(summary, "a") as f:
+                f.write("".join(f"- {line}\n" for line in lines))
 
     def go():
+        if fork_gate or plan:
+            from bot.forge.gate import plan_command, post_gate
+            from bot.forge.git import Repo
+            from bot.forge.github import GitHubForge
+
+            if pr is None:
+                raise BadInput("--plan and --fork-gate need --pr")
+            forge = GitHubForge(Repo(Path.cwd()))
+            if fork_gate:
+                note([post_gate(forge, pr)])
+                return 0
+            if text is None or actor is None:
+                raise BadInput("--plan needs --text and --actor")
+            decided = plan_command(forge, actor=actor, text=text, number=pr)
+            if output:
+                with open(output, "a") as f:
+                    f.write("".join(f"{k}={v}\n" for k, v in decided.outputs().items()))
+            note(decided.notes + [f"deploy {', '.join(decided.models)} at {decided.sha[:12] or 'the default branch'}"])
+            return 0
+        if text is None:
+            raise BadInput("give --text (the comment)")
+        if actor is not None:
+            from bot.forge.gate import check_permission
+            from bot.forge.git import Repo
+            from bot.forge.github import GitHubForge
+
+            check_permission(GitHubForge(Repo(Path.cwd())), actor)
         cmd = parse(text)
-        folder = model
+        folder, for_pr = model, None
         if folder is None:
             if pr is None:
                 raise BadInput("give --model, or --pr to read the model from the PR's branch")
             from bot.forge.github import pr_head_branch
 
-            folder = model_of_branch(pr_head_branch(pr), Path.cwd())
+            branch = pr_head_branch(pr)
+            folder = model_of_branch(branch, Path.cwd())
+            for_pr = parse_bot_branch(branch)[1]
         outcome = execute(cmd, folder, push=pr is not None, pr=pr is not None, events=ConsoleEvents(),
-                          say=lambda m: console.print(m))
+                          say=lambda m: console.print(m), for_pr=for_pr)
         out.print(summary_table(outcome))
         return 0 if outcome.passed else 1
+
+    _run(go, debug)
+
+
+@app.command()
+def changed(base: Optional[str] = typer.Option(None, help="the commit before (push: `before`; PR: the base sha)"),
+            head: str = typer.Option("HEAD", help="the commit after (push: the pushed sha; PR: the head sha)"),
+            model: Optional[str] = typer.Option(None, help="just this model (workflow_dispatch); must exist"),
+            root: Path = typer.Option(Path("."), help="the checkout"),
+            debug: bool = typer.Option(False)):
+    """Print the JSON list of models changed between two commits: the deploy workflow's matrix."""
+    import json
+
+    from bot.changes import changed_models, one_model
+
+    def go():
+        names = one_model(root, model) if model else changed_models(root, base, head)
+        typer.echo(json.dumps(names))
+        return 0
 
     _run(go, debug)
 
