@@ -304,3 +304,27 @@ def test_aipc_changed_prints_the_matrix_as_json(tmp_path):
     assert r.exit_code == 0 and json.loads(r.stdout) == ["lenet"]
     r = CliRunner().invoke(app, ["changed", "--root", str(work), "--model", "nope"])
     assert r.exit_code == 2
+
+
+def test_aipc_command_plan_writes_the_step_outputs_and_refuses_readers(hub, tmp_path):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    work, bare, fake, forge = hub
+    sh(work, "checkout", "-q", "-b", "add-lenet")
+    head = commit_model(work, "lenet", "name: lenet\nentry: model.py:build\n", "add lenet")
+    sh(work, "push", "-q", "origin", "add-lenet")
+    n = fake.open_pull("add-lenet")
+    output, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    args = ["command", "--plan", "--pr", str(n), "--text", "/aipc rerun quantize", "--output", str(output),
+            "--summary", str(summary)]
+    r = CliRunner().invoke(app, [*args, "--actor", "wes"])
+    assert r.exit_code == 0, r.output
+    lines = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    assert lines == {"verb": "rerun", "models": '["lenet"]', "sha": head, "for-pr": str(n),
+                     "rerun-from": "quantize", "revert": ""}
+    assert "@wes (write)" in summary.read_text()
+    output.unlink()
+    r = CliRunner().invoke(app, [*args, "--actor", "tia"])
+    assert r.exit_code == 2 and not output.exists()
