@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bot import backends
 from bot.backends.adb_device import AdbDeviceBackend, parse_devices
-from bot.backends.qairt_sdk import DEFAULT_ROOTS, ENV_VARS, QNN_TOOLS, SNPE_TOOLS, find_sdk
+from bot.backends.qairt_sdk import DEFAULT_ROOTS, ENV_VARS, QNN_TOOLS, SNPE_TOOLS, find_sdk, host_target
 from bot.targets import SOCS, soc_from_device
 
 TITLES = {"ort-qnn": "HTP simulator", "qairt-sdk": "QAIRT SDK", "adb": "device"}
@@ -104,19 +104,13 @@ def sdk_info() -> tuple[SdkInfo, str]:
     if sdk is None:
         set_vars = [v for v in ENV_VARS if os.environ.get(v)]
         if set_vars:
-            why = f"{'; '.join(looked)}: no bin/{_host()}/ there (not a QAIRT SDK root)"
+            why = f"{'; '.join(looked)}: no bin/{host_target()}/ there (not a QAIRT SDK root)"
         else:
             why = f"QAIRT_SDK_ROOT / QNN_SDK_ROOT not set, and no SDK in {DEFAULT_ROOTS}"
         return SdkInfo(found=False, looked=looked), why
     source = next((v for v in ENV_VARS if os.environ.get(v) and Path(os.environ[v]) == sdk.root), DEFAULT_ROOTS)
     tools = {t: sdk.bin(t).is_file() for t in QNN_TOOLS + SNPE_TOOLS}
     return SdkInfo(True, str(sdk.root), source, sdk.version(), sdk.host, tools, looked), ""
-
-
-def _host() -> str:
-    from bot.backends.qairt_sdk import host_target
-
-    return host_target()
 
 
 # ── devices ────────────────────────────────────────────────────────────────────────────────────

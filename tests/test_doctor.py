@@ -135,7 +135,8 @@ def test_two_devices_without_android_serial_say_which_to_pick(standins, monkeypa
     report = json.loads(cli("--json").output)
     adb = next(b for b in report["backends"] if b["name"] == "adb")
     assert not adb["available"] and "ANDROID_SERIAL" in adb["reason"]
-    assert [d["healthy"] for d in report["devices"]] == [True, True] and not any(d["selected"] for d in report["devices"])
+    assert [d["healthy"] for d in report["devices"]] == [True, True]
+    assert not any(d["selected"] for d in report["devices"])
     assert "device" not in report["labels"]
     monkeypatch.setenv("ANDROID_SERIAL", "b2")
     report = json.loads(cli("--json").output)

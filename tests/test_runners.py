@@ -171,7 +171,8 @@ def service(tmp_path):
     runner = tmp_path / "actions-runner"
     runner.mkdir()
     stub = runner / "run.sh"
-    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/args.txt"\ntouch "$(dirname "$0")/.credentials"\n')
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/args.txt"\n'
+                    'touch "$(dirname "$0")/.credentials"\n')
     stub.chmod(0o755)
     (tmp_path / "admin-token").write_text("adm-token-xyz\n")
     (tmp_path / "labels").write_text("self-hosted,linux,x64,htp-sim,qairt\n")
