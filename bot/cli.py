@@ -132,12 +132,24 @@ def report(model: Path = typer.Argument(..., help="the model's folder (with aipc
 
 @app.command()
 def nightly(root: Optional[Path] = typer.Option(None, help="repository root [default: this checkout]"),
-            summary: Optional[Path] = typer.Option(None, "--summary", help="also write the summary here"),
+            summary: Optional[Path] = typer.Option(None, "--summary", help="also write the report here"),
+            post: str = typer.Option("none", "--post", help="issue: open/update one GitHub issue with the "
+                                                            "regressions (closed when all clear); none: files only"),
+            baseline_ref: str = typer.Option("main", "--baseline-ref", help="the branch whose committed "
+                                                                            "manifests are the accepted figures"),
+            tolerance: list[str] = typer.Option([], "--tolerance", help="override a rule's tolerance, e.g. "
+                                                                        "latency_rel=0.2 (repeatable; docs/nightly.md)"),
+            run_id: Optional[str] = typer.Option(None, "--run-id", help="history key [default: $GITHUB_RUN_ID, "
+                                                                        "else today's UTC date]"),
+            history: Optional[Path] = typer.Option(None, "--history", help="history file [default: "
+                                                                           "deployments/nightly-history.jsonl]"),
             debug: bool = typer.Option(False)):
-    """Re-validate every deployment under deployments/ and print one summary table."""
+    """Re-compile and re-validate every deployment with the toolchain installed now; report regressions
+    against the figures accepted on main (exit 1 when any)."""
     from bot.report.commands import nightly_command
 
-    _run(lambda: nightly_command(root, out_file=summary, echo=typer.echo), debug)
+    _run(lambda: nightly_command(root, out_file=summary, post=post, baseline_ref=baseline_ref, tolerances=tolerance,
+                                 run_id=run_id, history=history, echo=typer.echo), debug)
 
 
 @app.command()

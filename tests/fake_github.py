@@ -45,6 +45,8 @@ class FakeGitHub:
     # role per login, as GitHub's collaborator permission endpoint names them
     # (admin, maintain, write, triage, read, none); a login missing here answers 404
     roles: dict = field(default_factory=dict)
+    # plain issues (not pull requests), by number; numbers share the pull requests' sequence, as on GitHub
+    issues: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -258,7 +260,46 @@ class FakeGitHub:
                  "description": body.get("description"), "target_url": body.get("target_url")}
             self.statuses.setdefault(m.group(1), []).append(s)
             return reply(201, s)
+        if (answer := self._issue_routes(h.command, rest, query, body)) is not None:
+            return reply(*answer)
         return reply(404, {"message": "Not Found", "path": path})
+
+
+    # ------------------------------------------------------------------ issues (list, create, read, edit)
+
+    def _issue_json(self, i: dict) -> dict:
+        n = i["number"]
+        return {"id": 2000 + n, "number": n, "title": i["title"], "body": i["body"], "state": i["state"],
+                "url": f"{self._repo_url()}/issues/{n}", "html_url": f"{self.url}/{self.owner}/{self.name}/issues/{n}",
+                "labels": [{"id": k, "name": l, "url": f"{self._repo_url()}/labels/{l}"} for k, l in enumerate(i["labels"])],
+                "user": {"login": "aipc-bot"}}
+
+    def _issue_routes(self, method: str, rest: str, query: dict, body: dict):
+        """(status, json) for the issue endpoints, None for anything else. Listing issues includes pull
+        requests (with a `pull_request` key), as GitHub's does, so callers must filter them out."""
+        if rest == "/issues" and method == "GET":
+            state, labels = query.get("state", ["open"])[0], set(filter(None, query.get("labels", [""])[0].split(",")))
+            items = [self._issue_json(i) for i in self.issues.values()]
+            items += [{**self._pull_json(p), "pull_request": {"url": f"{self._repo_url()}/pulls/{p['number']}"}}
+                      for p in self.pulls.values()]
+            items = [i for i in items if (state == "all" or i["state"] == state)
+                     and labels <= {l["name"] for l in i["labels"]}]
+            return 200, sorted(items, key=lambda i: -i["number"])
+        if rest == "/issues" and method == "POST":
+            if not body.get("title"):
+                return 422, {"message": "Validation Failed", "errors": [{"field": "title", "code": "missing_field"}]}
+            n = max([0, *self.pulls, *self.issues]) + 1
+            self.issues[n] = {"number": n, "title": body["title"], "body": body.get("body", ""), "state": "open",
+                              "labels": [l if isinstance(l, str) else l["name"] for l in body.get("labels", [])]}
+            return 201, self._issue_json(self.issues[n])
+        if (m := re.fullmatch(r"/issues/(\d+)", rest)) and int(m.group(1)) in self.issues and method in ("GET", "PATCH"):
+            i = self.issues[int(m.group(1))]
+            if method == "PATCH":
+                if body.get("state") not in (None, "open", "closed"):
+                    return 422, {"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid"}]}
+                i.update({k: body[k] for k in ("title", "body", "state", "labels") if k in body})
+            return 200, self._issue_json(i)
+        return None
 
 
 # ---------------------------------------------------------------------- the world around the fake

@@ -138,28 +138,67 @@ def test_nightly_summary_has_one_row_per_model_and_details_for_failures(tmp_path
     assert "<code>alpha</code>" not in text
 
 
-def test_nightly_command_revalidates_every_deployment(tmp_path, monkeypatch):
-    from bot.deploy import Revalidation
+def _figures_of(manifest_path: Path, **changes) -> dict:
+    """What a re-check would measure if nothing changed, with `changes` applied (a stand-in for the
+    real rebuild, which tests/test_nightly.py runs on deployed models)."""
+    from bot.nightly.figures import from_manifest
 
+    f = from_manifest(json.loads(manifest_path.read_text()))
+    f.update(changes)
+    return f
+
+
+def test_nightly_command_rechecks_every_deployment(tmp_path, monkeypatch):
     root = tmp_path
-    for name, cos in (("alpha", 0.999), ("beta", 0.91)):
+    for name in ("alpha", "beta"):
         (root / "models" / name).mkdir(parents=True)
         (root / "models" / name / "aipc.yaml").write_text(f"name: {name}\n")
-        make_deployment(root / "deployments" / name, model=name, cosine=cos)
+        make_deployment(root / "deployments" / name, model=name, cosine=0.999)
     seen = []
 
-    def fake_revalidate(model_dir, out_dir=None):
-        seen.append((model_dir.name, out_dir.name))
-        ok = model_dir.name == "alpha"
-        return Revalidation(ok, ["✓ hashes"] if ok else ["✗ out cosine: 0.91 (threshold 0.95)"])
+    def fake_recheck(root_, unit):
+        seen.append(unit.label)
+        mf = unit.dep / "manifest.json"
+        if unit.label == "alpha":
+            return _figures_of(mf)
+        return _figures_of(mf, stages={"compat": True, "compile": True, "validate": False},
+                           failures={"validate": "out below threshold on ort-qnn (worst cosine 0.91)"},
+                           outputs={"out": {"cosine": 0.91, "sqnr_db": 30.5}}, checks={"out cosine": False})
 
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = []
-    code = nightly_command(root, out_file=tmp_path / "n.md", echo=out.append, revalidate=fake_revalidate)
-    assert code == 1 and seen == [("alpha", "alpha"), ("beta", "beta")]
-    assert "1/2 still valid" in out[0] and (tmp_path / "n.md").read_text() == out[0]
-    assert "✗ out cosine: 0.91" in summary.read_text()
+    code = nightly_command(root, out_file=tmp_path / "n.md", echo=out.append, recheck=fake_recheck, run_id="r1")
+    assert code == 1 and seen == ["alpha", "beta"]
+    assert "compared with the figures accepted on the working tree (not a git repository)" in out[0]
+    assert (tmp_path / "n.md").read_text() == out[0] and out[0] in summary.read_text()
+    assert "| `beta` | failure | validate stage | pass | FAIL |" in out[0]
+    assert "| `beta` | accuracy | out cosine | 0.999 | 0.91 | -0.089 | drop > 0.001 |" in out[0]
+    assert "worst cosine 0.91" in summary.read_text()
+    assert "`alpha`" not in out[0] and "1 model unchanged." in out[0]
+
+
+def test_nightly_command_rechecks_composites_part_by_part(tmp_path):
+    for name in ("alpha", "combo"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "aipc.yaml").write_text(f"name: {name}\n")
+    make_deployment(tmp_path / "deployments" / "alpha", model="alpha")
+    (tmp_path / "deployments" / "combo").mkdir(parents=True)
+    combo = composite_manifest()
+    (tmp_path / "deployments" / "combo" / "manifest.json").write_text(json.dumps(combo))
+    for part in combo["parts"][:2]:  # the third part has no accepted manifest: it is new, not a regression
+        make_deployment(tmp_path / "deployments" / "combo" / part["dir"], model=f"combo.{part['dir']}")
+    seen = []
+
+    def fake_recheck(root_, unit):
+        seen.append(unit.label)
+        return _figures_of(unit.dep / "manifest.json") if (unit.dep / "manifest.json").exists() else {}
+
+    out = []
+    code = nightly_command(tmp_path, echo=out.append, recheck=fake_recheck, run_id="r1")
+    assert seen == ["alpha", "combo/text_encoder", "combo/detector/r64", "combo/detector/r96"] and code == 0
+    assert "no regressions (4 deployments)" in out[0] and "3 models unchanged." in out[0]
+    assert "No accepted figures yet (nothing to compare): `combo/detector/r96`" in out[0]
 
 
 def test_report_command_renders_an_existing_deployment(tmp_path):
@@ -307,24 +346,3 @@ def test_nightly_lists_a_composite_as_one_row_not_revalidated(tmp_path):
             "| SM8650 w8a16 | yes |") in text
     assert "- `combo`: text_encoder: deployed; detector/r64: deployed; detector/r96: deployed" in text
     assert "What failed" not in text
-
-
-def test_nightly_command_revalidates_composites_too(tmp_path):
-    from bot.deploy import Revalidation
-
-    for name in ("alpha", "combo"):
-        (tmp_path / "models" / name).mkdir(parents=True)
-        (tmp_path / "models" / name / "aipc.yaml").write_text(f"name: {name}\n")
-    make_deployment(tmp_path / "deployments" / "alpha", model="alpha")
-    (tmp_path / "deployments" / "combo").mkdir(parents=True)
-    (tmp_path / "deployments" / "combo" / "manifest.json").write_text(json.dumps(composite_manifest()))
-    seen = []
-
-    def fake_revalidate(model_dir, out_dir=None):
-        seen.append(model_dir.name)
-        return Revalidation(True, ["✓ hashes"])
-
-    out = []
-    code = nightly_command(tmp_path, echo=out.append, revalidate=fake_revalidate)
-    assert seen == ["alpha", "combo"] and code == 0
-    assert "2/2 still valid" in out[0]

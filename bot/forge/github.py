@@ -55,6 +55,13 @@ class CommentResult:
     action: str  # created | edited | unchanged
 
 
+@dataclass(frozen=True)
+class IssueResult:
+    number: int  # 0 when there was no issue to act on
+    url: str
+    action: str  # created | edited | reopened | unchanged | closed | none
+
+
 class GitHubForge:
     name = "github"
 
@@ -225,6 +232,33 @@ class GitHubForge:
                 return CommentResult(mine.id, mine.html_url or mine.url, "unchanged")
             mine.edit(text)
             return CommentResult(mine.id, mine.html_url or mine.url, "edited")
+
+    def upsert_issue(self, title: str, marker: str, body: str, *, open: bool = True,
+                     label: str = "aipc:nightly") -> "IssueResult":
+        """One issue per `marker` (found among the issues labelled `label`, open or closed): created
+        when `open` and there is none, edited in place (reopened if closed), left alone when the body
+        is unchanged; with `open=False` an open one gets `body` as its last word and is closed."""
+        self._ready()
+        text = f"{body.rstrip()}\n\n{marker}\n"
+        with self._api(f"looking for the issue {title!r}"):
+            mine = max((i for i in self.gh_repo.get_issues(state="all", labels=[label])
+                        if i.pull_request is None and marker in (i.body or "")), key=lambda i: i.number, default=None)
+        if not open:
+            if mine is None or mine.state != "open":
+                return IssueResult(mine.number if mine else 0, mine.html_url if mine else "", "none")
+            with self._api(f"closing issue #{mine.number}"):
+                mine.edit(body=text, state="closed")
+            return IssueResult(mine.number, mine.html_url, "closed")
+        if mine is None:
+            with self._api(f"opening the issue {title!r}"):
+                issue = self.gh_repo.create_issue(title=title, body=text, labels=[label])
+            return IssueResult(issue.number, issue.html_url, "created")
+        if mine.state == "open" and mine.title == title and _same_text(mine.body, text):
+            return IssueResult(mine.number, mine.html_url, "unchanged")
+        action = "reopened" if mine.state != "open" else "edited"
+        with self._api(f"updating issue #{mine.number}"):
+            mine.edit(title=title, body=text, state="open")
+        return IssueResult(mine.number, mine.html_url, action)
 
     def pinned(self, name: str) -> str | None:
         """The commit a ref of this repository points at (`name` without `refs/`), or None."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from bot.errors import BadInput
+from bot.nightly.run import find_model_dir  # noqa: F401  (kept importable from here)
 from bot.pipeline.manifest import MANIFEST
 from bot.store import read_json
 
@@ -39,60 +40,34 @@ def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path |
     return 0 if manifest.get("status") == "deployed" else 1
 
 
-def find_model_dir(root: Path, name: str) -> Path | None:
-    """The model folder a deployment came from: `models/<name>`, else any aipc.yaml naming it."""
-    import yaml
+def nightly_command(root: Path | None = None, *, out_file: Path | None = None, post: str = "none",
+                    baseline_ref: str = "main", tolerances: list[str] | dict | None = None,
+                    run_id: str | None = None, history: Path | None = None,
+                    echo: Callable[[str], None] = print, recheck=None, forge=None) -> int:
+    """Re-compile and re-validate every deployment with tonight's toolchain, compare with `baseline_ref`,
+    record the history, render the regression report (stdout, `out_file`, `$GITHUB_STEP_SUMMARY`) and,
+    with `post="issue"`, keep one GitHub issue up to date. Exit code 1 when anything regressed.
 
-    guess = root / "models" / name
-    if (guess / "aipc.yaml").is_file():
-        return guess
-    for spec in sorted(root.glob("**/aipc.yaml")):
-        if "deployments" in spec.parts or ".work" in spec.parts:
-            continue
-        try:
-            if (yaml.safe_load(spec.read_text()) or {}).get("name") == name:
-                return spec.parent
-        except (OSError, yaml.YAMLError):
-            continue
-    return None
-
-
-def nightly_command(root: Path | None = None, *, out_file: Path | None = None,
-                    echo: Callable[[str], None] = print, revalidate=None) -> int:
-    """Re-validate every deployment under `<root>/deployments/` and render one summary.
-
-    The summary also goes to `$GITHUB_STEP_SUMMARY` when set, so the nightly job shows it.
-    Composite deployments are re-validated part by part.
-    """
+    The flow lives in `bot.nightly`; `recheck` and `forge` are replaceable for tests."""
     from bot.cli_paths import repo_root
-    from bot.report import nightly
+    from bot.nightly.report import render
+    from bot.nightly.rules import Tolerances
+    from bot.nightly.run import post_issue, run_nightly
 
-    if revalidate is None:
-        from bot.deploy import revalidate
+    if post not in ("none", "issue"):
+        raise BadInput(f"--post {post!r}: expected issue or none", where="--post")
     root = Path(root) if root else (repo_root(Path.cwd()) or Path.cwd())
-    deployments = sorted(p.parent for p in (root / "deployments").glob(f"*/{MANIFEST}"))
-    if not deployments:
-        raise BadInput("no deployments to re-validate", where=str(root / "deployments"))
-    entries = []
-    for dep in deployments:
-        manifest = read_json(dep / MANIFEST) or {}
-        name = manifest.get("model") or dep.name
-        entry = {"model": name, "manifest": manifest, "passed": False, "lines": []}
-        model_dir = find_model_dir(root, name)
-        if model_dir is None:
-            entry["error"] = f"no model folder with aipc.yaml for {name!r} under {root}"
-        else:
-            try:
-                r = revalidate(model_dir, out_dir=dep)
-                entry.update(passed=r.passed, lines=r.lines)
-            except BadInput as e:
-                entry["error"] = e.paragraph()
-        entries.append(entry)
-    text = nightly(entries)
+    result = run_nightly(root, ref=baseline_ref, tolerances=Tolerances().with_overrides(tolerances),
+                         run_id=run_id, history_path=history, recheck=recheck)
+    text = render(result)
     if out_file:
         Path(out_file).write_text(text)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
             f.write(text + "\n")
     echo(text)
-    return 0 if all(e["passed"] or e.get("skipped") for e in entries) else 1
+    echo(f"history: {result.history_path}")
+    if post == "issue":
+        issue = post_issue(root, text, result.regressed, forge=forge)
+        echo(f"issue: {issue.action} {issue.url}" if issue.number else "issue: none open, nothing to close")
+    return 1 if result.regressed else 0

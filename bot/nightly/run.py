@@ -1,0 +1,173 @@
+"""One night, top to bottom: for every deployment, baseline → re-compile → compare → history; then report.
+
+`run_nightly` returns a `NightlyResult` (nothing posted, nothing printed); `post_issue` puts the report
+in the one issue the nightly keeps. `bot.report.commands.nightly_command` is the CLI's thin wrapper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bot.errors import BadInput
+from bot.nightly import baseline as B
+from bot.nightly import history as H
+from bot.nightly.figures import empty, from_manifest
+from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
+from bot.pipeline.manifest import MANIFEST
+from bot.store import read_json
+
+
+@dataclass
+class Unit:
+    """One compiled graph: a single-graph deployment, or one part of a composite one."""
+
+    label: str  # the model's name, or `<model>/<part dir>`
+    model: str
+    part: str  # "" for a single-graph deployment
+    dep: Path
+
+
+@dataclass
+class NightlyResult:
+    run_id: str
+    ref: str
+    baseline: str  # what the figures were compared with, for the report's first line
+    total: int = 0
+    regressions: list[Regression] = field(default_factory=list)
+    unchanged: int = 0
+    new: list[str] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)  # tonight's backend versions
+    toolchain: dict = field(default_factory=dict)  # model → [{name, baseline, now}] that changed
+    history: list[dict] = field(default_factory=list)
+    history_path: Path | None = None
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions)
+
+
+def find_model_dir(root: Path, name: str) -> Path | None:
+    """The model folder a deployment came from: `models/<name>`, else any aipc.yaml naming it."""
+    import yaml
+
+    guess = root / "models" / name
+    if (guess / "aipc.yaml").is_file():
+        return guess
+    for spec in sorted(root.glob("**/aipc.yaml")):
+        if "deployments" in spec.parts or ".work" in spec.parts:
+            continue
+        try:
+            if (yaml.safe_load(spec.read_text()) or {}).get("name") == name:
+                return spec.parent
+        except (OSError, yaml.YAMLError):
+            continue
+    return None
+
+
+def units(root: Path) -> list[Unit]:
+    """Every deployment under `<root>/deployments/`, composites split into their parts."""
+    from bot.report.view import is_composite
+
+    out = []
+    for mf in sorted((root / "deployments").glob(f"*/{MANIFEST}")):
+        dep = mf.parent
+        m = read_json(mf) or {}
+        name = m.get("model") or dep.name
+        if is_composite(m):
+            out += [Unit(f"{name}/{p['dir']}", name, p["dir"], dep / p["dir"]) for p in m.get("parts") or []
+                    if p.get("dir")]
+        else:
+            out.append(Unit(name, name, "", dep))
+    return out
+
+
+def _failure(label: str, what: str, why: str) -> Regression:
+    return Regression(label, "failure", what, ("nightly",), "checked", "not checked", "", "must be re-checked", why)
+
+
+def recheck_unit(root: Path, unit: Unit, *, backends_cache: dict, say: Callable[[str], None]) -> dict:
+    """Tonight's figures for one unit, with the backend its definition targets (raises BadInput)."""
+    from bot import backends
+    from bot.nightly.recompile import recheck
+    from bot.spec import load_spec
+
+    folder = find_model_dir(root, unit.model)
+    if folder is None:
+        raise BadInput(f"no model folder with aipc.yaml for {unit.model!r} under {root}", where=str(unit.dep))
+    spec, folder = load_spec(folder)
+    if unit.part:
+        from bot.compose import expand
+
+        spec = next((p.spec for p in expand(spec) if p.rel == unit.part), None)
+        if spec is None:
+            raise BadInput(f"the definition no longer has the part {unit.part!r}", where=str(folder / "aipc.yaml"))
+    engine = spec.target.engine
+    if engine not in backends_cache:
+        backends_cache[engine] = backends.for_target(spec.target)
+    return recheck(spec, folder, unit.dep, backends_cache[engine], say=say)
+
+
+def run_nightly(root: Path, *, ref: str = "main", tolerances: Tolerances | None = None, run_id: str | None = None,
+                history_path: Path | None = None, recheck: Callable | None = None,
+                say: Callable[[str], None] = lambda m: None) -> NightlyResult:
+    """Re-check every deployment and compare with `ref`. `recheck(root, unit) -> figures` is replaceable
+    for tests of the flow; the default rebuilds for real (`bot.nightly.recompile`)."""
+    root = Path(root).resolve()
+    todo = units(root)
+    if not todo:
+        raise BadInput("no deployments to re-check", where=str(root / "deployments"))
+    tol = tolerances or Tolerances()
+    commit = B.resolve_ref(root, ref)
+    in_git = B.resolve_ref(root, "HEAD") is not None
+    if commit:
+        described = f"`{ref}` ({commit[:8]})"
+    elif in_git:
+        described = f"the working tree (`{ref}` not found in this repository)"
+    else:
+        described = "the working tree (not a git repository)"
+    res = NightlyResult(run_id or H.default_run_id(), ref, described,
+                        history_path=Path(history_path) if history_path else root / "deployments" / H.FILE)
+    cache: dict = {}
+    recheck = recheck or (lambda r, u: recheck_unit(r, u, backends_cache=cache, say=say))
+    entries = []
+    for unit in todo:
+        rel = unit.dep.relative_to(root) / MANIFEST
+        base = B.load(root, rel.as_posix(), ref if commit else None, commit)
+        say(f"{unit.label}: re-compiling and re-validating")
+        try:
+            now = recheck(root, unit)
+        except BadInput as e:
+            now, rows = empty(), [_failure(unit.label, "re-check", e.paragraph())]
+        else:
+            rows = None
+        res.total += 1
+        res.versions.update(now.get("versions") or {})
+        if base.manifest is None:
+            res.new.append(unit.label)
+            rows = rows or []
+        else:
+            accepted = from_manifest(base.manifest)
+            if rows is None:
+                rows = compare(unit.label, accepted, now, tol)
+            res.toolchain[unit.label] = toolchain_changes(accepted["versions"], now.get("versions") or {})
+        res.regressions += rows
+        res.unchanged += not rows and base.manifest is not None
+        entries.append(H.entry(res.run_id, unit.label, now, baseline=base.source,
+                               regressions=[r.metric for r in rows]))
+    res.history = H.record(res.history_path, entries)
+    return res
+
+
+def post_issue(root: Path, text: str, regressed: bool, *, forge=None):
+    """Open or update the nightly's issue while something regresses; close it (with the all-clear
+    report as its last body) once nothing does."""
+    from bot.nightly.report import MARKER, TITLE
+
+    if forge is None:
+        from bot.forge.git import Repo
+        from bot.forge.github import GitHubForge
+
+        forge = GitHubForge(Repo(Path(root)))
+    return forge.upsert_issue(TITLE, MARKER, text, open=regressed)
