@@ -176,6 +176,9 @@ def test_nightly_command_rechecks_every_deployment(tmp_path, monkeypatch):
     assert "| `beta` | accuracy | out cosine | 0.999 | 0.91 | -0.089 | drop > 0.001 |" in out[0]
     assert "worst cosine 0.91" in summary.read_text()
     assert "`alpha`" not in out[0] and "1 model unchanged." in out[0]
+    # `--summary "$GITHUB_STEP_SUMMARY"` (as the workflow calls it) writes the report once, not twice
+    nightly_command(root, out_file=summary, echo=out.append, recheck=fake_recheck, run_id="r2")
+    assert summary.read_text().count("## aipc nightly") == 1
 
 
 def test_nightly_command_rechecks_composites_part_by_part(tmp_path):

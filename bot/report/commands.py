@@ -62,8 +62,9 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
     text = render(result)
     if out_file:
         Path(out_file).write_text(text)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step and not (out_file and Path(out_file).resolve() == Path(step).resolve()):  # `--summary $GITHUB_STEP_SUMMARY`
+        with open(step, "a") as f:
             f.write(text + "\n")
     echo(text)
     echo(f"history: {result.history_path}")
