@@ -295,3 +295,15 @@ def test_history_is_idempotent_per_run_and_the_sparkline_scales(tmp_path):
     assert H.sparkline([10.0, 20.0, None, 15.0]) == "▁█·▅" and H.sparkline([True, False, None]) == "✓✗·"
     path.write_text(path.read_text() + '{"torn": \n')
     assert len(H.read(path)) == 2
+
+
+def test_a_deployment_that_cannot_be_rechecked_is_a_failure_not_a_silent_skip(tmp_path):
+    from fake_github import make_deployment
+
+    make_deployment(tmp_path / "deployments" / "ghost", model="ghost")
+    out = []
+    code = nightly_command(tmp_path, echo=out.append, run_id="n1")
+    assert code == 1
+    assert "| `ghost` | failure | re-check | checked | not checked |" in out[0]
+    assert "no model folder with aipc.yaml for 'ghost'" in out[0]
+    assert H.read(tmp_path / "deployments" / H.FILE)[0]["regressions"] == ["re-check"]

@@ -35,7 +35,7 @@ def resolve_ref(root: Path, ref: str) -> str | None:
 def load(root: Path, rel: str, ref: str | None, commit: str | None) -> Baseline:
     """The accepted manifest at `rel` (relative to the repository root)."""
     if commit:
-        p = _git(root, "show", f"{commit}:{rel}")
+        p = _git(root, "show", f"{commit}:./{rel}")  # ./ : relative to root, also when root is a subfolder
         if p.returncode == 0:
             try:
                 return Baseline(json.loads(p.stdout), f"{ref}@{commit[:8]}")

@@ -136,24 +136,22 @@ def run_nightly(root: Path, *, ref: str = "main", tolerances: Tolerances | None 
         rel = unit.dep.relative_to(root) / MANIFEST
         base = B.load(root, rel.as_posix(), ref if commit else None, commit)
         say(f"{unit.label}: re-compiling and re-validating")
+        failed = None
         try:
             now = recheck(root, unit)
-        except BadInput as e:
-            now, rows = empty(), [_failure(unit.label, "re-check", e.paragraph())]
-        else:
-            rows = None
+        except BadInput as e:  # no model folder, a part gone from the definition, no backend here
+            now, failed = empty(), _failure(unit.label, "re-check", e.paragraph())
         res.total += 1
         res.versions.update(now.get("versions") or {})
         if base.manifest is None:
             res.new.append(unit.label)
-            rows = rows or []
+            rows = [failed] if failed else []
         else:
             accepted = from_manifest(base.manifest)
-            if rows is None:
-                rows = compare(unit.label, accepted, now, tol)
+            rows = [failed] if failed else compare(unit.label, accepted, now, tol)
             res.toolchain[unit.label] = toolchain_changes(accepted["versions"], now.get("versions") or {})
+            res.unchanged += not rows
         res.regressions += rows
-        res.unchanged += not rows and base.manifest is not None
         entries.append(H.entry(res.run_id, unit.label, now, baseline=base.source,
                                regressions=[r.metric for r in rows]))
     res.history = H.record(res.history_path, entries)
