@@ -307,3 +307,18 @@ def test_a_deployment_that_cannot_be_rechecked_is_a_failure_not_a_silent_skip(tm
     assert "| `ghost` | failure | re-check | checked | not checked |" in out[0]
     assert "no model folder with aipc.yaml for 'ghost'" in out[0]
     assert H.read(tmp_path / "deployments" / H.FILE)[0]["regressions"] == ["re-check"]
+
+
+def test_the_report_stays_under_githubs_body_limit():
+    from bot.nightly.report import render
+    from bot.nightly.rules import Regression
+    from bot.nightly.run import NightlyResult
+    from bot.report import GITHUB_BODY_LIMIT
+
+    res = NightlyResult("n1", "main", "`main` (abc)", total=300)
+    res.regressions = [Regression(f"m{i}", "failure", "compile stage", ("stages", "compile"), "pass", "FAIL", "",
+                                  "passed on main, fails now", "x" * 5000 + "the cause") for i in range(300)]
+    body = render(res)
+    assert len(body) < GITHUB_BODY_LIMIT - 1000 and "## aipc nightly: 300 regressions in 300 of 300" in body
+    one = render(NightlyResult("n1", "main", "`main` (abc)", total=1, regressions=res.regressions[:1]))
+    assert "the cause" in one and "characters cut" in one  # a long error keeps its tail

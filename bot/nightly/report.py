@@ -10,7 +10,7 @@ from bot.nightly import history as H
 from bot.report.render import BODY_BUDGET, env
 from bot.report.view import fmt
 
-MARKER = "<!-- aipc:nightly -->"
+MARKER = "<!-- aipc:nightly -->"  # appended by the forge when posting, so the issue is found again
 TITLE = "aipc nightly: regressions"
 
 
@@ -47,7 +47,7 @@ def render(result, *, nights: int = 8, limit: int = BODY_BUDGET) -> str:
                 f"deployment{'s' if result.total != 1 else ''}" if n else
                 f"no regressions ({result.total} deployment{'s' if result.total != 1 else ''})")
     toolchain = [{"model": m, "changes": c} for m, c in sorted(result.toolchain.items()) if m in regressed and c]
-    ctx = dict(marker=MARKER, headline=headline, total=result.total, rows=rows, trends=trends, nights=nights,
+    ctx = dict(headline=headline, total=result.total, rows=rows, trends=trends, nights=nights,
                toolchain=toolchain, baseline=result.baseline, ref=result.ref, run=result.run_id,
                toolchain_now=", ".join(f"{k} {v}" for k, v in sorted(result.versions.items())) or "unknown",
                unchanged=result.unchanged, new=result.new)
