@@ -50,4 +50,7 @@ def test_scores_are_held_to_their_own_bar_and_the_loop_restores_them(tmp_path):
     assert repaired.passed, repaired.failure
     outs = repaired.result("validate").metrics["outputs"]
     assert outs["y.scores"]["sqnr_db"] >= 20 and outs["y.boxes"]["sqnr_db"] >= 20
-    assert any(a["kept"] and a["level"] == "quant" for a in repaired.manifest["repairs"])
+    # The packing Concat and the scores' Sigmoid move to the host part, so each part gets its own
+    # scale on the HTP (no 16-bit tensors needed); this is the YOLO head's fix in miniature.
+    kept = [a["repair"] for a in repaired.manifest["repairs"] if a["kept"]]
+    assert kept == ["split-packed-output"]
