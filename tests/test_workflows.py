@@ -156,6 +156,14 @@ def test_workflow_shape_least_privilege_and_no_fork_code_on_the_self_hosted_runn
     assert "--actor" in commands["jobs"]["plan"]["steps"][-2]["run"]
     for wf in (deploy, commands):  # the self-hosted work only through the reusable workflow
         assert all(j.get("runs-on") != ["self-hosted", "linux", "x64", "qairt"] for j in wf["jobs"].values())
+    # only the nightly (default branch, no PR code) writes the Actions cache: its history, night to night
+    assert {n: wf["cache-mode"] for n, wf in flows.items()} == {**{n: "none" for n in flows}, "nightly.yml": "write"}
+    nightly = flows["nightly.yml"]["jobs"]["revalidate"]
+    assert set(flows["nightly.yml"]["on"]) == {"schedule", "workflow_dispatch"}
+    assert nightly["permissions"] == {"contents": "read", "issues": "write"}
+    assert any("--post issue" in s.get("run", "") for s in nightly["steps"])
+    cached = [s["with"]["path"] for s in nightly["steps"] if s.get("uses", "").startswith("actions/cache/")]
+    assert cached == ["deployments/nightly-history.jsonl"] * 2  # restored before, saved after
     tests = flows["tests.yml"]["jobs"]["pytest"]
     assert tests["runs-on"] == "ubuntu-latest"
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
