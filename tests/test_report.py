@@ -1,4 +1,4 @@
-"""Reports: PR body contents and size limit, the HTML report, the nightly summary, the samples."""
+"""Reports: PR body contents and size limit, the HTML report, the nightly command, the samples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.report import GITHUB_BODY_LIMIT, html_report, nightly, pr_body
+from bot.report import GITHUB_BODY_LIMIT, html_report, pr_body
 from bot.report.commands import nightly_command, report_command
 from fake_github import make_deployment, repair
 
@@ -124,18 +124,6 @@ def test_plots_are_byte_stable(tmp_path):
     b = html_report(m, tmp_path / "b").parent
     for name in ("seconds_per_stage.png", "layer_error.png", "index.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
-
-
-def test_nightly_summary_has_one_row_per_model_and_details_for_failures(tmp_path):
-    good = make_deployment(tmp_path / "a", model="alpha")
-    bad = make_deployment(tmp_path / "b", model="beta", cosine=0.90)
-    text = nightly([{"manifest": good, "passed": True, "lines": ["✓ ok"]},
-                    {"manifest": bad, "passed": False, "lines": ["✗ out cosine: 0.9 (threshold 0.95)"]}])
-    assert "1/2 still valid" in text
-    assert "| `alpha` | deployed | ✅ pass | 0.9991 | 3.25 |" in text
-    assert "| `beta` | deployed | ❌ FAIL | 0.9 |" in text
-    assert "<summary><code>beta</code></summary>" in text and "✗ out cosine: 0.9 (threshold 0.95)" in text
-    assert "<code>alpha</code>" not in text
 
 
 def _figures_of(manifest_path: Path, **changes) -> dict:
@@ -338,14 +326,3 @@ def test_composite_html_report_is_well_formed(tmp_path):
     assert "token agreement with the PyTorch greedy decode" in text and "<script>alert" not in text
     assert (path.parent / "seconds_per_stage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (path.parent / "layer_error.png").exists()
-
-
-def test_nightly_lists_a_composite_as_one_row_not_revalidated(tmp_path):
-    good = make_deployment(tmp_path / "a", model="alpha")
-    text = nightly([{"manifest": good, "passed": True, "lines": []},
-                    {"manifest": composite_manifest(), "passed": False, "skipped": "not re-validated (composite)"}])
-    assert "1/2 still valid, 1 not re-validated" in text
-    assert ("| `combo` | deployed (3/3 parts, 2/2 end-to-end) | ⏭️ not re-validated (composite) | 0.9991 | — "
-            "| SM8650 w8a16 | yes |") in text
-    assert "- `combo`: text_encoder: deployed; detector/r64: deployed; detector/r96: deployed" in text
-    assert "What failed" not in text

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bot.forge import PublishResult, _image_links, git, publish
+from bot.forge import git
+from bot.forge.publish import PublishResult, image_links, publish
 from bot.forge.github import CommentResult, GitHubForge, PullInfo, server_url
 
 COMMENT_BUDGET = 60000  # GitHub refuses comments over 65536 characters
@@ -76,7 +77,7 @@ def comment_body(manifest: dict, fg: GitHubForge, pull: PullInfo, published: Pub
 
     sha = published.sha if published and published.sha else deployed
     prefix = f"deployments/{manifest.get('model')}"
-    links = _image_links(fg, sha, prefix, deployment_dir)  # links to the report files on the bot branch
+    links = image_links(fg, sha, prefix, deployment_dir)  # links to the report files on the bot branch
     head = [f"## {pr_title(manifest)}", "",
             f"Deployed commit `{deployed[:12]}` of this pull request."]
     if published and published.stopped_by:

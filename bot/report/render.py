@@ -75,37 +75,6 @@ def pr_body(manifest: dict, *, images: dict[str, str] | None = None, links: dict
     return body[: limit - 200] + "\n\n_This PR body was cut to fit GitHub's size limit; the full report is in the branch._\n"
 
 
-def nightly(entries: list[dict], *, title: str = "aipc nightly re-validation") -> str:
-    """`entries`: [{"manifest": dict, "passed": bool, "lines": [str], "skipped": reason?}] → one Markdown summary.
-
-    A composite deployment is one row with its parts summarised; `skipped` says why a deployment
-    was not re-validated (shown as such, never as a pass)."""
-    rows = []
-    for e in entries:
-        m = e.get("manifest") or {}
-        v = view.build(m)
-        if v["composite"]:
-            cos = [o.get("cosine") for p in m.get("parts") or [] for o in ((p.get("validate") or {}).get("outputs") or {}).values()]
-            cos += [x.get("cosine") for c in m.get("e2e") or [] for x in (c.get("metrics") or {}).values()]
-            worst = min((c for c in cos if c is not None), default=None)
-            status = f"{v['status']} ({v['parts_passed']}/{len(v['parts'])} parts" + (
-                f", {v['e2e_passed']}/{len(v['e2e'])} end-to-end" if v["e2e"] else "") + ")"
-            parts = "; ".join(f"{p['dir']}: {p['status']}" for p in v["parts"])
-            latency = "—"
-        else:
-            worst = min((o.get("cosine") for o in v["outputs"].values() if o.get("cosine") is not None), default=None)
-            status, parts, latency = v["status"], "", view.fmt(v["latency_ms"], 4)
-        rows.append({"model": v["model"] if m else e.get("model", "?"), "status": status,
-                     "passed": bool(e.get("passed")) and not e.get("skipped"), "skipped": e.get("skipped") or "",
-                     "cosine": view.fmt(worst), "latency": latency, "parts": parts,
-                     "target": f"{v['target'].get('soc', '')} {v['target'].get('precision', '')}".strip(),
-                     "repaired": v["repaired"], "lines": e.get("lines") or [], "error": e.get("error", "")})
-    tpl = env().get_template("nightly.md.j2")
-    skipped = sum(bool(r["skipped"]) for r in rows)
-    body = tpl.render(title=title, rows=rows, passed=sum(r["passed"] for r in rows), total=len(rows), skipped=skipped)
-    return body if len(body) <= BODY_BUDGET else _clip(body, BODY_BUDGET)
-
-
 def html_report(manifest: dict, folder: Path) -> Path:
     """Write `index.html` and its PNGs into `folder`; returns the HTML path."""
     folder = Path(folder)

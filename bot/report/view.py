@@ -2,7 +2,7 @@
 
 Templates stay dumb (loops and cells); every decision about what a number means — which way a
 threshold points, whether a repair counts, what "needs a human" is — lives here, once, so the PR
-body, the HTML report and the nightly summary never disagree.
+body, the HTML report and the nightly report never disagree.
 """
 
 from __future__ import annotations

@@ -1,0 +1,292 @@
+"""What the bot's branch holds for one deployment, and how it is cut into commits.
+
+The files under `deployments/<model>/` (never `.work/`), the repair patches written from the manifest,
+where each file is stored (git, Git LFS, or a workflow artifact when too large), and one `git.Step` per
+stage, per repair and for the manifest and report. Manifests keep the branch's blob when only
+run-time noise (start times, cache flags, a composite's re-measured timings) changed, so an unchanged
+re-run makes no commit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bot.forge import git
+from bot.report.view import is_composite
+
+DEFAULT_MAX_GIT_BYTES = 5 * 1024 * 1024
+SKIP = {".work", "__pycache__"}
+MANIFEST_NAME = "manifest.json"
+
+
+def steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+          parent: str) -> list[git.Step]:
+    """The commits for this deployment, on top of `parent` (single graph or composite)."""
+    build = _composite_steps if is_composite(manifest) else _steps
+    return build(repo, deployment_dir, prefix, manifest, storage, parent)
+
+
+def _published_files(deployment_dir: Path) -> list[Path]:
+    out = []
+    for p in sorted(deployment_dir.rglob("*")):
+        rel = p.relative_to(deployment_dir)
+        if p.is_file() and not (set(rel.parts) & SKIP) and not p.name.endswith(".tmp"):
+            out.append(p)
+    return out
+
+
+def write_patches(deployment_dir: Path, manifest: dict) -> None:
+    from bot.report.view import patch_name
+
+    if is_composite(manifest):  # each part's repairs beside that part: <graph>/<variant>/patches/
+        for p in manifest.get("parts") or []:
+            if p.get("dir"):
+                write_patches(deployment_dir / p["dir"], {"repairs": p.get("repair_records") or []})
+        return
+    for r in manifest.get("repairs") or []:
+        if r.get("diff"):
+            d = deployment_dir / "patches"
+            d.mkdir(exist_ok=True)
+            p = d / patch_name(r)
+            text = r["diff"] if r["diff"].endswith("\n") else r["diff"] + "\n"
+            if not p.exists() or p.read_text() != text:
+                p.write_text(text)
+
+
+def storage_plan(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) -> dict:
+    from bot.store import sha256_file
+
+    files = {}
+    for p in _published_files(deployment_dir):
+        rel = str(p.relative_to(deployment_dir))
+        if rel == "manifest.json":  # always in git; its own size would make it self-referential
+            continue
+        if p.name == MANIFEST_NAME:  # a composite part's manifest: small, always in git
+            files[rel] = {"where": "git", "bytes": p.stat().st_size}
+            continue
+        size = p.stat().st_size
+        if size <= limit or rel in (".gitignore", ".gitattributes"):
+            files[rel] = {"where": "git", "bytes": size}
+            continue
+        meta = {"bytes": size, "sha256": sha256_file(p)}
+        if lfs:
+            meta.update(where="lfs", oid=meta["sha256"])
+        else:
+            stage = rel.split("/", 1)[0]
+            meta.update(where="artifact", artifact=f"{manifest.get('model')}-{stage}")
+        files[rel] = meta
+    return {"max_git_bytes": limit, "lfs": lfs, "files": files}
+
+
+def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict, parent: str,
+             composite: bool = False) -> dict[str, git.Entry]:
+    """Blob per published file (LFS pointers, artifacts left out); manifests keep the branch's blob
+    when only run-time noise changed."""
+    entries: dict[str, git.Entry] = {}
+    lfs_paths = []
+    top_kept = False
+    files = _published_files(deployment_dir)
+    # the top manifest first: whether it was kept decides whether timing-only files may be kept too
+    files.sort(key=lambda p: p != deployment_dir / MANIFEST_NAME)
+    for p in files:
+        rel = str(p.relative_to(deployment_dir))
+        meta = storage["files"].get(rel, {"where": "git"})
+        if meta["where"] == "artifact":
+            continue
+        if meta["where"] == "lfs":
+            pointer = repo.git("lfs", "clean", "--", rel, input=p.read_bytes())
+            entries[rel] = git.hash_bytes(repo, (pointer.strip() + "\n").encode())
+            lfs_paths.append(rel)
+        elif rel == MANIFEST_NAME and composite:
+            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_top)
+            top_kept = entries[rel].blob == (_old_blob(repo, parent, f"{prefix}/{rel}") or "")
+        elif p.name == MANIFEST_NAME:
+            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}")
+        elif composite and rel in TIMING_FILES and top_kept:
+            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_timing)
+        else:
+            entries[rel] = git.hash_file(repo, p)
+    if lfs_paths:
+        attrs = "".join(f"{r} filter=lfs diff=lfs merge=lfs -text\n" for r in lfs_paths)
+        entries[".gitattributes"] = git.hash_bytes(repo, attrs.encode())
+    return entries
+
+
+def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+                     parent: str) -> list[git.Step]:
+    """A composite deployment: one commit per part (its stage folders), one per repair of a part
+    (its patch), then the top manifest, the end-to-end runtime and the report."""
+    from bot.report.view import fmt, part_figure
+
+    entries = _entries(repo, deployment_dir, prefix, storage, parent, composite=True)
+    model = manifest.get("model")
+    steps = []
+    for part in manifest.get("parts") or []:
+        d = part.get("dir")
+        if not d:
+            continue
+        mine = {r: e for r, e in entries.items() if r.startswith(d + "/") and not r.startswith(f"{d}/patches/")}
+        tops = sorted({r[len(d) + 1:].split("/", 1)[0] + ("/" if "/" in r[len(d) + 1:] else "") for r in mine})
+        try:
+            stages = json.loads((deployment_dir / d / MANIFEST_NAME).read_text()).get("stages", [])
+        except (OSError, ValueError):
+            stages = []
+        owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.get('stage')}/" for s in stages})
+        verdict = "deployed" if part.get("passed") else "FAILED"
+        inputs = ", ".join(f"{k} {fmt(v)}" for k, v in (part.get("inputs") or {}).items())
+        lines = [f"aipc({model}): part {d} {verdict} in {float(part.get('seconds') or 0):.2f}s", ""]
+        if fig := part_figure(part):
+            lines += [fig, ""]
+        lines.append(f"Static shapes: {inputs}")
+        for s in stages:
+            lines.append(f"- {'ok' if s.get('passed') else 'FAIL'}: {s.get('stage')} in {float(s.get('seconds') or 0):.2f}s")
+        for b, meta in (part.get("binaries") or {}).items():
+            lines.append(f"Context binary: {b} ({meta.get('bytes')} bytes)")
+        skipped = [r for r in storage["files"] if r.startswith(d + "/") and storage["files"][r]["where"] == "artifact"]
+        if skipped:
+            lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
+        steps.append(git.Step("\n".join(lines), owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()}))
+        steps += [_repair_step(model, r, f"{d}/", prefix, entries) for r in part.get("repair_records") or []]
+    lines = [f"aipc({model}): manifest, end-to-end checks and report, {manifest.get('status')}", ""]
+    for e in manifest.get("e2e") or []:
+        for c in e.get("checks") or []:
+            thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
+            lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')} = {fmt(c.get('value'))}{thr}")
+    for g, w in (manifest.get("weight_sharing") or {}).items():
+        lines.append(f"- weight sharing ({g}): {w.get('option')}, usable: {fmt(w.get('usable'))}; "
+                     f"deployed as {w.get('deployed')}")
+    lines += ["", "The top manifest lists the parts (status, binaries, metrics, repairs) and the end-to-end "
+                  "checks; runtime/ holds the packaged decode loop when there is one; report/ the HTML report."]
+    steps.append(git.Step("\n".join(lines), owns=[f"{prefix}/"],
+                          files={f"{prefix}/{r}": e for r, e in entries.items()}))
+    return steps
+
+
+def part_reports(deployment_dir: Path, manifest: dict) -> None:
+    """Each part's own single-graph HTML report, beside its stage folders."""
+    from bot.report import html_report
+
+    for p in manifest.get("parts") or []:
+        f = deployment_dir / (p.get("dir") or "") / MANIFEST_NAME
+        if p.get("dir") and f.is_file():
+            try:
+                html_report(json.loads(f.read_text()), f.parent / "report")
+            except ValueError:
+                continue
+
+
+def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+           parent: str) -> list[git.Step]:
+    from bot.report.view import STAGE_WHY, fmt, stage_figure
+
+    entries = _entries(repo, deployment_dir, prefix, storage, parent)
+    model = manifest.get("model")
+
+    def under(folder: str) -> dict[str, git.Entry]:
+        return {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(folder + "/")}
+
+    steps = []
+    for s in manifest.get("stages", []):
+        name = s.get("stage")
+        verdict = "passed" if s.get("passed") else "FAILED"
+        lines = [f"aipc({model}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
+                 + (" (cached)" if s.get("cached") else ""), ""]
+        if fig := stage_figure(s):
+            lines += [fig, ""]
+        for c in s.get("checks", []):
+            thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
+            lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')}"
+                         + (f" = {fmt(c.get('value'))}" if c.get("value") is not None else "") + thr)
+        if s.get("failure"):
+            f = s["failure"]
+            lines += ["", f"Failure ({f.get('kind')}): {f.get('message', '')}"]
+        lines += ["", f"Why this stage: {STAGE_WHY.get(name, 'a stage of the workflow')}."]
+        skipped = [r for r in storage["files"] if r.startswith(name + "/") and storage["files"][r]["where"] == "artifact"]
+        if skipped:
+            lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
+        steps.append(git.Step("\n".join(lines), owns=[f"{prefix}/{name}/"], files=under(name)))
+    steps += [_repair_step(model, r, "", prefix, entries) for r in manifest.get("repairs") or []]
+    status = manifest.get("status")
+    steps.append(git.Step(
+        f"aipc({model}): manifest and report, {status}\n\n"
+        f"The manifest lists every artifact with sha256 and size, the tool versions, and where large files "
+        f"are kept; report/ holds the HTML report and its plots linked from the pull request.",
+        owns=[f"{prefix}/"], files={f"{prefix}/{r}": e for r, e in entries.items()}))
+    return steps
+
+
+VOLATILE = ("started", "seconds_total")
+# A composite run re-measures wall times and the decode loop's speed even when every stage is cached.
+TIMING = {"started", "seconds_total", "cached", "seconds", "seconds_per_token", "session_load_seconds",
+          "load_seconds", "encoder_seconds"}
+TIMING_FILES = {"runtime/tokens.json"}  # the decode loop's tokens plus its timings
+
+
+def _quiet_single(m: dict) -> dict:
+    for k in VOLATILE:
+        m.pop(k, None)
+    for s in m.get("stages", []):
+        s.pop("cached", None)
+    return m
+
+
+def _quiet_timing(x):
+    if isinstance(x, dict):
+        return {k: _quiet_timing(v) for k, v in x.items() if k not in TIMING}
+    if isinstance(x, list):
+        return [_quiet_timing(v) for v in x]
+    return x
+
+
+def _quiet_top(m: dict) -> dict:
+    m = _quiet_timing(m)
+    for section in (m.get("artifacts") or {}, (m.get("storage") or {}).get("files") or {}):
+        # timing-only files, and the parts' manifests (compared by their own rule), by size and hash
+        for rel in [r for r in section if r in TIMING_FILES or Path(r).name == MANIFEST_NAME]:
+            section.pop(rel)
+    return m
+
+
+def _old_blob(repo: git.Repo, parent: str, repo_path: str) -> str | None:
+    return repo.git("rev-parse", "-q", "--verify", f"{parent}:{repo_path}", check=False) or None
+
+
+def same_run(repo: git.Repo, parent: str, repo_path: str, manifest: dict) -> dict | None:
+    """The branch's composite manifest when the new one differs from it only in timings."""
+    old = git.blob_bytes(repo, parent, repo_path)
+    try:
+        old_m = json.loads(old) if old is not None else None
+    except ValueError:
+        return None
+    if not isinstance(old_m, dict):
+        return None
+    a, b = _quiet_top(dict(old_m, storage=None)), _quiet_top(dict(manifest, storage=None))
+    return old_m if a == b else None
+
+
+def _manifest_entry(repo: git.Repo, path: Path, parent: str, repo_path: str, quiet=_quiet_single) -> git.Entry:
+    """Keep the branch's manifest when only run-time noise (start time, cache flags) changed."""
+    new = path.read_bytes()
+    old = git.blob_bytes(repo, parent, repo_path)
+    if old is not None:
+        try:
+            if quiet(json.loads(old)) == quiet(json.loads(new)):
+                return git.hash_bytes(repo, old)
+        except (ValueError, AttributeError):
+            pass
+    return git.hash_file(repo, path)
+
+
+def _repair_step(model: str, r: dict, part: str, prefix: str, entries: dict) -> "git.Step":
+    """One commit per repair attempt, its patch file included; `part` is "" or "<graph>/<variant>/"."""
+    from bot.report.view import fmt, patch_name
+
+    rel = f"{part}patches/{patch_name(r)}"
+    kept = "kept" if r.get("kept") else "tried and reverted"
+    where = f"{part.rstrip('/')} " if part else ""
+    msg = (f"aipc({model}): {where}repair {int(r.get('n') or 0):02d} {r.get('repair')} ({r.get('level')}) {kept}\n\n"
+           f"Why: {r.get('reason', 'no reason recorded')}\n"
+           f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
+    files = {f"{prefix}/{rel}": entries[rel]} if rel in entries else {}
+    return git.Step(msg, owns=[f"{prefix}/{rel}"], files=files)

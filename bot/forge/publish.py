@@ -1,0 +1,193 @@
+"""`publish`: the one entry point `bot.deploy` calls after a run (see the package docstring).
+
+In order: whose branch is it (a human commit stops the bot), the files derived from the manifest,
+the commits (`bot.forge.branch`), then delivery: push, and open or update the pull request with the
+Jinja-rendered body, labels and one commit status per stage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bot import __version__
+from bot.errors import BadInput
+from bot.forge import branch as content
+from bot.forge import git
+from bot.forge.base import Draft, PrResult, Status
+from bot.forge.registry import get_forge
+from bot.report.view import is_composite
+
+DEPLOYMENTS = "deployments"
+
+
+@dataclass
+class PublishResult:
+    branch: str
+    sha: str | None = None
+    commits: list[str] = field(default_factory=list)
+    pushed: bool = False
+    pr: PrResult | None = None
+    stopped_by: str | None = None  # sha of a human commit that stopped the bot
+    storage: dict = field(default_factory=dict)
+
+
+def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool, pr: bool,
+            say: Callable[[str], None] = lambda m: None, forge: str | None = None,
+            forge_options: dict | None = None, base: str = "HEAD", remote: str = "origin",
+            max_git_bytes: int | None = None, branch: str | None = None,
+            pr_base: str | None = None) -> PublishResult | None:
+    """Commit the deployment to `aipc/<model>` (or `branch`) and open or update its pull request
+    (into `pr_base`, else the branch the deployed commit is on; see `bot.forge.contributor`)."""
+    if os.environ.get("AIPC_FORGE", "").lower() in ("off", "0", "none"):
+        return None
+    repo = git.find_repo(Path(model_dir))
+    if repo is None:
+        say(f"not publishing: {model_dir} is not inside a git repository (no branch, no pull request)")
+        return None
+    model = manifest.get("model") or Path(deployment_dir).name
+    branch = branch or f"aipc/{model}"
+    head = repo.rev(base)
+    if head is None:
+        say(f"not publishing: {repo.root} has no commit yet to branch {branch} from")
+        return None
+    if repo.head_ref() == f"refs/heads/{branch}":
+        say(f"not publishing: {branch} is checked out here; the bot never writes the branch you are on")
+        return None
+    push = push or pr
+    limit = max_git_bytes if max_git_bytes is not None else int(
+        os.environ.get("AIPC_MAX_GIT_BYTES", content.DEFAULT_MAX_GIT_BYTES))
+    fg = get_forge(forge or ("github" if pr else "local"), repo, **(forge_options or {}))
+    result = PublishResult(branch)
+
+    # 1. Whose branch is it? Read both tips; any commit we did not write hands it to the human.
+    local_tip = repo.rev(f"refs/heads/{branch}")
+    try:
+        remote_tip = git.remote_tip(repo, branch, remote) if push else None
+    except git.GitError as e:
+        raise BadInput(f"cannot read {branch} from remote {remote!r}: {e}", where=str(repo.root)) from None
+    for tip in dict.fromkeys(t for t in (remote_tip, local_tip) if t):
+        human = git.foreign_commit(repo, tip, model)
+        if human:
+            result.stopped_by, result.sha = human.sha, tip
+            say(f"not updating {branch}: commit {human.sha[:12]} ({human.subject!r} by {human.author}) "
+                f"was not written by the bot; it stays as it is")
+            if pr:
+                fg.connect()
+            fg.report_human_commit(branch, human.sha, human.author, human.subject)
+            return result
+
+    # 2. Files derived from the manifest: repair patches, storage decisions, the HTML report.
+    deployment_dir = Path(deployment_dir)
+    prefix = f"{DEPLOYMENTS}/{model}"
+    start_tip = remote_tip or local_tip
+    parent = head
+    if start_tip:
+        last = git.log_first_parent(repo, start_tip, limit=1)
+        if last and last[0].base == head:
+            parent = start_tip
+    composite = is_composite(manifest)
+    if composite:
+        # A re-run re-measures the decode loop and the wall times; when nothing but those changed,
+        # the report is rendered from the branch's manifest so the branch and the PR stay as they are.
+        manifest = content.same_run(repo, parent, f"{prefix}/{content.MANIFEST_NAME}", manifest) or manifest
+    content.write_patches(deployment_dir, manifest)
+    if not (deployment_dir / ".gitignore").exists():
+        (deployment_dir / ".gitignore").write_text(".work/\n")
+    from bot.report import html_report
+
+    html_report(manifest, deployment_dir / "report")
+    if composite:
+        content.part_reports(deployment_dir, manifest)
+    lfs = git.lfs_available(repo)
+    storage = content.storage_plan(deployment_dir, manifest, limit, lfs)
+    manifest = {**manifest, "storage": storage}
+    result.storage = storage
+    from bot.pipeline.manifest import update_section
+
+    if (deployment_dir / "manifest.json").exists():
+        update_section(deployment_dir, "storage", storage)
+
+    # 3. Commits on top of our own earlier tip when it was built on this same HEAD, else fresh.
+    steps = content.steps(repo, deployment_dir, prefix, manifest, storage, parent)
+    trailers = {git.TRAILER_MODEL: model, git.TRAILER_BASE: head, "Aipc-Bot": __version__}
+    new, made = git.commit_steps(repo, parent, steps, trailers=trailers)
+    result.sha, result.commits = new, made
+    if new != local_tip:
+        git.move_branch(repo, branch, new, local_tip)
+    say(f"{branch}: {len(made)} new commit(s), tip {new[:12]}" if made else f"{branch}: nothing changed ({new[:12]})")
+
+    # 4. Deliver: connect before pushing, so a bad token fails before the remote changes.
+    if pr:
+        fg.connect()
+    if push and remote_tip != new:
+        if lfs and any(v.get("where") == "lfs" for v in storage["files"].values()):
+            oids = [v["oid"] for v in storage["files"].values() if v.get("where") == "lfs"]
+            repo.git("lfs", "push", "--object-id", remote, *oids)
+        try:
+            git.push(repo, branch, new, remote_tip, remote)
+        except git.GitError as e:
+            raise BadInput(f"push of {branch} to {remote!r} failed: {e}", where=str(repo.root),
+                           hint=f"the commits are safe on the local branch {branch} ({new[:12]})") from None
+        result.pushed = True
+        say(f"pushed {branch} to {remote}")
+    images = image_links(fg, new, prefix, deployment_dir)
+    from bot.report import pr_body, pr_title
+    from bot.report.view import labels
+
+    draft = Draft(model=model, branch=branch, base=pr_base or (_base_branch(repo) if pr else repo.head_ref()),
+                  head_sha=new, title=pr_title(manifest), body=pr_body(manifest, images=images["images"],
+                                                                       links=images["links"]),
+                  labels=labels(manifest), statuses=_statuses(manifest))
+    result.pr = fg.open_or_update(draft)
+    what = "opened" if result.pr.created else ("updated" if result.pr.edited else "unchanged")
+    say(f"pull request {what}: {result.pr.url}")
+    return result
+
+
+def _base_branch(repo: git.Repo) -> str | None:
+    """The branch the pushed commit is on: Actions says it, else HEAD's branch, else the default."""
+    if os.environ.get("GITHUB_REF_NAME") and os.environ.get("GITHUB_REF_TYPE", "branch") == "branch" \
+            and not os.environ.get("GITHUB_HEAD_REF"):
+        return os.environ["GITHUB_REF_NAME"]
+    ref = repo.head_ref()
+    return ref.removeprefix("refs/heads/") if ref else None
+
+
+def _statuses(manifest: dict) -> list[Status]:
+    out = []
+    if is_composite(manifest):
+        from bot.report.view import part_figure
+
+        for p in manifest.get("parts") or []:
+            desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
+            out.append(Status(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
+        for e in manifest.get("e2e") or []:
+            bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
+            desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
+            out.append(Status(f"aipc/e2e/{e.get('name')}", "success" if e.get("passed") else "failure", desc[:140]))
+        return out
+    for s in manifest.get("stages", []):
+        if s.get("passed"):
+            desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
+        else:
+            desc = ((s.get("failure") or {}).get("message") or "failed")
+        out.append(Status(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140]))
+    return out
+
+
+def image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
+    from bot.report.plots import LAYERS_PNG, SECONDS_PNG
+
+    def url(name: str) -> str:
+        path = f"{prefix}/report/{name}"
+        return fg.raw_url(sha, path) if hasattr(fg, "raw_url") else path
+
+    images = {"seconds": url(SECONDS_PNG)}
+    if (deployment_dir / "report" / LAYERS_PNG).exists():
+        images["layers"] = url(LAYERS_PNG)
+    html = f"{prefix}/report/index.html"
+    links = {"HTML report": fg.blob_url(sha, html) if hasattr(fg, "blob_url") else html}
+    return {"images": images, "links": links}
