@@ -170,6 +170,26 @@ def test_workflow_shape_least_privilege_and_no_fork_code_on_the_self_hosted_runn
     assert any(ci in s.get("run", "") for s in tests["steps"]), "tests.yml must run what .ci/run runs"
 
 
+def test_the_hosted_jobs_install_the_light_cli_with_the_projects_own_ranges():
+    """The GitHub-hosted jobs share one composite action; its packages are project dependencies with
+    pyproject's ranges, so the light install cannot drift from what the bot is tested with."""
+    import shlex
+    import tomllib
+
+    action = yaml.safe_load((ROOT / ".github" / "actions" / "aipc-cli" / "action.yml").read_text())
+    script = action["runs"]["steps"][0]["run"].replace("\\\n", " ")
+    light = [a for line in script.splitlines() if "pip install" in line and "--no-deps" not in line
+             for a in shlex.split(line) if a[0].isalpha() and not a.startswith((".venv", "pip", "install"))]
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    by_name = {re.split(r"[<>=!~ ]", d, 1)[0].lower(): d.replace(" ", "") for d in deps}
+    assert light, script
+    for spec in light:
+        name = re.split(r"[<>=!~]", spec, 1)[0].lower()
+        assert by_name.get(name) == spec, f"{spec!r} in the aipc-cli action; pyproject says {by_name.get(name)!r}"
+    users = sorted(p.name for p in WORKFLOWS if "./.github/actions/aipc-cli" in p.read_text())
+    assert users == ["commands.yml", "deploy.yml", "fork-gate.yml"]
+
+
 # ---------------------------------------------------------------------- the gates against the fake GitHub
 
 
