@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -309,6 +310,30 @@ class FakeGitHub:
 STAGES = ["load", "export", "optimize", "compat", "quantize", "compile", "validate", "package"]
 HUMAN = {"GIT_AUTHOR_NAME": "Human Dev", "GIT_AUTHOR_EMAIL": "human@example.com",
          "GIT_COMMITTER_NAME": "Human Dev", "GIT_COMMITTER_EMAIL": "human@example.com"}
+
+
+# A forge that neither paces its requests nor waits long before a retry: the fake answers at once.
+FAST = {"retries": 2, "backoff": 0.01, "max_rate_limit_wait": 5, "seconds_between_requests": 0,
+        "seconds_between_writes": 0, "timeout": 5}
+GITHUB_ENV = ("AIPC_FORGE", "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_SERVER_URL",
+              "GITHUB_RUN_ID", "GITHUB_REF_NAME", "GITHUB_HEAD_REF")
+
+
+@contextmanager
+def serving(bare: Path, monkeypatch, **options):
+    """A FakeGitHub for `bare` on loopback with the environment the forge reads pointed at it (and the
+    rest of Actions' variables cleared); afterwards it must have answered every call it was sent."""
+    for k in GITHUB_ENV:
+        monkeypatch.delenv(k, raising=False)
+    fake = FakeGitHub(bare, **options)
+    monkeypatch.setenv("GITHUB_API_URL", fake.start())
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/zoo")
+    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+    assert fake.errors == []
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> str:

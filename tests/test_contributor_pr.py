@@ -9,24 +9,15 @@ from __future__ import annotations
 import pytest
 
 from bot.forge.contributor import publish_for_pr, report_marker
-from fake_github import FakeGitHub, make_deployment, make_repo, repair, sh
+from fake_github import FAST, make_deployment, make_repo, repair, serving, sh
 
-FAST = {"retries": 2, "backoff": 0.01, "max_rate_limit_wait": 5, "seconds_between_requests": 0,
-        "seconds_between_writes": 0, "timeout": 5}
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for k in ("AIPC_FORGE", "GITHUB_RUN_ID", "GITHUB_REF_NAME", "GITHUB_HEAD_REF", "GITHUB_SERVER_URL"):
-        monkeypatch.delenv(k, raising=False)
     work, bare = make_repo(tmp_path)
-    fake = FakeGitHub(bare)
-    monkeypatch.setenv("GITHUB_API_URL", fake.start())
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/zoo")
-    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
-    yield work, bare, tmp_path / "out" / "tiny", fake
-    fake.stop()
-    assert fake.errors == []
+    with serving(bare, monkeypatch) as fake:
+        yield work, bare, tmp_path / "out" / "tiny", fake
 
 
 def contribute(work, branch="tune-tiny") -> str:

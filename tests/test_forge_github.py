@@ -11,25 +11,15 @@ import pytest
 
 from bot.errors import BadInput
 from bot.forge import publish
-from fake_github import FakeGitHub, make_deployment, make_repo, repair, sh
+from fake_github import FAST, make_deployment, make_repo, repair, serving, sh
 
-FAST = {"retries": 3, "backoff": 0.01, "max_rate_limit_wait": 5, "seconds_between_requests": 0,
-        "seconds_between_writes": 0, "timeout": 5}
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    for k in ("AIPC_FORGE", "GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_SERVER_URL",
-              "GITHUB_RUN_ID", "GITHUB_REF_NAME", "GITHUB_HEAD_REF"):
-        monkeypatch.delenv(k, raising=False)
     work, bare = make_repo(tmp_path)
-    fake = FakeGitHub(bare)
-    monkeypatch.setenv("GITHUB_API_URL", fake.start())
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/zoo")
-    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
-    yield work, bare, tmp_path / "out" / "tiny", fake
-    fake.stop()
-    assert fake.errors == []
+    with serving(bare, monkeypatch) as fake:
+        yield work, bare, tmp_path / "out" / "tiny", fake
 
 
 def run(work, out, manifest, **opts):

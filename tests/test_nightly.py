@@ -22,7 +22,7 @@ from bot.nightly.figures import empty, from_manifest
 from bot.nightly.rules import Tolerances, compare, toolchain_changes
 from bot.report.commands import nightly_command
 from conftest import write_model
-from fake_github import FakeGitHub, sh
+from fake_github import serving, sh
 
 # The simulator's timing moves with the machine's load (the full suite runs beside other work);
 # the end-to-end tests are about accuracy, so latency gets a bar no noise reaches.
@@ -156,13 +156,7 @@ def test_without_the_baseline_ref_the_working_tree_is_the_baseline_and_the_repor
 def test_post_issue_opens_one_issue_updates_it_in_place_and_closes_it_when_clear(repo, monkeypatch):
     bare = repo.parent / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    fake = FakeGitHub(bare)
-    for k in ("GITHUB_RUN_ID", "GITHUB_SERVER_URL"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("GITHUB_API_URL", fake.start())
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/zoo")
-    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
-    try:
+    with serving(bare, monkeypatch) as fake:
         fake.open_pull("aipc/other", title="a PR carrying the marker must not be mistaken for the issue",
                        body="<!-- aipc:nightly -->")
         real = (repo / "deployments" / "drift" / "manifest.json").read_text()
@@ -186,9 +180,6 @@ def test_post_issue_opens_one_issue_updates_it_in_place_and_closes_it_when_clear
         assert code == 0 and fake.issues[number]["state"] == "closed"
         assert "no regressions (2 deployments)" in fake.issues[number]["body"]
         assert fake.pulls[1]["state"] == "open" and fake.pulls[1]["body"] == "<!-- aipc:nightly -->"
-    finally:
-        fake.stop()
-    assert fake.errors == []
 
 
 # ---------------------------------------------------------------------- the rule table, on dicts

@@ -20,12 +20,10 @@ from bot.errors import BadInput
 from bot.forge.gate import GATE_MARKER, approval_ref, check_permission, plan_command, post_gate
 from bot.forge.git import Repo
 from bot.forge.github import GitHubForge
-from fake_github import FakeGitHub, make_repo, sh
+from fake_github import FAST, FakeGitHub, make_repo, serving, sh
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-FAST = {"retries": 2, "backoff": 0.01, "max_rate_limit_wait": 5, "seconds_between_requests": 0,
-        "seconds_between_writes": 0, "timeout": 5}
 
 
 def tool(name: str) -> str | None:
@@ -195,18 +193,10 @@ def test_the_hosted_jobs_install_the_light_cli_with_the_projects_own_ranges():
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
-    for k in ("AIPC_FORGE", "GITHUB_RUN_ID"):
-        monkeypatch.delenv(k, raising=False)
     work, bare = make_repo(tmp_path)
-    fake = FakeGitHub(bare, roles={"ada": "admin", "max": "maintain", "wes": "write", "tia": "triage",
-                                   "rea": "read", "non": "none"})
-    monkeypatch.setenv("GITHUB_API_URL", fake.start())
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/zoo")
-    monkeypatch.setenv("GITHUB_TOKEN", fake.token)
-    forge = GitHubForge(Repo(work), **FAST)
-    yield work, bare, fake, forge
-    fake.stop()
-    assert fake.errors == []
+    roles = {"ada": "admin", "max": "maintain", "wes": "write", "tia": "triage", "rea": "read", "non": "none"}
+    with serving(bare, monkeypatch, roles=roles) as fake:
+        yield work, bare, fake, GitHubForge(Repo(work), **FAST)
 
 
 def test_permission_check_accepts_write_maintain_admin_and_refuses_the_rest(hub):
