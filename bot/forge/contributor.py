@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bot.forge import git
-from bot.forge.publish import PublishResult, image_links, publish
+from bot.forge.publish import PublishResult, image_links, publish, publishing_repo
 from bot.forge.github import CommentResult, GitHubForge, PullInfo, server_url
 
 COMMENT_BUDGET = 60000  # GitHub refuses comments over 65536 characters
@@ -45,11 +44,8 @@ def publish_for_pr(number: int, *, deployment_dir: Path, model_dir: Path, manife
                    say: Callable[[str], None] = lambda m: None, forge_options: dict | None = None,
                    remote: str = "origin") -> ContributorResult | None:
     """Publish a deployment of PR `number`'s head: bot branch on that head, bot PR into it, one comment."""
-    if os.environ.get("AIPC_FORGE", "").lower() in ("off", "0", "none"):
-        return None
-    repo = git.find_repo(Path(model_dir))
+    repo = publishing_repo(model_dir, say)
     if repo is None:
-        say(f"not publishing: {model_dir} is not inside a git repository")
         return None
     fg = GitHubForge(repo, **(forge_options or {}))
     fg.connect()

@@ -34,6 +34,16 @@ class PublishResult:
     storage: dict = field(default_factory=dict)
 
 
+def publishing_repo(model_dir: Path, say: Callable[[str], None]) -> git.Repo | None:
+    """The repository to publish into, or None (and why) when publishing is off or there is none."""
+    if os.environ.get("AIPC_FORGE", "").lower() in ("off", "0", "none"):
+        return None
+    repo = git.find_repo(Path(model_dir))
+    if repo is None:
+        say(f"not publishing: {model_dir} is not inside a git repository (no branch, no pull request)")
+    return repo
+
+
 def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool, pr: bool,
             say: Callable[[str], None] = lambda m: None, forge: str | None = None,
             forge_options: dict | None = None, base: str = "HEAD", remote: str = "origin",
@@ -41,11 +51,8 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
             pr_base: str | None = None) -> PublishResult | None:
     """Commit the deployment to `aipc/<model>` (or `branch`) and open or update its pull request
     (into `pr_base`, else the branch the deployed commit is on; see `bot.forge.contributor`)."""
-    if os.environ.get("AIPC_FORGE", "").lower() in ("off", "0", "none"):
-        return None
-    repo = git.find_repo(Path(model_dir))
+    repo = publishing_repo(model_dir, say)
     if repo is None:
-        say(f"not publishing: {model_dir} is not inside a git repository (no branch, no pull request)")
         return None
     model = manifest.get("model") or Path(deployment_dir).name
     branch = branch or f"aipc/{model}"
