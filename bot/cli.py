@@ -22,6 +22,20 @@ console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from bot import __version__
+
+        typer.echo(f"aipc {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print the bot's version (the tag its workflows pin) and exit")):
+    """Deploy PyTorch models to Qualcomm AI Runtime (QNN/SNPE) in verifiable stages."""
+
+
 class ConsoleEvents:
     """Renders pipeline progress: one line per stage as it ends, a note for long inner work."""
 
@@ -262,6 +276,15 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="print the report 
         for line in summary(report):
             out.print(line, soft_wrap=True, markup=False)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def schema():
+    """Print the JSON Schema of aipc.yaml (committed as schema/aipc.schema.json; editors read it from
+    the definition's `# yaml-language-server: $schema=…` header)."""
+    from bot.spec.json_schema import render
+
+    typer.echo(render(), nl=False)
 
 
 def main() -> None:

@@ -2,6 +2,10 @@
 
 Defaults are chosen so that a definition with only `entry` and `inputs` deploys: w8a16 on
 SM8650 (HTP v75), thresholds from the AIPC report (cosine ≥ 0.99 float, ≥ 0.95 quantized).
+
+After changing this file, regenerate the committed JSON Schema (tests/test_json_schema.py checks it):
+`python -m bot.cli schema > schema/aipc.schema.json`; a new custom validator wants its JSON Schema
+counterpart in bot/spec/json_schema.py.
 """
 
 from __future__ import annotations
@@ -122,6 +126,13 @@ class LLMSpec(Strict):
 PART_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
+def _entry_form(v: str | None) -> str | None:
+    """An entry point is `file.py:function` (checked on the field, so the error names `entry`)."""
+    if v and ":" not in v:
+        raise ValueError("expected 'file.py:function'")
+    return v
+
+
 class VariantSpec(Strict):
     """One static size of a dynamic model: every input named here gets this shape."""
 
@@ -153,12 +164,15 @@ class GraphSpec(Strict):
     repairs: list[str] = Field(default_factory=list)
     variants: list[VariantSpec] = Field(default_factory=list)
 
+    @field_validator("entry")
+    @classmethod
+    def _entry_form(cls, v: str | None) -> str | None:
+        return _entry_form(v)
+
     @model_validator(mode="after")
     def _one_source(self) -> "GraphSpec":
         if bool(self.entry) == bool(self.onnx):
             raise ValueError("give exactly one of 'entry' or 'onnx'")
-        if self.entry and ":" not in self.entry:
-            raise ValueError("entry: expected 'file.py:function'")
         return self
 
 
@@ -218,6 +232,11 @@ class Spec(Strict):
     decode: DecodeSpec | None = None
     chain: ChainSpec | None = None
 
+    @field_validator("entry")
+    @classmethod
+    def _entry_form(cls, v: str | None) -> str | None:
+        return _entry_form(v)
+
     @model_validator(mode="after")
     def _one_source(self) -> "Spec":
         if self.graphs:
@@ -237,8 +256,6 @@ class Spec(Strict):
             raise ValueError("inputs: at least one input is required")
         if bool(self.entry) == bool(self.onnx):
             raise ValueError("give exactly one of 'entry' (a PyTorch entry point) or 'onnx' (a file)")
-        if self.entry and ":" not in self.entry:
-            raise ValueError("entry: expected 'file.py:function'")
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"inputs: names must be unique, got {names}")

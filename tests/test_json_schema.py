@@ -1,0 +1,195 @@
+"""The committed JSON Schema of aipc.yaml: the same as the code generates, accepts every definition the
+project ships (models/, the benchmarks), and rejects malformed ones at the field paths the loader gives."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from bot.errors import BadInput
+from bot.spec import load_spec
+from bot.spec.json_schema import REGENERATE, SCHEMA_FILE, render, schema_errors
+from bot.spec.loader import field_path
+from bot.spec.schema import Spec
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / SCHEMA_FILE
+
+
+def committed() -> dict:
+    return json.loads(COMMITTED.read_text())
+
+
+def test_committed_schema_is_what_the_code_generates():
+    assert COMMITTED.exists(), f"{SCHEMA_FILE} is missing; generate it with: {REGENERATE}"
+    assert COMMITTED.read_text() == render(), (
+        f"{SCHEMA_FILE} is out of date with bot/spec/schema.py; regenerate it with: {REGENERATE}")
+
+
+def test_the_cli_prints_the_same_schema():
+    p = subprocess.run([sys.executable, "-m", "bot.cli", "schema"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == render()
+
+
+def test_it_is_a_valid_draft_2020_12_schema():
+    schema = committed()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert "name" not in schema.get("required", [])  # the loader fills it from the folder's name
+
+
+# ---------------------------------------------------------------- accepts what the project ships
+
+
+def shipped_definitions() -> list[tuple[str, dict]]:
+    found = [(str(p.relative_to(ROOT)), yaml.safe_load(p.read_text()))
+             for p in sorted((ROOT / "models").glob("*/aipc.yaml"))]
+    found += [(str(p.relative_to(ROOT)), yaml.safe_load(p.read_text()))
+              for p in sorted((ROOT / "bench").rglob("aipc.yaml"))]
+    # the zoo benchmark writes one definition per model from bench/zoo.py's definition()
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        zoo = _module(ROOT / "bench" / "zoo.py")
+        zoo_models = _module(ROOT / "bench" / "zoo_models.py")
+        found += [(f"bench/zoo.py:{name}", zoo.definition(name, shape)) for name, (shape, _) in zoo_models.zoo().items()]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return found
+
+
+def _module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"_schema_test_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHIPPED = shipped_definitions()
+
+
+def test_there_is_something_to_check():
+    assert len([n for n, _ in SHIPPED if n.startswith("models/")]) >= 7
+    assert len([n for n, _ in SHIPPED if n.startswith("bench/")]) >= 10
+
+
+@pytest.mark.parametrize("where,definition", SHIPPED, ids=[n for n, _ in SHIPPED])
+def test_accepts_every_shipped_definition(where, definition):
+    assert schema_errors(definition, committed()) == []
+    Spec.model_validate({"name": "x", **definition})  # and the loader accepts it too
+
+
+# ---------------------------------------------------------------- rejects what the loader rejects
+
+BASE = {"name": "m", "entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 3, 8, 8]}]}
+GRAPHS = {"name": "m", "graphs": [{"name": "g", "entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 4]}]}]}
+
+
+def edit(base: dict, **changes) -> dict:
+    """`base` with dotted-path changes (`inputs.0.shape=[...]`); a value of DELETE removes the key."""
+    out = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = out
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        if value is DELETE:
+            del node[int(last) if isinstance(node, list) else last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return out
+
+
+DELETE = object()
+
+MALFORMED = {
+    "negative dimension": edit(BASE, inputs__0__shape=[1, -3, 8]),
+    "empty shape": edit(BASE, inputs__0__shape=[]),
+    "shape not a list": edit(BASE, inputs__0__shape="1x3x8x8"),
+    "input without a name": edit(BASE, inputs__0__name=DELETE),
+    "input name with a space": edit(BASE, inputs__0__name="an image"),
+    "unknown dtype": edit(BASE, inputs__0__dtype="float64"),
+    "range of three": edit(BASE, inputs__0__range=[0, 1, 2]),
+    "range not numbers": edit(BASE, inputs__0__range=[0, "high"]),
+    "typo at the top": edit(BASE, validaton={"samples": 2}),
+    "typo in an input": edit(BASE, inputs__0__shap=[1]),
+    "unknown soc": edit(BASE, target={"soc": "SM0000"}),
+    "unknown precision": edit(BASE, target={"precision": "int4"}),
+    "unknown runtime": edit(BASE, target={"runtime": "tflite"}),
+    "calibration samples zero": edit(BASE, calibration={"samples": 0}),
+    "calibration method": edit(BASE, calibration={"method": "mse"}),
+    "cosine above one": edit(BASE, validation={"outputs": {"y": {"cosine_min": 1.5}}}),
+    "topk zero": edit(BASE, validation={"outputs": {"y": {"topk": 0}}}),
+    "part negative": edit(BASE, validation={"outputs": {"y": {"parts": {"a": [-1, 4]}}}}),
+    "validation samples": edit(BASE, validation={"samples": 1000}),
+    "opset too low": edit(BASE, export={"opset": 9}),
+    "exporter": edit(BASE, export={"exporter": "jit"}),
+    "negative budget": edit(BASE, limits={"llm_budget_usd": -1}),
+    "attempts a word": edit(BASE, limits={"repair_attempts": "many"}),
+    "api key env lowercase": edit(BASE, llm={"api_key_env": "my_key"}),
+    "bad model name": edit(BASE, name="My Model"),
+    "entry without a function": edit(BASE, entry="model.py"),
+    "entry and onnx": edit(BASE, onnx="model.onnx"),
+    "neither entry nor onnx": edit(BASE, entry=DELETE),
+    "no inputs": edit(BASE, inputs=DELETE),
+    "empty inputs": edit(BASE, inputs=[]),
+    "inputs a mapping": edit(BASE, inputs={"x": [1, 3]}),
+    "decode without graphs": edit(BASE, decode={"step": "s", "cache": [{"input": "k", "output": "k2"}],
+                                                "prompts": [[1]], "reference": "model.py:greedy"}),
+    "variant shape negative": edit(BASE, variants=[{"name": "v", "shapes": {"x": [1, 0, 8, 8]}}]),
+    "variant bad name": edit(BASE, variants=[{"name": "-v", "shapes": {"x": [1, 3, 8, 8]}}]),
+    "graphs and a top-level entry": edit(GRAPHS, entry="model.py:build"),
+    "graph without a source": edit(GRAPHS, graphs__0__entry=DELETE),
+    "graph entry without a function": edit(GRAPHS, graphs__0__entry="model.py"),
+    "graph without inputs": edit(GRAPHS, graphs__0__inputs=[]),
+    "graph precision": edit(GRAPHS, graphs__0__precision="int8"),
+    "graph calibration samples": edit(GRAPHS, graphs__0__calibration={"samples": -1}),
+    "decode without cache": edit(GRAPHS, decode={"step": "g", "cache": [], "prompts": [[1]],
+                                                 "reference": "model.py:greedy"}),
+    "top level a list": [BASE],
+}
+
+
+def loader_paths(definition) -> set[str]:
+    """The field paths the loader names: the pydantic errors, as `bot.spec.loader` writes them."""
+    try:
+        Spec.model_validate(definition)
+    except ValidationError as e:
+        return {field_path(err["loc"]) for err in e.errors()}
+    return set()
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_rejects_a_malformed_definition_at_the_loaders_field_path(case, tmp_path):
+    definition = MALFORMED[case]
+    expected = loader_paths(definition)
+    if not isinstance(definition, dict):
+        expected = {"(top level)"}  # the loader refuses a non-mapping before pydantic sees it
+    assert expected, f"{case}: the loader accepts this definition, so it is not a malformed case"
+    # the loader's own message names every one of those paths
+    (tmp_path / "model.py").write_text("def build():\n    pass\n")
+    (tmp_path / "aipc.yaml").write_text(yaml.safe_dump(definition))
+    with pytest.raises(BadInput) as raised:
+        load_spec(tmp_path)
+    for path in expected - {"(top level)"}:
+        assert path in str(raised.value), (case, path, str(raised.value))
+    got = {path for path, _ in schema_errors(definition, committed())}
+    assert got == expected, f"{case}: schema says {sorted(got)}, loader says {sorted(expected)}"
+
+
+def test_schema_errors_is_not_vacuous():
+    """The comparison above could pass by both sides being empty; a valid definition gives none and
+    a broken one gives the path."""
+    assert schema_errors(BASE, committed()) == []
+    assert [p for p, _ in schema_errors(edit(BASE, inputs__0__shape=[0]), committed())] == ["inputs[0].shape"]
