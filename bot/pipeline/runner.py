@@ -80,8 +80,11 @@ class Pipeline:
         definition = self.spec.model_dump(mode="json")
         spec_parts = {path: _dig(definition, path) for path in stage_cls.depends_on}
         files = self._files_digest() if stage_cls.reads_model_files else None
+        own = {f: sha256_file(self.model_dir / f) if (self.model_dir / f).is_file() else None
+               for f in stage_cls.files_read(self.spec)}
         return sha256_json([upstream, stage_cls.name, stage_cls.version, spec_parts, files,
-                            options.get(stage_cls.name), self.versions, self.backend.name])
+                            options.get(stage_cls.name), self.versions, self.backend.name]
+                           + ([own] if own else []))
 
     def _files_digest(self) -> str:
         if self._files is None:

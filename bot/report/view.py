@@ -95,6 +95,9 @@ def stage_figure(s: dict) -> str:
         return f"{m['precision']}, {m.get('quantized_tensors', 0)} quantized tensors"
     if name == "optimize" and "nodes_after" in m:
         return f"{m['nodes_before']} → {m['nodes_after']} nodes"
+    if name == "load" and "validation_files" in m:
+        return (f"{m['samples']} validation, {m.get('calibration_samples', 0)} calibration samples from data files"
+                + (f" ({m['labelled_samples']} labelled)" if m.get("labelled_samples") else ""))
     if name == "load" and "samples" in m:
         return f"{m['samples']} samples, {m.get('calibration_samples', 0)} calibration samples"
     if name == "export" and "opset" in m:
@@ -118,9 +121,54 @@ def check_rows(checks: list[dict], *, thresholded_only: bool = True) -> list[dic
     return rows
 
 
+TASK_CHECK = "task "  # validate's checks for task metrics; they have a table of their own
+
+
 def _metric_rows(m: dict) -> list[dict]:
     val = next((s for s in m.get("stages", []) if s.get("stage") == "validate"), None)
-    return check_rows((val or {}).get("checks", []))
+    return check_rows([c for c in (val or {}).get("checks", []) if not c.get("name", "").startswith(TASK_CHECK)])
+
+
+def _bar(f: dict) -> str:
+    if f.get("threshold") is None:
+        return "—"
+    return f"{'drop ' if f.get('judged') == 'drop' else ''}{f.get('op', '≥')} {fmt(f['threshold'])}"
+
+
+def _signed(v) -> str:
+    return "—" if v is None else (f"{v:+.4g}" if isinstance(v, float) else fmt(v))
+
+
+def task_view(m: dict) -> dict | None:
+    """The task metrics as table rows (metric, figure, FP32, deployed, delta, bar, pass), as AI Hub's
+    numerics.yaml shows them; None when the definition has no `task:`."""
+    val = next((s for s in m.get("stages", []) if s.get("stage") == "validate"), None)
+    task = ((val or {}).get("metrics") or {}).get("task")
+    if not task:
+        return None
+    rows = []
+    for r in task.get("metrics") or []:
+        for f in r.get("figures") or []:
+            rows.append({"metric": r.get("metric", "?"), "kind": r.get("kind", ""), "figure": f.get("name", ""),
+                         "fp32": fmt(f.get("fp32")) if f.get("fp32") is not None else "reference",
+                         "deployed": fmt(f.get("deployed")), "delta": _signed(f.get("delta")), "bar": _bar(f),
+                         "passed": f.get("passed")})
+    return {"rows": rows, "samples": task.get("samples"), "labelled": task.get("labelled"),
+            "passed": all(r.get("passed") for r in task.get("metrics") or []),
+            "disagree": [{"metric": r.get("metric"), "files": r.get("disagree") or [],
+                          "count": r.get("disagree_count", len(r.get("disagree") or []))}
+                         for r in task.get("metrics") or [] if r.get("disagree")]}
+
+
+def data_view(m: dict) -> dict | None:
+    """Which data files fed calibration and validation (the load stage's record)."""
+    load = next((s for s in m.get("stages", []) if s.get("stage") == "load"), None)
+    lm = (load or {}).get("metrics") or {}
+    if "validation_files" not in lm:
+        return None
+    return {"validation": lm.get("validation_files") or [], "calibration": lm.get("calibration_files") or [],
+            "validation_samples": lm.get("samples"), "calibration_samples": lm.get("calibration_samples"),
+            "labelled": lm.get("labelled_samples", 0), "made": bool(lm.get("data_made"))}
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -208,6 +256,8 @@ def build(m: dict) -> dict:
                     "figure": stage_figure(s)} for s in stages],
         "not_run": not_run,
         "metrics": _metric_rows(m),
+        "task": task_view(m),
+        "data": data_view(m),
         "outputs": next((s.get("metrics", {}).get("outputs", {}) for s in stages
                          if s.get("stage") == "validate"), {}),
         "latency_ms": next((s.get("metrics", {}).get("latency_ms_median") for s in stages
@@ -364,6 +414,6 @@ def build_composite(m: dict) -> dict:
         "needs_human": needs_human(m),
         "repaired": repaired(m),
         # what the single-graph parts of the templates look for
-        "stages": [], "not_run": [], "metrics": [], "localization": None,
+        "stages": [], "not_run": [], "metrics": [], "localization": None, "task": None, "data": None,
         "outputs": {}, "latency_ms": None,
     }

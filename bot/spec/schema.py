@@ -10,7 +10,7 @@ counterpart in bot/spec/json_schema.py.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -123,6 +123,148 @@ class LLMSpec(Strict):
     price_out_per_mtok: float | None = Field(default=None, ge=0)
 
 
+ENTRY_POINT = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"  # file.py:function, relative to the model folder
+
+
+class DataSpec(Strict):
+    """Real inputs: files in the model folder turned into input arrays by the model's own `preprocess`,
+    the same function for calibration, validation and the packaged `run.py`."""
+
+    preprocess: str = Field(pattern=ENTRY_POINT,
+                            description="file.py:function(path) -> {input name: array of the declared shape}")
+    calibration: list[str] = Field(default_factory=list, description="globs relative to the model folder")
+    validation: list[str] = Field(default_factory=list, description="globs; never the same files as calibration")
+    make: str | None = Field(default=None, pattern=ENTRY_POINT,
+                             description="file.py:function(folder, seed): writes the data files when a glob "
+                                         "matches nothing (offline, from the seed)")
+    seed: int = 0
+    labels: str | None = Field(default=None, description="JSON file {file name: label/answer}")
+
+    @model_validator(mode="after")
+    def _some_files(self) -> "DataSpec":
+        if not self.calibration and not self.validation:
+            raise ValueError("give 'calibration' and/or 'validation' globs")
+        return self
+
+
+class _TaskMetric(Strict):
+    name: str | None = Field(default=None, description="how the report names this metric")
+    key: str | None = Field(default=None, description="one field of a dict-valued answer")
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"{self.kind}:{self.key}" if self.key else self.kind)
+
+
+class LabelMetric(_TaskMetric):
+    """Answer = one label per sample (class id, word, yes/no): share of samples where deployed == FP32."""
+
+    kind: Literal["label"]
+    min: float = Field(default=0.99, ge=0, le=1)
+    label_drop_max: float | None = Field(default=None, ge=0, le=1, description="with labels: accuracy may "
+                                                                               "drop at most this much")
+
+
+class TopkMetric(_TaskMetric):
+    """Answer = a score vector: share of samples whose FP32 top-1 is within the deployed top-k."""
+
+    kind: Literal["topk"]
+    k: int = Field(default=5, ge=1)
+    min: float = Field(default=0.99, ge=0, le=1)
+    label_drop_max: float | None = Field(default=None, ge=0, le=1)
+
+
+class SequenceMetric(_TaskMetric):
+    """Answer = a string or a list (tokens, characters after a CTC decode): exact-match share,
+    and the character (element) error rate."""
+
+    kind: Literal["sequence"]
+    min: float = Field(default=0.99, ge=0, le=1)
+    cer_max: float | None = Field(default=None, ge=0, description="bound on the error rate against FP32")
+    label_drop_max: float | None = Field(default=None, ge=0, le=1)
+
+
+class DetectionsMetric(_TaskMetric):
+    """Answer = a list of {box: [x1, y1, x2, y2], score, label}: deployed boxes matched to FP32's
+    one to one at IoU >= `iou` (same label): recall, precision, and how much matched scores move."""
+
+    kind: Literal["detections"]
+    iou: float = Field(default=0.5, gt=0, le=1)
+    recall_min: float = Field(default=0.95, ge=0, le=1)
+    precision_min: float = Field(default=0.95, ge=0, le=1)
+    score_change_max: float | None = Field(default=None, ge=0, description="bound on the mean |score change|")
+    same_label: bool = True
+
+
+class DecisionsMetric(_TaskMetric):
+    """Answer = probabilities per frame (voice activity, on/off): share of frames decided the same
+    way at `threshold`."""
+
+    kind: Literal["decisions"]
+    threshold: float = 0.5
+    min: float = Field(default=0.99, ge=0, le=1)
+    label_drop_max: float | None = Field(default=None, ge=0, le=1)
+
+
+class ErrorMetric(_TaskMetric):
+    """Answer = numbers (pitch per frame, a depth map): share of elements with |deployed - FP32| <= max,
+    in `unit`; NaN in FP32 means "not applicable" (an unvoiced frame) and is left out."""
+
+    kind: Literal["error"]
+    max: float = Field(ge=0)
+    share_min: float = Field(default=0.99, ge=0, le=1)
+    unit: str = ""
+    compare: Literal["absolute", "cents"] = Field(
+        default="absolute", description="cents: answers are frequencies, the error is 1200·|log2(deployed/FP32)|")
+
+
+class RankingMetric(_TaskMetric):
+    """Answer = an embedding: each validation sample's nearest neighbour among the others is
+    unchanged (share), plus the Spearman correlation of all pairwise similarities."""
+
+    kind: Literal["ranking"]
+    min: float = Field(default=1.0, ge=0, le=1)
+    spearman_min: float | None = Field(default=None, ge=-1, le=1)
+    similarity: Literal["cosine", "dot", "euclidean"] = "cosine"
+
+
+class CustomMetric(_TaskMetric):
+    """`function(fp32_answers, deployed_answers) -> float`, judged against `min` and/or `max`."""
+
+    kind: Literal["custom"]
+    function: str = Field(pattern=ENTRY_POINT)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> "CustomMetric":
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min' and/or 'max' for a custom metric")
+        return self
+
+
+TaskMetric = Annotated[Union[LabelMetric, TopkMetric, SequenceMetric, DetectionsMetric, DecisionsMetric,
+                             ErrorMetric, RankingMetric, CustomMetric], Field(discriminator="kind")]
+
+
+class TaskSpec(Strict):
+    """Checks on what the model is for: `postprocess` turns outputs into the task's answer, applied
+    to FP32 and deployed outputs alike; each metric compares the two on every validation sample."""
+
+    postprocess: str | None = Field(default=None, pattern=ENTRY_POINT,
+                                    description="file.py:function(outputs) -> answer; without it the answer "
+                                                "is the only output (or the dict of outputs)")
+    metrics: list[TaskMetric] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "TaskSpec":
+        names = [m.label for m in self.metrics]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"metrics: names must be unique, {dup} repeat (give each a 'name')")
+        return self
+
+
 PART_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
@@ -231,6 +373,8 @@ class Spec(Strict):
     graphs: list[GraphSpec] = Field(default_factory=list, description="graphs deployed together")
     decode: DecodeSpec | None = None
     chain: ChainSpec | None = None
+    data: DataSpec | None = Field(default=None, description="real inputs from files in the model folder")
+    task: TaskSpec | None = Field(default=None, description="task-level checks beside the tensor metrics")
 
     @field_validator("entry")
     @classmethod
@@ -240,6 +384,8 @@ class Spec(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> "Spec":
         if self.graphs:
+            if self.data or self.task:
+                raise ValueError("'data' and 'task' are for single-graph definitions (not with 'graphs')")
             if self.entry or self.onnx or self.inputs or self.variants:
                 raise ValueError("with 'graphs', give entry/onnx, inputs and variants per graph, not at the top")
             names = [g.name for g in self.graphs]

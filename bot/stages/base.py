@@ -49,6 +49,12 @@ class Stage:
     #: whether the model folder's files are part of the key (only the stages that read them)
     reads_model_files: ClassVar[bool] = False
 
+    @classmethod
+    def files_read(cls, spec: Spec) -> list[str]:
+        """Files of the model folder (relative paths) this stage runs, when it does not read them all:
+        their content joins the key, so editing one re-runs this stage and not the ones before it."""
+        return []
+
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         raise NotImplementedError
 

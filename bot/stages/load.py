@@ -1,6 +1,7 @@
 """Stage 1, load: build the module, make sample inputs, record golden FP32 outputs.
 
-Writes `samples.npz` (validation inputs), `golden.npz` (FP32 outputs), `calibration.npz`.
+Writes `samples.npz` (validation inputs), `golden.npz` (FP32 outputs), `calibration.npz`, and with a
+`data:` section `data.json` (which files fed calibration and validation, and the validation labels).
 Passes when the module runs on inputs of the declared shapes and returns finite outputs.
 """
 
@@ -10,22 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
+from bot import datafiles as D
 from bot import samples as S
 from bot.errors import BadInput
 from bot.records import Check, StageResult
 from bot.stages._model import build_module, call, flatten_outputs, load_callable
 from bot.stages.base import Stage, StageContext
+from bot.store import write_json
 
 
 class LoadStage(Stage):
     name = "load"
-    depends_on = ("entry", "onnx", "inputs", "outputs", "calibration", "validation.samples", "validation.seed")
+    depends_on = ("entry", "onnx", "inputs", "outputs", "calibration", "validation.samples", "validation.seed",
+                  "data")
     reads_model_files = True
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         spec, folder = ctx.spec, ctx.model_dir
-        inputs = self._sample_inputs(ctx)
-        calib = self._calibration(ctx)
+        files = D.resolve(spec.data, folder) if spec.data else None
+        if files and files.made:
+            ctx.say(f"{spec.data.make} made the data files (seed {spec.data.seed})")
+        inputs = self._sample_inputs(ctx, files)
+        calib = self._calibration(ctx, files)
         golden = [self._forward(ctx, s) for s in inputs]
         n_out = len(golden[0])
         if spec.outputs and len(spec.outputs) != n_out:
@@ -41,12 +48,37 @@ class LoadStage(Stage):
         checks = [Check("golden outputs are finite", finite)]
         metrics = {"outputs": {n: list(a.shape) for n, a in golden_named[0].items()},
                    "samples": len(inputs), "calibration_samples": len(calib)}
-        return self.result({"samples": "samples.npz", "golden": "golden.npz", "calibration": "calibration.npz"},
-                           checks, metrics)
+        arts = {"samples": "samples.npz", "golden": "golden.npz", "calibration": "calibration.npz"}
+        if files:
+            used = self._data_record(ctx, files, len(inputs), len(calib))
+            write_json(work / "data.json", used)
+            arts["data"] = "data.json"
+            metrics.update(validation_files=used["validation"], calibration_files=used["calibration"],
+                           labelled_samples=sum(v is not None for v in used["labels"] or []), data_made=files.made)
+        return self.result(arts, checks, metrics)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _sample_inputs(self, ctx: StageContext) -> list[S.Sample]:
+    @staticmethod
+    def _validation_files(ctx: StageContext, files: D.DataFiles) -> list[str]:
+        """All the validation files, unless `validation.samples` is set explicitly (then the first N)."""
+        v = ctx.spec.validation
+        return files.validation[: v.samples] if "samples" in v.model_fields_set else files.validation
+
+    @staticmethod
+    def _calibration_files(ctx: StageContext, files: D.DataFiles) -> list[str]:
+        c = ctx.spec.calibration
+        return files.calibration[: c.samples] if "samples" in c.model_fields_set else files.calibration
+
+    def _data_record(self, ctx: StageContext, files: D.DataFiles, n_val: int, n_cal: int) -> dict:
+        val = self._validation_files(ctx, files) if files.validation else []
+        cal = self._calibration_files(ctx, files) if files.calibration else []
+        return {"validation": val, "calibration": cal, "validation_samples": n_val, "calibration_samples": n_cal,
+                "labels": D.labels(ctx.spec.data, ctx.model_dir, val) if val else None, "made": files.made}
+
+    def _sample_inputs(self, ctx: StageContext, files: D.DataFiles | None = None) -> list[S.Sample]:
         spec, folder = ctx.spec, ctx.model_dir
+        if files and files.validation:
+            return D.read(spec.data, folder, self._validation_files(ctx, files), spec.inputs, "validation")
         if any(i.files for i in spec.inputs):
             n = min(len(i.files) for i in spec.inputs)
             out = [{i.name: self._npy(folder, i, i.files[k], f"inputs[{j}].files[{k}]")
@@ -65,9 +97,11 @@ class LoadStage(Stage):
                            f"{ispec.shape}", where=f"{folder / 'aipc.yaml'} ({field})")
         return arr.astype(S.NP_DTYPES[ispec.dtype])
 
-    def _calibration(self, ctx: StageContext) -> list[S.Sample]:
+    def _calibration(self, ctx: StageContext, files: D.DataFiles | None = None) -> list[S.Sample]:
         c, folder = ctx.spec.calibration, ctx.model_dir
-        if c.generator:
+        if files and files.calibration:
+            out = D.read(ctx.spec.data, folder, self._calibration_files(ctx, files), ctx.spec.inputs, "calibration")
+        elif c.generator:
             fn = load_callable(folder, c.generator, "calibration.generator")
             got = call(folder, lambda: list(fn(c.samples)), what=f"the calibration generator {c.generator}")
             out = [{k: np.asarray(v) for k, v in s.items()} for s in got[: c.samples]]

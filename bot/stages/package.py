@@ -2,8 +2,10 @@
 
 Writes `interface.json` (I/O names, shapes, dtypes, layout, quantization parameters, target),
 the compiled files, and `run.py`, a standalone script that runs the context binary (and, when a
-repair moved the graph's tail to the host, `host_part_<k>.onnx`, which run.py runs on the CPU after it). Passes when
-`run.py`, in a child process, reproduces the validate stage's outputs for the first sample.
+repair moved the graph's tail to the host, `host_part_<k>.onnx`, which run.py runs on the CPU after it). With a
+`data:` / `task:` section the model's preprocess and postprocess files are packaged too and `run.py FILE…`
+reads data files through them. Passes when `run.py`, in a child process, reproduces the validate stage's
+outputs for the first sample (from its data file, when there is one, and its answer too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import numpy as np
 import onnx
 
 from bot import samples as S
+from bot.errors import BadInput
+from bot.paths import inside
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import host_part_of
 from bot.stages.base import Stage, StageContext
@@ -31,7 +35,11 @@ RUN_SCRIPT = Path(__file__).parent / "assets" / "run_context_binary.py"
 
 class PackageStage(Stage):
     name = "package"
-    depends_on = ("inputs", "outputs", "target")
+    depends_on = ("inputs", "outputs", "target", "data.preprocess", "task.postprocess")
+
+    @classmethod
+    def files_read(cls, spec) -> list[str]:
+        return _entry_files(spec)
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         comp, cdir = ctx.results["compile"], ctx.dirs["compile"]
@@ -50,6 +58,7 @@ class PackageStage(Stage):
                 iface["host_postprocess"]["parts"].append(
                     {"file": name, "ops": part["ops"], "inputs": [i["name"] for i in part["inputs"]],
                      "outputs": [o["name"] for o in part["outputs"]]})
+        entry_files = self._entry_points(ctx, work, iface)
         (work / "interface.json").write_text(json.dumps(iface, indent=2) + "\n")
         fmt = comp.metrics.get("format", "")
         checks = [self._smoke(ctx, work) if fmt == "qnn-epcontext" else
@@ -60,7 +69,7 @@ class PackageStage(Stage):
                                       "the packaged run script does not reproduce the validated outputs",
                                       log=checks[0].detail), checks)
         arts = {"interface": "interface.json", "run_script": "run.py", **{f: f for f in comp.artifacts.values()},
-                **host_files}
+                **host_files, **entry_files}
         return self.result(arts, checks, {"files": sorted(arts.values())})
 
     def _interface(self, ctx: StageContext, entry: str) -> dict:
@@ -88,22 +97,62 @@ class PackageStage(Stage):
             "io_quantization": "host (float I/O; the graph quantizes its inputs and dequantizes its outputs)",
         }
 
+    @staticmethod
+    def _entry_points(ctx: StageContext, work: Path, iface: dict) -> dict[str, str]:
+        """Copy the preprocess / postprocess files beside run.py and name them in the interface."""
+        spec, sources, arts = ctx.spec, {}, {}
+        refs = {"preprocess": (spec.data.preprocess if spec.data else None, "data.preprocess"),
+                "postprocess": (spec.task.postprocess if spec.task else None, "task.postprocess")}
+        for role, (ref, fld) in refs.items():
+            if not ref:
+                continue
+            file, _, func = ref.partition(":")
+            src = inside(ctx.model_dir, file, f"{ctx.model_dir / 'aipc.yaml'} ({fld})")
+            name = src.name
+            if (name == "interface.json" or (work / name).exists()) and name not in sources:  # run.py, the binary
+                raise BadInput(f"{fld}: {file} would overwrite the package's own {name}; rename it",
+                               where=str(ctx.model_dir / "aipc.yaml"))
+            if sources.setdefault(name, src) != src:
+                raise BadInput(f"{fld}: {file} and another packaged file are both named {name}; rename one",
+                               where=str(ctx.model_dir / "aipc.yaml"))
+            shutil.copyfile(src, work / name)
+            arts[f"{role}_file"] = name
+            iface.setdefault("data", {})[role] = f"{name}:{func}"
+        return arts
+
     def _smoke(self, ctx: StageContext, work: Path) -> Check:
-        sample = S.load(ctx.artifact("load", "samples"))[0]
         expected = S.load(ctx.artifact("validate", "outputs"))[0]
+        data = json.loads(ctx.artifact("load", "data").read_text()) if "data" in ctx.results["load"].artifacts else {}
         with tempfile.TemporaryDirectory() as tmp:
-            args = []
-            for name, arr in sample.items():
-                np.save(Path(tmp) / f"{name.replace('/', '_')}.npy", arr)
-                args += ["--input", f"{name}={Path(tmp) / (name.replace('/', '_') + '.npy')}"]
-            proc = subprocess.run([sys.executable, str(work / "run.py"), *args, "--out", str(Path(tmp) / "out")],
+            out = Path(tmp) / "out"
+            if data.get("validation"):  # the first validation file, through the packaged preprocess
+                file = data["validation"][0]
+                args, got_dir = [str(inside(ctx.model_dir, file, "data.validation"))], out / Path(file).stem
+            else:
+                args, got_dir = [], out
+                for name, arr in S.load(ctx.artifact("load", "samples"))[0].items():
+                    np.save(Path(tmp) / f"{name.replace('/', '_')}.npy", arr)
+                    args += ["--input", f"{name}={Path(tmp) / (name.replace('/', '_') + '.npy')}"]
+            proc = subprocess.run([sys.executable, str(work / "run.py"), *args, "--out", str(out)],
                                   capture_output=True, text=True, timeout=1800, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if proc.returncode != 0:
                 return Check("run.py reproduces the validated outputs", False, detail=proc.stderr[-1500:])
-            diffs = {n: float(np.max(np.abs(np.load(Path(tmp) / "out" / f"{n}.npy") - v))) for n, v in expected.items()}
+            diffs = {n: float(np.max(np.abs(np.load(got_dir / f"{n}.npy") - v))) for n, v in expected.items()}
+            answer = (json.loads((got_dir / "answer.json").read_text()) if (got_dir / "answer.json").is_file()
+                      else None)
         ok = all(d <= 1e-5 * max(1.0, float(np.max(np.abs(expected[n])))) for n, d in diffs.items())
+        if "answers" in ctx.results["validate"].artifacts and ctx.spec.task and ctx.spec.task.postprocess:
+            validated = json.loads(ctx.artifact("validate", "answers").read_text())["samples"][0]["deployed"]
+            same = answer == validated
+            return Check("run.py reproduces the validated outputs and answer", ok and same,
+                         {**diffs, "answer": "same" if same else f"{answer!r} != {validated!r}"[:300]}, 1e-5)
         return Check("run.py reproduces the validated outputs", ok, diffs, 1e-5)
 
 
 def _layout(shape: list[int]) -> str:
     return "NCHW" if len(shape) == 4 else ""
+
+
+def _entry_files(spec) -> list[str]:
+    refs = [spec.data.preprocess if spec.data else None, spec.task.postprocess if spec.task else None]
+    return sorted({r.split(":")[0] for r in refs if r})

@@ -19,6 +19,7 @@ from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import complete, host_part_of
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
+from bot.task.hook import task_files, validate_task
 
 
 def _ok(value: float, bound: float, higher_is_better: bool = True) -> bool:
@@ -29,7 +30,12 @@ def _ok(value: float, bound: float, higher_is_better: bool = True) -> bool:
 
 class ValidateStage(Stage):
     name = "validate"
-    depends_on = ("validation", "target", "outputs")
+    depends_on = ("validation", "target", "outputs", "task", "data.labels")
+
+    @classmethod
+    def files_read(cls, spec) -> list[str]:
+        """The task's own code (postprocess, custom metrics): editing it re-runs validate alone."""
+        return task_files(spec)
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         comp = ctx.results["compile"]
@@ -68,14 +74,24 @@ class ValidateStage(Stage):
         lat = sorted(run.seconds_per_inference)
         metrics = {"outputs": per_output, "latency_ms_median": round(1000 * lat[len(lat) // 2], 3),
                    "samples": len(feeds), "backend": ctx.backend.name}
+        task, task_checks, task_failing = validate_task(ctx, golden, run.outputs, work)
+        arts = {"outputs": "outputs.npz", "metrics": "metrics.json"}
+        if task is not None:
+            metrics["task"], arts["answers"] = task, "answers.json"
+            checks += task_checks
         write_json(work / "metrics.json", metrics)
-        res = self.result({"outputs": "outputs.npz", "metrics": "metrics.json"}, checks, metrics)
-        if failing:
-            worst = min(per_output[n]["cosine"] if not _nan(per_output[n]["cosine"]) else -2 for n in failing)
-            raise StageFailed(Failure(self.name, FailureKind.ACCURACY,
-                                      f"{', '.join(failing)} below threshold on {ctx.backend.name} "
-                                      f"(worst cosine {worst})",
-                                      details={"failing_outputs": failing, "metrics": per_output}), checks, metrics)
+        res = self.result(arts, checks, metrics)
+        if failing or task_failing:
+            msg = []
+            if failing:
+                worst = min(per_output[n]["cosine"] if not _nan(per_output[n]["cosine"]) else -2 for n in failing)
+                msg.append(f"{', '.join(failing)} below threshold on {ctx.backend.name} (worst cosine {worst})")
+            if task_failing:
+                msg.append(f"task metric(s) {', '.join(task_failing)} below threshold on {ctx.backend.name}")
+            # a task answer reads every output, so with only the task failing every output is a suspect
+            raise StageFailed(Failure(self.name, FailureKind.ACCURACY, "; ".join(msg),
+                                      details={"failing_outputs": failing or list(per_output), "metrics": per_output,
+                                               "failing_task_metrics": task_failing}), checks, metrics)
         return res
 
     @staticmethod

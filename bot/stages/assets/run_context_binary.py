@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """Run this packaged QNN context binary on the HTP and save its outputs.
 
-Usage: python run.py [--input NAME=file.npy ...] [--out DIR] [--backend-path libQnnHtp.so]
+Usage: python run.py [FILE ...] [--input NAME=file.npy ...] [--out DIR] [--backend-path libQnnHtp.so]
 
-Reads `interface.json` beside this file for input names, shapes and dtypes; inputs not given are
-filled with zeros. When `interface.json` lists a `host_postprocess`, its parts (small ONNX models
-beside this file) run on the CPU after the HTP, turning the device's outputs into the model's. Needs `onnxruntime` and `onnxruntime-qnn` (x86_64 simulation or a Snapdragon
-device); CPU fallback is disabled, so it fails loudly rather than run anywhere but the HTP.
+Reads `interface.json` beside this file for input names, shapes and dtypes. Data files (an image,
+a WAV, …) given as FILE go through the model's own `preprocess` (packaged beside this file, the one
+the deployment was calibrated and validated with); each file's outputs go to `DIR/<file stem>/`
+and, when the package has a `postprocess`, its answer to `DIR/<file stem>/answer.json` and stdout.
+Without FILE, `--input` gives arrays; inputs not given are filled with zeros. When `interface.json`
+lists a `host_postprocess`, its parts (small ONNX models beside this file) run on the CPU after the
+HTP, turning the device's outputs into the model's. Needs `onnxruntime` and `onnxruntime-qnn`
+(x86_64 simulation or a Snapdragon device); CPU fallback is disabled, so it fails loudly rather
+than run anywhere but the HTP.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -21,33 +28,33 @@ import onnxruntime as ort
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
-    ap.add_argument("--out", default="outputs")
-    ap.add_argument("--backend-path", default=None)
-    a = ap.parse_args(argv)
-    iface = json.load(open(os.path.join(HERE, "interface.json")))
-    given = dict(s.split("=", 1) for s in a.input)
-    feeds = {}
-    for i in iface["inputs"]:
-        feeds[i["name"]] = (np.load(given[i["name"]]) if i["name"] in given
-                            else np.zeros(i["shape"], dtype=i["dtype"])).astype(i["dtype"])
+def entry_point(ref):
+    """`file.py:function` from this package's folder (the model's preprocess / postprocess)."""
+    file, _, func = ref.partition(":")
+    sys.path.insert(0, HERE)
+    spec = importlib.util.spec_from_file_location("aipc_pkg_" + os.path.splitext(file)[0], os.path.join(HERE, file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, func)
 
+
+def session(iface, backend_path):
     import onnxruntime_qnn
 
     ort.register_execution_provider_library("QNNExecutionProvider", onnxruntime_qnn.get_library_path())
     devs = [d for d in ort.get_ep_devices() if d.ep_name == "QNNExecutionProvider"]
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.add_provider_for_devices(devs, {"backend_path": a.backend_path or onnxruntime_qnn.get_qnn_htp_path(),
+    so.add_provider_for_devices(devs, {"backend_path": backend_path or onnxruntime_qnn.get_qnn_htp_path(),
                                        "htp_arch": str(iface["target"]["htp_arch"]),
                                        "soc_model": str(iface["target"]["soc_model"])})
     so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    sess = ort.InferenceSession(os.path.join(HERE, iface["entry"]), so)
-    t0 = time.perf_counter()
+    return ort.InferenceSession(os.path.join(HERE, iface["entry"]), so)
+
+
+def infer(sess, iface, feeds):
+    """The model's outputs for one sample: the HTP, then the host part if a repair moved one off it."""
     outs = sess.run(None, feeds)
-    ms = 1000 * (time.perf_counter() - t0)
     results = {**feeds, **dict(zip([o.name for o in sess.get_outputs()], outs))}
     host = iface.get("host_postprocess")
     if host:  # the graph's tail that runs on the CPU (a repair moved it off the HTP)
@@ -55,12 +62,71 @@ def main(argv=None):
             cpu = ort.InferenceSession(os.path.join(HERE, part["file"]), providers=["CPUExecutionProvider"])
             got = cpu.run(None, {n: results[n] for n in part["inputs"]})
             results.update(zip([o.name for o in cpu.get_outputs()], got))
-        results = {n: results[n] for n in host["final_outputs"]}
-    else:
-        results = {o.name: results[o.name] for o in sess.get_outputs()}
-    os.makedirs(a.out, exist_ok=True)
+        return {n: results[n] for n in host["final_outputs"]}
+    return {o.name: results[o.name] for o in sess.get_outputs()}
+
+
+def jsonable(x):
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def save(folder, results):
+    os.makedirs(folder, exist_ok=True)
     for name, v in results.items():
-        np.save(os.path.join(a.out, name + ".npy"), v)
+        np.save(os.path.join(folder, name + ".npy"), v)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", metavar="FILE", help="data files, read by the packaged preprocess")
+    ap.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+    ap.add_argument("--out", default="outputs")
+    ap.add_argument("--backend-path", default=None)
+    a = ap.parse_args(argv)
+    iface = json.load(open(os.path.join(HERE, "interface.json")))
+    data = iface.get("data") or {}
+    if a.files and not data.get("preprocess"):
+        ap.error("this package has no preprocess; give arrays with --input NAME=FILE.npy")
+    post = entry_point(data["postprocess"]) if data.get("postprocess") else None
+    sess = session(iface, a.backend_path)
+
+    def typed(feeds):
+        return {i["name"]: np.asarray(feeds[i["name"]]).astype(i["dtype"]) for i in iface["inputs"]}
+
+    if a.files:
+        prep, report = entry_point(data["preprocess"]), []
+        for f in a.files:
+            t0 = time.perf_counter()
+            results = infer(sess, iface, typed(prep(Path(f).resolve())))
+            ms = 1000 * (time.perf_counter() - t0)
+            folder = os.path.join(a.out, os.path.splitext(os.path.basename(f))[0])
+            save(folder, results)
+            row = {"file": f, "outputs": list(results), "ms": round(ms, 3)}
+            if post:
+                row["answer"] = jsonable(post(dict(results)))
+                with open(os.path.join(folder, "answer.json"), "w") as fh:
+                    json.dump(row["answer"], fh)
+            report.append(row)
+        print(json.dumps(report))
+        return 0
+
+    given = dict(s.split("=", 1) for s in a.input)
+    feeds = {i["name"]: (np.load(given[i["name"]]) if i["name"] in given else np.zeros(i["shape"], dtype=i["dtype"]))
+             for i in iface["inputs"]}
+    t0 = time.perf_counter()
+    results = infer(sess, iface, typed(feeds))
+    ms = 1000 * (time.perf_counter() - t0)
+    save(a.out, results)
     print(json.dumps({"outputs": list(results), "ms": round(ms, 3)}))
     return 0
 

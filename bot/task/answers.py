@@ -1,0 +1,56 @@
+"""From raw outputs to the task's answer, the same way for FP32 and deployed outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bot.errors import BadInput
+from bot.stages._model import call, load_callable
+
+
+def postprocessor(folder: Path, ref: str | None, field: str = "task.postprocess") -> Callable[[dict], Any]:
+    """The definition's postprocess, or the default: the only output, else the dict of outputs."""
+    if ref is None:
+        return lambda outputs: next(iter(outputs.values())) if len(outputs) == 1 else dict(outputs)
+    fn = load_callable(folder, ref, field)
+    return lambda outputs: call(folder, fn, dict(outputs), what=f"the postprocess {ref}")
+
+
+def pick(answer: Any, key: str | None, metric: str) -> Any:
+    """One field of a dict-valued answer (`key:` in the definition)."""
+    if key is None:
+        return answer
+    if not isinstance(answer, dict) or key not in answer:
+        have = sorted(answer) if isinstance(answer, dict) else type(answer).__name__
+        raise BadInput(f"task metric {metric!r}: key {key!r} is not in the answer (answer has {have})",
+                       where="aipc.yaml (task.metrics)")
+    return answer[key]
+
+
+def jsonable(x: Any) -> Any:
+    """Answers as plain JSON (arrays → lists, NaN kept as None), for `answers.json` and the report."""
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return jsonable(x.item())
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def plain(x: Any) -> Any:
+    """A comparable form: arrays and numpy scalars become Python lists and numbers."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    return x
