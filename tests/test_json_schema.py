@@ -157,6 +157,12 @@ MALFORMED = {
     "graph calibration samples": edit(GRAPHS, graphs__0__calibration={"samples": -1}),
     "decode without cache": edit(GRAPHS, decode={"step": "g", "cache": [], "prompts": [[1]],
                                                  "reference": "model.py:greedy"}),
+    "data without files": edit(BASE, data={"preprocess": "prep.py:preprocess"}),
+    "data preprocess without a function": edit(BASE, data={"preprocess": "prep.py", "validation": ["v/*"]}),
+    "data glob not a list": edit(BASE, data={"preprocess": "prep.py:preprocess", "validation": "v/*"}),
+    "task without metrics": edit(BASE, task={"postprocess": "post.py:answer", "metrics": []}),
+    "task postprocess without a function": edit(BASE, task={"postprocess": "post.py", "metrics": [{"kind": "label"}]}),
+    "graphs and data": edit(GRAPHS, data={"preprocess": "prep.py:preprocess", "validation": ["v/*"]}),
     "top level a list": [BASE],
 }
 

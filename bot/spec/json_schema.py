@@ -92,6 +92,17 @@ def _refine(schema: dict) -> dict:
     schema["then"] = {"not": {"anyOf": [_given("entry", {"minLength": 1}), _given("onnx", {"minLength": 1}),
                                         _given("inputs", {"minItems": 1}), _given("variants", {"minItems": 1})]},
                       "errorMessage": "with 'graphs', give entry/onnx, inputs and variants per graph, not at the top"}
+    # Spec._one_source: data and task are single-graph sections
+    schema["then"] = {"allOf": [schema["then"], {
+        "not": {"anyOf": [_given("data", {}), _given("task", {})]},
+        "errorMessage": "'data' and 'task' are for single-graph definitions (not with 'graphs')"}]}
+    # DataSpec._some_files: calibration and/or validation globs
+    defs["DataSpec"].update(_holds({"anyOf": [_given("calibration", {"minItems": 1}),
+                                              _given("validation", {"minItems": 1})]},
+                                   "give 'calibration' and/or 'validation' globs"))
+    # CustomMetric._bound: min and/or max (TaskSpec._unique, unique metric names, only the loader says)
+    defs["CustomMetric"].update(_holds({"anyOf": [_given("min", {}), _given("max", {})]},
+                                       "give 'min' and/or 'max' for a custom metric"))
     schema["else"] = {"allOf": [
         EXACTLY_ONE_SOURCE,
         {"not": {"properties": {"inputs": {"type": "array", "maxItems": 0}}},
