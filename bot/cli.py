@@ -98,10 +98,14 @@ def deploy(
     revert: list[str] = typer.Option([], "--revert", help="deploy without this repair and remember it (repeatable)"),
     for_pr: Optional[int] = typer.Option(None, "--for-pr", help="contributor mode: deploy for this pull request "
                                                                 "(bot branch on its head, one report comment)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (`aipc plan`) and deploy nothing"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ):
     """Take a model through every stage to a validated QNN context binary."""
     from bot.deploy import deploy as run_deploy
+
+    if dry_run:
+        return plan(model, out_dir=out_dir, engine=engine, as_json=False, debug=debug)
 
     def go():
         outcome = run_deploy(model, out_dir=out_dir, engine=engine, repair=repair, push=push, pr=pr,
@@ -110,6 +114,28 @@ def deploy(
         out.print(summary_table(outcome))
         out.print(f"artifacts: {outcome.out_dir}")
         return 0 if outcome.passed else 1
+
+    _run(go, debug)
+
+
+@app.command()
+def plan(model: Path = typer.Argument(..., help="the model's folder (with aipc.yaml) or the aipc.yaml itself"),
+         out_dir: Optional[Path] = typer.Option(None, "--out", help="deployment folder [default: <repo>/deployments/<name>]"),
+         engine: Optional[str] = typer.Option(None, help="backend: ort-qnn (default), qairt-sdk, adb"),
+         as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+         debug: bool = typer.Option(False)):
+    """Say what `aipc deploy` would do, running nothing: the definition with every default, the stages
+    (cached or would run, and why), the repairs the last run kept and the ones reverted."""
+    from bot.plan import plan as make_plan
+
+    def go():
+        p = make_plan(model, out_dir=out_dir, engine=engine)
+        if as_json:
+            typer.echo(p.to_json())
+        else:
+            for line in p.lines():
+                out.print(line, soft_wrap=True, markup=False, highlight=False)
+        return 0
 
     _run(go, debug)
 
@@ -276,6 +302,53 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="print the report 
         for line in summary(report):
             out.print(line, soft_wrap=True, markup=False)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def init(folder: Path = typer.Argument(Path("."), help="the model's folder (a .py that builds the module, or an .onnx)"),
+         input: list[str] = typer.Option([], "--input", help="an input's shape (and dtype), e.g. "
+                                                            "image=1x3x224x224 or tokens=1x16:int32 (repeatable)"),
+         model_ref: Optional[str] = typer.Option(None, "--model", help="which model when the folder has several: "
+                                                                      "file.py:function, file.py:Class or file.onnx"),
+         workflows: bool = typer.Option(False, "--workflows", help="write the repository's GitHub workflows "
+                                                                   "(deploy, nightly, PR commands) instead"),
+         bot_repository: Optional[str] = typer.Option(None, "--bot-repository", help="OWNER/NAME of the bot's "
+                                                      "repository the workflows and schema header point to"),
+         tag: Optional[str] = typer.Option(None, "--tag", help="the bot's version the workflows pin "
+                                                              "[default: v<this version>]"),
+         force: bool = typer.Option(False, help="overwrite existing files"),
+         debug: bool = typer.Option(False)):
+    """Adopt the bot: write a commented aipc.yaml for the model in FOLDER and prove it loads, or with
+    --workflows the caller's workflows pinned to a tag of the bot."""
+    from bot.adopt import pinned
+
+    repo, ref = pinned(bot_repository, tag)
+
+    def go():
+        if workflows:
+            from bot.adopt.workflows import write_workflows
+
+            for path in write_workflows(folder, bot_repository=repo, tag=ref, force=force):
+                out.print(f"wrote {path}")
+            out.print(f"pinned to {repo}@{ref}; upgrade on purpose by changing that tag (CHANGELOG.md)",
+                      soft_wrap=True)
+            return 0
+        from bot.adopt.init import init_model
+
+        result = init_model(folder, input, choose=model_ref, force=force, bot_repository=repo, tag=ref)
+        out.print(f"wrote {result.path}", soft_wrap=True)
+        for note in result.found.notes:
+            out.print(f"  read: {note}", soft_wrap=True, markup=False)
+        shapes = ", ".join(f"{n} {s}" for n, s in result.outputs.items())
+        out.print(f"  load stage: passed; the model returns {shapes}", soft_wrap=True, markup=False)
+        for what in result.found.unknown:
+            out.print(f"  not inferred: {what}", soft_wrap=True, markup=False)
+        for other in result.found.others:
+            out.print(f"  also found (not used; --model picks one): {other}", soft_wrap=True, markup=False)
+        out.print(f"next: aipc plan {folder}  ·  aipc deploy {folder}", soft_wrap=True, markup=False)
+        return 0
+
+    _run(go, debug)
 
 
 @app.command()

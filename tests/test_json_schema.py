@@ -199,3 +199,18 @@ def test_schema_errors_is_not_vacuous():
     a broken one gives the path."""
     assert schema_errors(BASE, committed()) == []
     assert [p for p, _ in schema_errors(edit(BASE, inputs__0__shape=[0]), committed())] == ["inputs[0].shape"]
+
+
+def test_the_known_differences_from_the_loader_are_what_the_module_says():
+    """JSON Schema cannot compare two values of one definition, so an ordered range or part is the
+    loader's alone; and pydantic reads "3" as 3 where the schema wants a number. Both are stated in
+    bot/spec/json_schema.py; this pins them, so a change on either side shows up here."""
+    schema = committed()
+    reversed_range = edit(BASE, inputs__0__range=[1.0, 0.0])
+    assert schema_errors(reversed_range, schema) == [] and loader_paths(reversed_range) == {"inputs[0].range"}
+    reversed_part = edit(BASE, validation={"outputs": {"y": {"parts": {"a": [4, 2]}}}})
+    assert schema_errors(reversed_part, schema) == []
+    assert loader_paths(reversed_part) == {"validation.outputs.y.parts"}
+    numeric_text = edit(BASE, calibration={"samples": "3"})
+    assert loader_paths(numeric_text) == set()  # pydantic's lax mode
+    assert [p for p, _ in schema_errors(numeric_text, schema)] == ["calibration.samples"]

@@ -130,6 +130,19 @@ class Pipeline:
                                status=status)
         return RunOutcome(results, failure, self.out_dir, m, dict(ctx.dirs))
 
+    def plan(self, options: dict | None = None) -> list[tuple[str, str, StageResult | None]]:
+        """(stage, key, its stored result or None) as `run` would find them, running nothing (`aipc plan`).
+        It stops at the first stage that would run: the keys after it hash that stage's new output."""
+        options, upstream, found = options or {}, {}, []
+        for name in self.workflow:
+            key = self.key(REGISTRY[name], upstream, options)
+            res, _ = self._cached(name, key)
+            found.append((name, key, res))
+            if res is None:
+                break
+            upstream[name] = res.digests
+        return found
+
     def _cached(self, name: str, key: str) -> tuple[StageResult | None, Path | None]:
         folder = store_dir(self.out_dir, name, key)
         data = read_json(folder / RESULT)

@@ -8,7 +8,9 @@ so it cannot drift from what the loader accepts.
 pydantic writes the types, ranges, patterns, enums and defaults. What the schema's custom validators
 check in Python (positive shapes, a known SoC, exactly one of `entry`/`onnx`, …) is added here as
 JSON Schema, each refinement next to the validator it mirrors, so that the schema rejects what the
-loader rejects and at the same field path.
+loader rejects and at the same field path. Two differences remain, both pinned by the test: JSON
+Schema cannot compare two values (`range: [1, 0]`, a part's `lo < hi`: the loader alone refuses
+them), and pydantic's lax mode reads the text "3" as the number 3 where the schema asks for a number.
 """
 
 from __future__ import annotations
