@@ -290,7 +290,8 @@ def _read_torch(folder: Path, pick: tuple[str, str], given) -> Found:
     if not take_names:
         found.unknown.append("the model's inputs: forward takes no argument")
     found.unknown.append("what the inputs hold: calibration and validation use random values in each input's "
-                         "`range` (default [0, 1]); give real samples with `files:` or `calibration.generator`")
-    found.unknown.append("output names: PyTorch outputs are unnamed; they are called output (or output_0, output_1, …) "
-                         "(rename them in `outputs:`)")
+                         "`range` (default [0, 1]); give real files with `data:` (or `files:`, "
+                         "`calibration.generator`)")
+    found.unknown.append("output names: PyTorch outputs are unnamed; they are called output (or output_0, "
+                         "output_1, …): rename them in `outputs:`")
     return found

@@ -100,6 +100,10 @@ def render_definition(found: Found, name: str, header: str, outputs: list[str]) 
               f"  # outputs: {{\"*\": {{cosine_min: {default_cosine}}}}}   per output name, or \"*\"; the default is "
               f"{default_cosine} for w8a16/w8a8, 0.99 for fp16;",
               "  #   also sqnr_min_db, psnr_min_db, max_abs_max, topk (a classifier's top-k agreement)",
+              "# Real inputs instead of random ones (files in this folder, turned into input arrays by your",
+              "# function), and task-level checks (top-k, detections, …): see README, \"The model definition\".",
+              "# data: {preprocess: prep.py:preprocess, calibration: [\"data/calib/*\"], validation: [\"data/val/*\"]}",
+              "# task: {postprocess: post.py:answer, metrics: [{kind: label, min: 0.99}]}",
               _line("limits:", "the repair loop's bounds"),
               f"  repair_attempts: {lim.repair_attempts}",
               _line(f"  llm_budget_usd: {lim.llm_budget_usd}", "0 turns the LLM agent off")]
