@@ -10,7 +10,9 @@ check in Python (positive shapes, a known SoC, exactly one of `entry`/`onnx`, â€
 JSON Schema, each refinement next to the validator it mirrors, so that the schema rejects what the
 loader rejects and at the same field path. Two differences remain, both pinned by the test: JSON
 Schema cannot compare two values (`range: [1, 0]`, a part's `lo < hi`: the loader alone refuses
-them), and pydantic's lax mode reads the text "3" as the number 3 where the schema asks for a number.
+them), and pydantic's lax mode reads the text "3" (and true/false) as a number where the schema asks
+for one. And the schema reports everything at once: a broken field and, beside it, a rule of the whole
+definition (`(top level)`) that the loader only checks once the fields are valid.
 """
 
 from __future__ import annotations
@@ -153,15 +155,22 @@ def schema_errors(definition: Any, schema: dict | None = None) -> list[tuple[str
     found: list[tuple[str, str]] = []
 
     def add(err) -> None:
-        if err.context and err.validator in ("anyOf", "oneOf"):
-            # an Optional[...] field: name the deepest error of the branch that was meant, not 'not null'
+        own_message = isinstance(err.schema, dict) and "errorMessage" in err.schema
+        if err.context and err.validator in ("anyOf", "oneOf") and not own_message:
+            # an Optional[...] field: every error of the branch that was meant, not 'is not null'
             meant = [e for e in err.context if not (e.validator == "type" and e.validator_value == "null")]
-            deeper = best_match(meant) if meant else None
-            if deeper is not None and list(deeper.absolute_path) != list(err.absolute_path):
-                return add(deeper)
-            if deeper is not None and "errorMessage" not in (err.schema if isinstance(err.schema, dict) else {}):
-                err = deeper  # same field: the meant branch's message ('1.5 is greater than â€¦')
+            if meant:
+                branch = best_match(meant).relative_schema_path[0]
+                for e in meant:
+                    if e.relative_schema_path[0] == branch:
+                        add(e)
+                return
         where = list(err.absolute_path)
+        if err.validator == "minItems" and isinstance(err.instance, list) and "prefixItems" in err.schema:
+            # a tuple too short: pydantic names each missing element
+            for k in range(len(err.instance), err.validator_value):
+                found.append((_path([*where, k]), f"[{k}]: a required element"))
+            return
         if err.validator == "required":
             missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
             for key in missing:
