@@ -70,3 +70,50 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> No
 
 def opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def graph_output_names(model: Path, declared: list[str], where: str) -> list[str]:
+    """The names an `onnx:` entry's outputs go by, in the graph's order.
+
+    Validation matches outputs by name, so they must be the graph's own. `outputs:` may list them
+    in any order (basic-pitch's nmp.onnx: names sorted differently from the outputs), or be left
+    out; any other name is refused here, at load, with the graph's names listed — not found at
+    validate after quantizing and compiling."""
+    graph = onnx.load(str(model), load_external_data=False).graph
+    names = [o.name for o in graph.output]
+    if not declared:
+        return names
+    if sorted(declared) != sorted(names):
+        from bot.errors import BadInput
+
+        unknown = [n for n in declared if n not in names]
+        what = (f"names {', '.join(map(repr, unknown))}, which the graph does not have" if unknown
+                else f"{len(declared)} output(s) ({', '.join(declared)})")
+        raise BadInput(f"outputs: the definition {what}; the ONNX graph's outputs are, in order: "
+                       f"{', '.join(names)}. List those names (any order) or leave `outputs:` out.", where=where)
+    return names
+
+
+def correct_output_shapes(model: onnx.ModelProto, actual: dict[str, list[int]]) -> dict[str, dict[str, list]]:
+    """Replace declared output shapes that disagree with the shapes the model really produces.
+
+    An ONNX file may declare a wrong static output shape (hand-edited, or exported for another
+    input size). ONNX Runtime runs it anyway (a lenient merge), but the declaration becomes the
+    compiled binary's output shape and validate then finds an interface mismatch. `actual` is what
+    running the model on the definition's inputs gave (the golden outputs). Symbolic dims are left
+    for the static-shape handling; returns {name: {"declared", "actual"}} for each corrected output."""
+    fixed = {}
+    for vi in model.graph.output:
+        want = actual.get(vi.name)
+        if want is None or not vi.type.tensor_type.HasField("shape"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+        wrong = len(dims) != len(want) or any(d.HasField("dim_value") and d.dim_value != v for d, v in zip(dims, want))
+        if not wrong:
+            continue
+        vi.type.tensor_type.shape.Clear()
+        for v in want:
+            vi.type.tensor_type.shape.dim.add().dim_value = int(v)
+        fixed[vi.name] = {"declared": declared, "actual": [int(v) for v in want]}
+    return fixed

@@ -16,6 +16,7 @@ from bot import samples as S
 from bot.errors import BadInput
 from bot.records import Check, StageResult
 from bot.stages._model import build_module, call, flatten_outputs, load_callable
+from bot.stages._onnx import graph_output_names
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
 
@@ -35,11 +36,14 @@ class LoadStage(Stage):
         calib = self._calibration(ctx, files)
         golden = [self._forward(ctx, s) for s in inputs]
         n_out = len(golden[0])
-        if spec.outputs and len(spec.outputs) != n_out:
+        if spec.onnx:  # named and ordered as the graph's outputs
+            names = graph_output_names(folder / spec.onnx, spec.outputs, f"{folder / 'aipc.yaml'} (outputs)")
+        elif spec.outputs and len(spec.outputs) != n_out:
             raise BadInput(f"outputs: the definition names {len(spec.outputs)} output(s) "
                            f"({', '.join(spec.outputs)}) but the model returns {n_out}",
                            where=str(folder / "aipc.yaml"))
-        names = spec.outputs or [f"output_{i}" if n_out > 1 else "output" for i in range(n_out)]
+        else:
+            names = spec.outputs or [f"output_{i}" if n_out > 1 else "output" for i in range(n_out)]
         golden_named = [dict(zip(names, g)) for g in golden]
         S.save(work / "samples.npz", inputs)
         S.save(work / "golden.npz", golden_named)

@@ -15,7 +15,7 @@ from onnx import version_converter
 
 from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.stages._onnx import dynamic_dims, fix_input_shapes, opset, parity_checks
+from bot.stages._onnx import correct_output_shapes, dynamic_dims, fix_input_shapes, opset, parity_checks
 from bot.stages.base import Stage, StageContext
 
 MIN_OPSET = 13  # QNN EP's per-channel QDQ and Resize forms want ≥ 13
@@ -36,9 +36,15 @@ class OptimizeStage(Stage):
             model = version_converter.convert_version(model, MIN_OPSET)
         model = onnxslim.slim(model)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        golden0 = {n: list(a.shape) for n, a in S.load(ctx.artifact("load", "golden"))[0].items()}
+        # a wrong static output shape (declared, or inferred from a wrong declaration) would become
+        # the binary's: the shapes the model produces on the definition's inputs win
+        corrected = correct_output_shapes(model, golden0)
+        if corrected:
+            del model.graph.value_info[:]
+            model = onnx.shape_inference.infer_shapes(model, data_prop=True)
         if ctx.opts("optimize").get("static_shapes"):
-            golden = S.load(ctx.artifact("load", "golden"))[0]
-            model = _fix_output_shapes(model, {n: list(a.shape) for n, a in golden.items()})
+            model = _fix_output_shapes(model, golden0)
         rewrites = ctx.opts("optimize").get("rewrites", [])
         applied: dict[str, int] = {}
         if rewrites:
@@ -56,8 +62,10 @@ class OptimizeStage(Stage):
         golden = S.load(ctx.artifact("load", "golden"))
         parity, worst = parity_checks(out, feeds, golden, "optimized graph on CPU")
         checks += parity
+        if corrected:
+            checks.append(Check("output shapes as the model produces them", True, corrected))
         metrics = {"nodes_before": nodes_before, "nodes_after": len(model.graph.node), "opset": opset(model),
-                   "rewrites": applied, "parity": worst}
+                   "rewrites": applied, "parity": worst, **({"output_shapes_corrected": corrected} if corrected else {})}
         res = self.result({"onnx": "model.onnx"}, checks, metrics)
         if not res.passed:
             raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR,
