@@ -117,3 +117,22 @@ def correct_output_shapes(model: onnx.ModelProto, actual: dict[str, list[int]]) 
             vi.type.tensor_type.shape.dim.add().dim_value = int(v)
         fixed[vi.name] = {"declared": declared, "actual": [int(v) for v in want]}
     return fixed
+
+
+def unused_inputs(model: onnx.ModelProto, declared: list[str]) -> list[str]:
+    """Declared inputs the graph does not take (the TorchScript exporter drops an input the
+    forward never reads; dynamo keeps it)."""
+    taken = {i.name for i in model.graph.input}
+    return [n for n in declared if n not in taken]
+
+
+def stage_feeds(ctx, kind: str) -> list[dict[str, np.ndarray]]:
+    """`samples` or `calibration` as the graph takes them: the export stage's copy without the
+    declared inputs the graph does not use when it found any (feeding ONNX Runtime a name the
+    graph lacks fails: "Invalid input name"), else the load stage's."""
+    from bot import samples as S
+
+    export = ctx.results.get("export")
+    if export is not None and kind in export.artifacts:
+        return S.load(ctx.artifact("export", kind))
+    return S.load(ctx.artifact("load", kind))

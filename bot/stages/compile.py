@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot import samples as S
 from bot.backends.base import CompileRequest
 from bot.records import Check, StageResult
+from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
 
@@ -27,7 +27,7 @@ class CompileStage(Stage):
             deploy_onnx=ctx.artifact("quantize", "onnx"),
             target=target,
             out_dir=work,
-            calibration=S.load(ctx.artifact("load", "calibration")),
+            calibration=stage_feeds(ctx, "calibration"),
             encodings=ctx.artifact("quantize", "encodings") if "encodings" in q.artifacts else None,
             calibration_method=ctx.opts("quantize").get("calibrate_method", ctx.spec.calibration.method),
             model_name=ctx.spec.name,

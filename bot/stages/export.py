@@ -19,7 +19,7 @@ from bot import samples as S
 from bot.quiet import native_output
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.stages._model import build_module
-from bot.stages._onnx import correct_output_shapes, dynamic_dims, opset, parity_checks
+from bot.stages._onnx import correct_output_shapes, dynamic_dims, opset, parity_checks, unused_inputs
 from bot.stages.base import Stage, StageContext
 
 
@@ -48,15 +48,29 @@ class ExportStage(Stage):
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR, "the ONNX checker rejected the graph",
                                       log=str(e)[:2000])) from None
+        artifacts = {"onnx": "model.onnx"}
+        unused = unused_inputs(model, [i.name for i in spec.inputs])
+        if unused:  # narrowed feeds for every later stage (`stage_feeds`)
+            for kind in ("samples", "calibration"):
+                S.save(work / f"{kind}.npz", [{k: v for k, v in s.items() if k not in unused}
+                                             for s in S.load(ctx.artifact("load", kind))])
+                artifacts[kind] = f"{kind}.npz"
+            ctx.say(f"export: declared input(s) {', '.join(unused)} not used by the model; the {exporter} exporter "
+                    "dropped them. The deployment takes the other inputs and no feed includes these.")
         checks, worst = parity_checks(out, feeds, golden, "ONNX Runtime CPU")
         checks.append(Check("ONNX checker and shape inference", True))
+        if unused:  # parity above ran without them: the outputs do not depend on them
+            checks.append(Check("declared inputs the graph does not use (dropped by the exporter; left out of "
+                                "every feed, marked unused in interface.json)", True, unused))
         if corrected:
             checks.append(Check("declared output shapes replaced by the shapes the model produces", True, corrected))
         metrics = {"exporter": exporter, "opset": opset(model), "nodes": len(model.graph.node),
                    "dynamic_dims": dynamic_dims(model), "parity": worst}
         if corrected:
             metrics["output_shapes_corrected"] = corrected
-        res = self.result({"onnx": "model.onnx"}, checks, metrics)
+        if unused:
+            metrics["unused_inputs"] = unused
+        res = self.result(artifacts, checks, metrics)
         if not res.passed:
             raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR,
                                       "the exported graph does not reproduce PyTorch on the CPU",

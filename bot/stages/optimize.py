@@ -15,7 +15,8 @@ from onnx import version_converter
 
 from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.stages._onnx import correct_output_shapes, dynamic_dims, fix_input_shapes, opset, parity_checks
+from bot.stages._onnx import (correct_output_shapes, dynamic_dims, fix_input_shapes, opset, parity_checks,
+                              stage_feeds)
 from bot.stages.base import Stage, StageContext
 
 MIN_OPSET = 13  # QNN EP's per-channel QDQ and Resize forms want ≥ 13
@@ -58,7 +59,7 @@ class OptimizeStage(Stage):
         if dyn:
             raise StageFailed(Failure(self.name, FailureKind.DYNAMIC_SHAPE, f"dynamic dimensions remain: {dyn}",
                                       details={"dims": dyn}), checks)
-        feeds = S.load(ctx.artifact("load", "samples"))
+        feeds = stage_feeds(ctx, "samples")
         golden = S.load(ctx.artifact("load", "golden"))
         parity, worst = parity_checks(out, feeds, golden, "optimized graph on CPU")
         checks += parity

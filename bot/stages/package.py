@@ -27,6 +27,7 @@ from bot.errors import BadInput
 from bot.paths import inside
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import host_part_of
+from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
 
@@ -85,13 +86,16 @@ class PackageStage(Stage):
                 src = next((n.input[0] for n in deployed.graph.node if node.input[0] in n.output), None)
                 out_enc[node.output[0]] = enc.get(src) if src else None
         soc = SOCS[spec.target.soc]
+        unused = set(ctx.results["export"].metrics.get("unused_inputs", [])) if "export" in ctx.results else set()
         return {
             "model": spec.name,
             "entry": entry,
             "target": {"runtime": spec.target.runtime, "backend": spec.target.backend, "soc": soc.name,
                        "soc_model": soc.soc_model, "htp_arch": soc.htp_arch, "precision": spec.target.precision},
             "inputs": [{"name": i.name, "shape": i.shape, "dtype": i.dtype, "layout": i.layout or _layout(i.shape),
-                        "range": list(i.range), "quantization": enc.get(i.name)} for i in spec.inputs],
+                        "range": list(i.range), "quantization": enc.get(i.name),
+                        **({"unused": True, "note": "the model does not read it; the deployed graph has no such input"}
+                           if i.name in unused else {})} for i in spec.inputs],
             "outputs": [{"name": n, "shape": list(a.shape), "dtype": str(a.dtype), "layout": _layout(list(a.shape)),
                          "quantization": out_enc.get(n)} for n, a in golden.items()],
             "io_quantization": "host (float I/O; the graph quantizes its inputs and dequantizes its outputs)",
@@ -130,7 +134,7 @@ class PackageStage(Stage):
                 args, got_dir = [str(inside(ctx.model_dir, file, "data.validation"))], out / Path(file).stem
             else:
                 args, got_dir = [], out
-                for name, arr in S.load(ctx.artifact("load", "samples"))[0].items():
+                for name, arr in stage_feeds(ctx, "samples")[0].items():
                     np.save(Path(tmp) / f"{name.replace('/', '_')}.npy", arr)
                     args += ["--input", f"{name}={Path(tmp) / (name.replace('/', '_') + '.npy')}"]
             proc = subprocess.run([sys.executable, str(work / "run.py"), *args, "--out", str(out)],

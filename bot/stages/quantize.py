@@ -30,7 +30,7 @@ from bot import metrics as M
 from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import carry_host_part
-from bot.stages._onnx import cpu_outputs
+from bot.stages._onnx import cpu_outputs, stage_feeds
 from bot.stages.base import Stage, StageContext
 
 ACTIVATION = {"w8a8": "QUInt8", "w8a16": "QUInt16"}
@@ -50,7 +50,7 @@ class QuantizeStage(Stage):
             shutil.copyfile(src, out)
             return self.result({"onnx": "model.onnx"}, [Check("float graph kept for fp16 on HTP", True)],
                                {"precision": "fp16"})
-        calib = S.load(ctx.artifact("load", "calibration"))
+        calib = stage_feeds(ctx, "calibration")
         try:
             self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
                            opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}),
@@ -65,7 +65,7 @@ class QuantizeStage(Stage):
         from bot.store import write_json
 
         write_json(work / "encodings.json", encodings)
-        feeds = S.load(ctx.artifact("load", "samples"))
+        feeds = stage_feeds(ctx, "samples")
         golden = S.load(ctx.artifact("load", "golden"))
         outs = cpu_outputs(out, feeds)
         sim = {name: round(M.cosine(M.concat([g[name] for g in golden]), M.concat([o[j] for o in outs])), 6)

@@ -17,6 +17,7 @@ from bot import samples as S
 from bot.backends.base import Compiled
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import complete, host_part_of
+from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
 from bot.task.hook import task_files, validate_task
@@ -42,7 +43,7 @@ class ValidateStage(Stage):
         cdir = ctx.dirs["compile"]
         compiled = Compiled(entry=cdir / comp.artifacts["entry"], files=[cdir / f for f in comp.artifacts.values()],
                             format=comp.metrics.get("format", ""))
-        feeds = S.load(ctx.artifact("load", "samples"))
+        feeds = stage_feeds(ctx, "samples")
         golden = S.load(ctx.artifact("load", "golden"))
         ctx.say(f"running {len(feeds)} sample(s) on {ctx.backend.name}")
         run = ctx.backend.run(compiled, feeds, ctx.spec.target)

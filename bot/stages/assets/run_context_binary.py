@@ -101,7 +101,8 @@ def main(argv=None):
     sess = session(iface, a.backend_path)
 
     def typed(feeds):
-        return {i["name"]: np.asarray(feeds[i["name"]]).astype(i["dtype"]) for i in iface["inputs"]}
+        return {i["name"]: np.asarray(feeds[i["name"]]).astype(i["dtype"]) for i in iface["inputs"]
+                if not i.get("unused")}  # declared, but the deployed graph has no such input
 
     if a.files:
         prep, report = entry_point(data["preprocess"]), []
