@@ -226,7 +226,7 @@ class RepairLoop:
     def rewrite_count(self, outcome: RunOutcome, rule_id: str) -> int | None:
         """How many rewrites a graph rule would make on the run's optimized graph (None: unknown),
         so a rule that matches nothing is not proposed and costs no attempt."""
-        if "optimize" not in outcome.dirs:
+        if outcome is None or "optimize" not in outcome.dirs:
             return None
         key = f"{outcome.dirs['optimize']}:{rule_id}"
         if key not in self._rewrites:
@@ -243,7 +243,7 @@ class RepairLoop:
 
     def attribution(self, outcome: RunOutcome):
         """Weights vs activations on the CPU QDQ simulation of the run's quantized graph (cached)."""
-        q = outcome.result("quantize")
+        q = outcome.result("quantize") if outcome is not None else None
         if q is None or q.metrics.get("precision") == "fp16" or "quantize" not in outcome.dirs:
             return None
         key = str(outcome.dirs["quantize"])
