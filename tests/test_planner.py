@@ -73,7 +73,7 @@ def _scripted(tmp_path, monkeypatch, spec: dict, table):
     loop = _loop(folder, tmp_path / "o")
     runs = []
 
-    def run_state(state):
+    def run_state(state, stop_after=None):
         runs.append(state)
         return _outcome(tmp_path, table(state.options.get("quantize", {})))
 
@@ -249,3 +249,26 @@ def test_a_bar_only_fp16_meets_ends_deployed_at_fp16_within_the_attempt_budget(t
     assert 1 <= len(repairs) <= 3 and repairs[-1]["repair"] == "fp16-precision" and repairs[-1]["kept"]
     tried = [r["after"] for r in repairs]
     assert all(not t["passed"] for t in tried[:-1])  # nothing cheaper met the bar
+
+
+@pytest.mark.htp
+@pytest.mark.parametrize("screen,first", [(0, "int16-localized"), (3, "per-channel-weights")])
+def test_screening_on_the_cpu_simulation_sends_the_likely_winner_to_the_device_first(tmp_path, screen, first):
+    """In catalogue order the first quant candidate is 16-bit activations; the error is in the
+    weights. Screening the first three on the CPU QDQ simulation sends per-channel to the HTP first."""
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"},
+                                          "inputs": [{"name": "x", "shape": [1, 4, 16, 16], "range": [0, 1]}],
+                                          "validation": {"samples": 2, "outputs": {"y": {"sqnr_min_db": 30}}},
+                                          "limits": {"order": "catalogue", "screen": screen, "repair_attempts": 3}},
+                         code=WEIGHT_SPREAD)
+    loop = _loop(folder, tmp_path / "o")
+    first_run = loop.run_state(RepairState())
+    assert first_run.failure is not None and first_run.failure.stage == "validate", first_run.failure
+    result = loop.run(first_run)
+    assert result.attempts[0].repair == first
+    if screen:
+        assert len(result.screened) == 3 and result.screened[0]["repair"] == "int16-localized"
+        best = max(result.screened, key=lambda s: s["host_cosine"] or -2)
+        assert best["repair"] == "per-channel-weights"
+    else:
+        assert result.screened == []

@@ -189,7 +189,7 @@ class RepairLoop:
         self._attribution_used: dict | None = None
 
     # -- running one state -------------------------------------------------------------------
-    def run_state(self, state: RepairState) -> RunOutcome:
+    def run_state(self, state: RepairState, stop_after: str | None = None) -> RunOutcome:
         folder = self.model_dir
         if state.patches:
             from bot.repair.patches import working_copy
@@ -198,7 +198,7 @@ class RepairLoop:
             dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
             folder = dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
         return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
-                        events=self.events).run(state.options)
+                        events=self.events).run(state.options, stop_after=stop_after)
 
     def localize(self, outcome: RunOutcome, on_device: bool = False) -> list:
         """Per-layer errors of the run's quantized graph against its float graph (cached per run);
@@ -357,7 +357,7 @@ class RepairLoop:
                         result.stopped = f"no known repair for {failure.kind.value} at {failure.stage}"
                         break
                 else:
-                    pick = candidates[0]
+                    pick = self.screen(failure, candidates, result)[0]
             repair, cand = pick
             tried.add(json.dumps([cand.options, cand.patches], sort_keys=True))
             ran_precisions.add(self.precision_of(cand))
@@ -388,6 +388,38 @@ class RepairLoop:
         result.outcome, result.state = best, state
         result.attribution = self._attribution_used
         return result
+
+    def screen(self, failure: Failure, candidates: list[tuple[Repair, RepairState]],
+               result: LoopResult) -> list[tuple[Repair, RepairState]]:
+        """Rank the first `limits.screen` quantization candidates on the CPU QDQ simulation (the
+        quantize stage's host-side agreement) and put the best first, so the device compiles and
+        validates the likely winner instead of each in turn. Losers stay candidates; their
+        quantize results are in the store, so screening them again costs nothing."""
+        n = self.limits.screen
+        workflow = self.workflow or []
+        if n < 2 or failure.kind != FailureKind.ACCURACY or failure.stage != "validate" or \
+                (workflow and "quantize" not in workflow):
+            return candidates
+        pool = [(i, r, s_) for i, (r, s_) in enumerate(candidates[:n])
+                if r.level == "quant" and self.precision_of(s_) != "fp16"]
+        if len(pool) < 2 or pool[0][0] != 0:  # the head is not a quant candidate: its turn comes first
+            return candidates
+        scored = []
+        for i, r, s_ in pool:
+            t0 = time.perf_counter()
+            q = self.run_state(s_, stop_after="quantize").result("quantize")
+            sim = (q.metrics.get("host_cosine") or {}) if q is not None and q.passed else {}
+            vals = [v for v in sim.values() if isinstance(v, (int, float)) and not math.isnan(v)]
+            value = min(vals) if vals and len(vals) == len(sim) else -math.inf
+            scored.append((value, -i, r, s_))
+            result.screened.append({"repair": r.id, "host_cosine": None if value == -math.inf else value,
+                                    "seconds": round(time.perf_counter() - t0, 3)})
+        best = max(scored, key=lambda t: (t[0], t[1]))
+        if best[0] == -math.inf:  # nothing measured: the planned order stands
+            return candidates
+        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {best[2].id} first "
+                 f"(host cosine {best[0]})")
+        return [(best[2], best[3])] + [c for c in candidates if c[0] is not best[2]]
 
     def followups(self, repair: Repair, cand: RepairState, outcome: RunOutcome,
                   best: RunOutcome) -> list[tuple[Repair, RepairState, str]]:
@@ -421,7 +453,9 @@ class RepairLoop:
         update_section(self.out_dir, "reverted", sorted(self.exclude))
         update_section(self.out_dir, "repair_state", {"options": result.state.options,
                                                       "patches": len(result.state.patches),
-                                                      "stopped": result.stopped})
+                                                      "stopped": result.stopped,
+                                                      "attribution": result.attribution,
+                                                      "screened": result.screened})
         from bot.store import read_json
 
         final.manifest = read_json(self.out_dir / "manifest.json") or final.manifest

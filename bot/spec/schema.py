@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from bot.targets import DEFAULT_SOC, SOCS
 
 Precision = Literal["w8a8", "w8a16", "fp16"]
+RequestedPrecision = Literal["w8a8", "w8a16", "fp16", "auto"]  # auto: the cheapest that meets the bar
 DType = Literal["float32", "float16", "int32", "int64", "uint8", "bool"]
 
 
@@ -59,7 +60,7 @@ class TargetSpec(Strict):
     runtime: Literal["qnn", "snpe"] = "qnn"
     backend: Literal["htp"] = "htp"
     soc: str = DEFAULT_SOC
-    precision: Precision | Literal["auto"] = Field(
+    precision: RequestedPrecision = Field(
         default="w8a16", description="auto: start at w8a8 and climb (w8a16, fp16) only as far as the bar needs")
     engine: str = Field(default="auto", description="backend implementation: auto, ort-qnn, qairt-sdk, adb")
     per_channel: bool = False
@@ -126,6 +127,9 @@ class LimitsSpec(Strict):
                                     "activations, measured on the CPU QDQ simulation); catalogue: fixed order")
     repair_order: list[str] = Field(default_factory=list,
                                     description="repair ids to try first, in this order, where they apply")
+    screen: int = Field(default=3, ge=0, le=10,
+                        description="quantization candidates ranked on the CPU QDQ simulation before the best "
+                                    "one is compiled and validated on the device (0 or 1: off)")
     llm_budget_usd: float = Field(default=1.0, ge=0, description="0 turns the LLM agent off")
     llm_steps: int = Field(default=12, ge=0)
     wall_seconds: float = Field(default=1800, gt=0)
