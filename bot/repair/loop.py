@@ -43,6 +43,7 @@ QUANT_ORDER = {
                 "calibration-percentile", "fp16-precision"),
 }
 MIN_GAIN = 1e-3  # a metric gain smaller than this is noise, not progress
+SCREEN_TIE = 1e-3  # host cosines this close rank as equal: the cheaper (earlier) candidate wins
 
 # which levels answer which failure class, in the order they are tried: the repairs that answer
 # the refused op itself (graph rules, a skill's source fix) before the generic ones
@@ -391,9 +392,10 @@ class RepairLoop:
 
     def screen(self, failure: Failure, candidates: list[tuple[Repair, RepairState]],
                result: LoopResult) -> list[tuple[Repair, RepairState]]:
-        """Rank the first `limits.screen` quantization candidates on the CPU QDQ simulation (the
-        quantize stage's host-side agreement) and put the best first, so the device compiles and
-        validates the likely winner instead of each in turn. Losers stay candidates; their
+        """Try the first `limits.screen` quantization candidates on the CPU QDQ simulation (the
+        quantize stage's host-side agreement) and put the best there first (the cheapest among
+        near-equals), so the device compiles and validates the likely winner instead of
+        each in turn. Losers stay candidates; their
         quantize results are in the store, so screening them again costs nothing."""
         n = self.limits.screen
         workflow = self.workflow or []
@@ -414,9 +416,12 @@ class RepairLoop:
             scored.append((value, -i, r, s_))
             result.screened.append({"repair": r.id, "host_cosine": None if value == -math.inf else value,
                                     "seconds": round(time.perf_counter() - t0, 3)})
-        best = max(scored, key=lambda t: (t[0], t[1]))
-        if best[0] == -math.inf:  # nothing measured: the planned order stands
+        if all(t[0] == -math.inf for t in scored):  # nothing measured: the planned order stands
             return candidates
+        # the planned order is also the order of cost (mixed before w8a16): of the candidates the
+        # simulation scores about as well as the best (within SCREEN_TIE), the earliest goes first
+        top = max(t[0] for t in scored)
+        best = next(t for t in scored if t[0] >= top - SCREEN_TIE)
         self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {best[2].id} first "
                  f"(host cosine {best[0]})")
         return [(best[2], best[3])] + [c for c in candidates if c[0] is not best[2]]
