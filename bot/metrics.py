@@ -58,3 +58,33 @@ def summary(ref, out) -> dict[str, float]:
 
 def concat(samples: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(s).ravel() for s in samples]) if samples else np.zeros(0)
+
+
+# -- per-sample verdicts -------------------------------------------------------------------------
+# A threshold is a promise about every input, not about their average: a pooled cosine over
+# several samples can pass while one of them fails (a voice-activity frame crossing its decision
+# threshold hid in a pooled 0.9915). So each metric is computed per sample and the verdict is the
+# worst sample's, with the pooled figure kept beside it.
+
+HIGHER_IS_BETTER = {"cosine": True, "sqnr_db": True, "psnr_db": True, "max_abs": False}
+
+
+def undefined_cosine(ref, out) -> str:
+    """Why a cosine is undefined (a zero vector has no direction), or '' when it is defined."""
+    if not np.any(_flat(out)):
+        return "deployed output is all zeros (collapsed)"
+    if not np.any(_flat(ref)):
+        return "reference output is all zeros"
+    return ""
+
+
+def per_sample(refs: list, outs: list) -> list[dict[str, float]]:
+    return [summary(r, o) for r, o in zip(refs, outs)]
+
+
+def worst_index(values: list[float], higher_is_better: bool = True) -> int:
+    """Index of the worst value; an undefined (NaN) value is worse than any number."""
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return i
+    return int(np.argmin(values) if higher_is_better else np.argmax(values))

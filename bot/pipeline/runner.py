@@ -19,7 +19,7 @@ import yaml
 
 from bot.errors import BadInput
 from bot.pipeline import manifest as manifest_mod
-from bot.records import Failure, StageFailed, StageResult
+from bot.records import Failure, FailureKind, StageFailed, StageResult
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
 from bot.store import WORK, begin, commit, publish, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
@@ -163,10 +163,24 @@ class Pipeline:
             res = stage.run(ctx, work)
         except StageFailed as e:
             res = StageResult(stage.name, False, checks=e.checks, metrics=e.metrics, failure=e.failure)
+        except BadInput:
+            raise
+        except Exception as e:  # noqa: BLE001 — no stage error escapes as a traceback
+            res = StageResult(stage.name, False, failure=unexpected_failure(stage.name, e))
         res.seconds, res.key = time.perf_counter() - t0, key
         res.digests = {n: sha256_file(work / rel) for n, rel in res.artifacts.items() if (work / rel).is_file()}
         write_json(work / RESULT, res.to_dict())
         return res, commit(work)
+
+
+def unexpected_failure(stage: str, error: Exception) -> Failure:
+    """A stage that raised instead of failing: a TOOL_ERROR with the tool's text, which the
+    taxonomy refines and the repair loop can answer; the run still ends with a final status."""
+    import traceback
+
+    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return Failure(stage, FailureKind.TOOL_ERROR, f"{stage} raised {type(error).__name__}: {str(error)[:300]}",
+                   log=tb[-3000:], details={"exception": type(error).__name__})
 
 
 def forget_from(out_dir: Path, stage: str, workflow: list[str] | None = None) -> list[str]:

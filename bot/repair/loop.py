@@ -5,6 +5,13 @@ of the model folder); the pipeline's content keys make every attempt re-run from
 the change touches. An attempt is kept only if it gets further or scores better on the stage
 that failed. Bounds: attempts, wall time, and patience (attempts in a row without progress).
 Rules come first; the LLM agent, when configured, gets what the rules could not fix.
+
+The budget goes where it can act: a repair that would change nothing (a graph rule with no match
+in the graph, a precision change for a node the compat stage refused on the float graph) is not
+proposed; quantization repairs are ordered by where the error is (weights or activations, measured
+on the CPU QDQ simulation); a failure a discarded repair exposed is answered by its known fix on
+top of it; and the last attempts are kept for the precisions not yet tried (w8a8 → w8a16 → fp16),
+so the loop never stops at its attempt limit while a higher precision might meet the bar.
 """
 
 from __future__ import annotations
@@ -24,8 +31,19 @@ from bot.repair.catalogue import Repair, RepairState, all_repairs
 from bot.repair.localize import divergent
 from bot.repair.taxonomy import classify
 
-PATIENCE = 3  # attempts in a row that change nothing before the loop gives up
+PRECISION_LADDER = ("w8a8", "w8a16", "fp16")  # cheapest first; each step costs latency and size
+PRECISION_REPAIR = {"w8a16": "w8a16-all", "fp16": "fp16-precision"}  # the repair that climbs to it
+# the order of the quantization repairs by where the error is: the specific fixes first (they answer
+# a signature), then the half that carries the error, then the other, fp16 last (it changes the
+# deployed precision); repairs not named here keep their catalogue order, before fp16
+QUANT_ORDER = {
+    "activations": ("signed-weights", "keep-tiny-ranges", "int16-localized", "w8a16-all", "per-channel-weights",
+                    "calibration-percentile", "fp16-precision"),
+    "weights": ("signed-weights", "keep-tiny-ranges", "per-channel-weights", "int16-localized", "w8a16-all",
+                "calibration-percentile", "fp16-precision"),
+}
 MIN_GAIN = 1e-3  # a metric gain smaller than this is noise, not progress
+SCREEN_TIE = 1e-3  # host cosines this close rank as equal: the cheaper (earlier) candidate wins
 
 # which levels answer which failure class, in the order they are tried: the repairs that answer
 # the refused op itself (graph rules, a skill's source fix) before the generic ones
@@ -52,6 +70,8 @@ class Attempt:
     before: dict
     after: dict
     seconds: float
+    improved: bool = False  # the run got further or scored better than the best before it
+    follows: str = ""  # the discarded repair this one was combined with (a follow-up)
 
 
 @dataclass
@@ -62,6 +82,8 @@ class LoopResult:
     stopped: str = ""
     localization: dict | None = None
     agent: dict | None = None
+    attribution: dict | None = None  # weights vs activations, when it ordered the quant repairs
+    screened: list[dict] = field(default_factory=list)
 
 
 def score(outcome: RunOutcome) -> tuple[float, float]:
@@ -121,6 +143,38 @@ def options_diff(before: RepairState, after: RepairState) -> str:
     return "\n".join([text] + new_patches).strip()
 
 
+def option_delta(before: RepairState, after: RepairState) -> tuple[dict, list[str]]:
+    """What a repair changed: (stage, key) → new value, and the patches it added."""
+    changed = {}
+    for stage, knobs in after.options.items():
+        for k, v in knobs.items():
+            if before.options.get(stage, {}).get(k) != v:
+                old = before.options.get(stage, {}).get(k)
+                if isinstance(v, list) and isinstance(old, list):
+                    v = [i for i in v if i not in old]
+                elif isinstance(v, dict) and isinstance(old, dict):
+                    v = {i: x for i, x in v.items() if old.get(i) != x}
+                changed[f"{stage}.{k}"] = v
+    return changed, after.patches[len(before.patches):]
+
+
+def holds(state: RepairState, delta: tuple[dict, list[str]]) -> bool:
+    """Does the state still contain a repair's change (a later one may have replaced it)?"""
+    changed, patches = delta
+    for dotted, v in changed.items():
+        stage, k = dotted.split(".", 1)
+        have = state.options.get(stage, {}).get(k)
+        if isinstance(v, list):
+            ok = isinstance(have, list) and all(i in have for i in v)
+        elif isinstance(v, dict):
+            ok = isinstance(have, dict) and all(have.get(i) == x for i, x in v.items())
+        else:
+            ok = have == v
+        if not ok:
+            return False
+    return all(p in state.patches for p in patches)
+
+
 class RepairLoop:
     def __init__(self, spec, model_dir: Path, out_dir: Path, backend, *, events=None,
                  say: Callable[[str], None] = lambda m: None, workflow: list[str] | None = None,
@@ -131,9 +185,12 @@ class RepairLoop:
         self.events, self.say = events, say
         self.limits = spec.limits
         self._localized: dict[str, list] = {}
+        self._rewrites: dict[str, int | None] = {}
+        self._attributions: dict[str, object] = {}
+        self._attribution_used: dict | None = None
 
     # -- running one state -------------------------------------------------------------------
-    def run_state(self, state: RepairState) -> RunOutcome:
+    def run_state(self, state: RepairState, stop_after: str | None = None) -> RunOutcome:
         folder = self.model_dir
         if state.patches:
             from bot.repair.patches import working_copy
@@ -142,7 +199,7 @@ class RepairLoop:
             dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
             folder = dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
         return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
-                        events=self.events).run(state.options)
+                        events=self.events).run(state.options, stop_after=stop_after)
 
     def localize(self, outcome: RunOutcome, on_device: bool = False) -> list:
         """Per-layer errors of the run's quantized graph against its float graph (cached per run);
@@ -166,65 +223,223 @@ class RepairLoop:
                 self._localized[key] = layers
         return self._localized[key]
 
+    # -- what a repair would do here ----------------------------------------------------------
+    def rewrite_count(self, outcome: RunOutcome, rule_id: str) -> int | None:
+        """How many rewrites a graph rule would make on the run's optimized graph (None: unknown),
+        so a rule that matches nothing is not proposed and costs no attempt."""
+        if outcome is None or "optimize" not in outcome.dirs:
+            return None
+        key = f"{outcome.dirs['optimize']}:{rule_id}"
+        if key not in self._rewrites:
+            import onnx
+
+            from bot.repair.graph import apply_rewrites
+
+            try:
+                model = onnx.load(str(outcome.dirs["optimize"] / "model.onnx"))
+                self._rewrites[key] = apply_rewrites(model, [rule_id])[1].get(rule_id, 0)
+            except Exception:  # noqa: BLE001 — a rule that cannot be dry-run is left to the real run
+                self._rewrites[key] = None
+        return self._rewrites[key]
+
+    def attribution(self, outcome: RunOutcome):
+        """Weights vs activations on the CPU QDQ simulation of the run's quantized graph (cached)."""
+        q = outcome.result("quantize") if outcome is not None else None
+        if q is None or q.metrics.get("precision") == "fp16" or "quantize" not in outcome.dirs:
+            return None
+        key = str(outcome.dirs["quantize"])
+        if key not in self._attributions:
+            from bot import samples as S
+            from bot.repair.attribution import attribute
+
+            self._attributions[key] = attribute(outcome.dirs["optimize"] / "model.onnx",
+                                                outcome.dirs["quantize"] / "model.onnx",
+                                                S.load(outcome.dirs["load"] / "samples.npz"),
+                                                S.load(outcome.dirs["load"] / "golden.npz"))
+        return self._attributions[key]
+
+    def precision_of(self, state: RepairState) -> str:
+        return state.options.get("quantize", {}).get("precision", self.spec.target.precision)
+
+    def untried_precisions(self, state: RepairState, tried: set[str]) -> list[str]:
+        """Precisions above the state's, on the ladder, that the SoC runs and no attempt has run."""
+        from bot.targets import SOCS
+
+        soc = SOCS[self.spec.target.soc]
+        here = self.precision_of(state)
+        above = PRECISION_LADDER[PRECISION_LADDER.index(here) + 1:] if here in PRECISION_LADDER else ()
+        usable = {"w8a16": soc.int16, "fp16": soc.fp16}
+        return [p for p in above if usable.get(p) and p not in tried
+                and PRECISION_REPAIR[p] not in self.exclude]
+
+    def _order(self, repairs: list[Repair], failure: Failure, best: RunOutcome) -> list[Repair]:
+        """Catalogue order by level; within the quant level by where the error is; then the
+        definition's `limits.repair_order` ahead of everything it names."""
+        catalogue = list(all_repairs())
+        rank = {r.id: i for i, r in enumerate(repairs)}
+        if self.limits.order == "gain" and failure.kind == FailureKind.ACCURACY and \
+                any(r.level == "quant" for r in repairs):
+            att = self.attribution(best)
+            if att is not None:
+                self._attribution_used = att.to_dict()
+                order = QUANT_ORDER[att.cause]
+                last = order.index("fp16-precision")
+                rank = {r.id: (order.index(r.id) if r.id in order else last - 0.5 + catalogue.index(r.id) / 1e3)
+                        for r in repairs}
+        levels = LEVEL_ORDER.get(failure.kind, ())
+        first = list(self.limits.repair_order)
+        return sorted(repairs, key=lambda r: (first.index(r.id) if r.id in first else len(first),
+                                              levels.index(r.level), rank[r.id]))
+
     # -- the loop ----------------------------------------------------------------------------
+    def context(self, best: RunOutcome) -> dict:
+        return {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best),
+                "divergent": lambda: divergent(self.localize(best, on_device=True)),
+                "output_producers": lambda: output_producers(best),
+                "rewrite_count": lambda rule_id: self.rewrite_count(best, rule_id), "params": {}}
+
     def plan(self, failure: Failure, state: RepairState, best: RunOutcome) -> list[tuple[Repair, RepairState]]:
-        ctx = {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best),
-               "divergent": lambda: divergent(self.localize(best, on_device=True)),
-               "output_producers": lambda: output_producers(best), "params": {}}
+        ctx = self.context(best)
         order = LEVEL_ORDER.get(failure.kind, ())
-        repairs = sorted((r for r in all_repairs().values()
-                          if failure.kind in r.answers and r.level in order and r.id not in self.exclude),
-                         key=lambda r: order.index(r.level))
+        repairs = [r for r in all_repairs().values()
+                   if failure.kind in r.answers and r.level in order and r.id not in self.exclude]
         out = []
-        for r in repairs:
+        for r in self._order(repairs, failure, best):
             new = r.propose(failure, state, ctx)
             if new is not None:
                 out.append((r, new))
         return out
 
+    def climb(self, failure: Failure, state: RepairState, best: RunOutcome, to: str) -> tuple[Repair, RepairState] | None:
+        """The repair that takes the state to precision `to`, as its own proposal would."""
+        repair = all_repairs().get(PRECISION_REPAIR[to])
+        new = repair.propose(failure, state, self.context(best)) if repair else None
+        return (repair, new) if new is not None and self.precision_of(new) == to else None
+
     def run(self, first: RunOutcome) -> LoopResult:
         best, state = first, RepairState()
         result = LoopResult(first, state)
-        tried = {json.dumps(state.options, sort_keys=True)}
+        tried = {json.dumps([state.options, state.patches], sort_keys=True)}
+        ran_precisions = {self.precision_of(state)}
+        followups: list[tuple[Repair, RepairState, str]] = []
+        deltas: list[tuple[dict, list[str]]] = []
+        limit, patience = self.limits.repair_attempts, self.limits.patience
         t_start, idle = time.monotonic(), 0
         while not best.passed:
-            if len(result.attempts) >= self.limits.repair_attempts:
-                result.stopped = f"attempt limit ({self.limits.repair_attempts})"
+            if len(result.attempts) >= limit:
+                result.stopped = f"attempt limit ({limit})"
                 break
             if time.monotonic() - t_start > self.limits.wall_seconds:
                 result.stopped = f"wall-time limit ({self.limits.wall_seconds:.0f} s)"
                 break
-            if idle >= PATIENCE:
-                result.stopped = f"no progress in {PATIENCE} attempts"
-                break
             failure = classify(best.failure)
-            candidates = [(r, s) for r, s in self.plan(failure, state, best)
-                          if json.dumps([s.options, s.patches], sort_keys=True) not in tried]
-            if not candidates:
-                result.stopped = f"no known repair for {failure.kind.value} at {failure.stage}"
+            left = limit - len(result.attempts)
+            climbable = self.untried_precisions(state, ran_precisions) if failure.kind == FailureKind.ACCURACY else []
+            pick, follows = None, ""
+            if climbable and (left <= len(climbable) or idle >= patience):
+                # the budget's end (or patience) belongs to the precisions not yet tried: on the
+                # last attempt the most accurate one, before it the next step up
+                pick = self.climb(failure, state, best, climbable[-1] if left == 1 else climbable[0])
+            if pick is None and idle >= patience:
+                result.stopped = f"no progress in {patience} attempts"
                 break
-            repair, cand = candidates[0]
+            while pick is None and followups:
+                r, s_, follows = followups.pop(0)
+                if json.dumps([s_.options, s_.patches], sort_keys=True) not in tried:
+                    pick = (r, s_)
+            if pick is None:
+                follows = ""
+                candidates = [(r, s_) for r, s_ in self.plan(failure, state, best)
+                              if json.dumps([s_.options, s_.patches], sort_keys=True) not in tried]
+                if not candidates:
+                    if climbable:
+                        pick = self.climb(failure, state, best, climbable[0])
+                    if pick is None:
+                        result.stopped = f"no known repair for {failure.kind.value} at {failure.stage}"
+                        break
+                else:
+                    pick = self.screen(failure, candidates, result)[0]
+            repair, cand = pick
             tried.add(json.dumps([cand.options, cand.patches], sort_keys=True))
+            ran_precisions.add(self.precision_of(cand))
             self.say(f"repair {len(result.attempts) + 1}: {repair.id} ({repair.level}) for {failure.kind.value} "
-                     f"at {failure.stage}")
+                     f"at {failure.stage}" + (f", on top of {follows}" if follows else ""))
             t0 = time.perf_counter()
             outcome = self.run_state(cand)
-            kept = improves(score(outcome), score(best))
+            improved = improves(score(outcome), score(best))
             result.attempts.append(Attempt(
                 n=len(result.attempts) + 1, repair=repair.id, level=repair.level,
                 reason=f"{failure.kind.value} at {failure.stage}: {failure.message}"[:400],
-                signature=failure.signature(), kept=kept, diff=options_diff(state, cand),
-                before=summarize(best), after=summarize(outcome), seconds=round(time.perf_counter() - t0, 3)))
-            self.say(f"  → {'kept' if kept else 'discarded'}: "
+                signature=failure.signature(), kept=improved, diff=options_diff(state, cand),
+                before=summarize(best), after=summarize(outcome), seconds=round(time.perf_counter() - t0, 3),
+                improved=improved, follows=follows))
+            deltas.append(option_delta(state, cand))
+            self.say(f"  → {'kept' if improved else 'discarded'}: "
                      f"{'passed' if outcome.passed else (outcome.failure.message if outcome.failure else '')}"[:200])
-            if kept:
+            if improved:
                 best, state, idle = outcome, cand, 0
+                followups.clear()
             else:
                 idle += 1
+                followups = self.followups(repair, cand, outcome, best) + followups
         if best.passed and not result.stopped:
             result.stopped = "passed" if result.attempts else "passed without repair"
+        for a, delta in zip(result.attempts, deltas):  # "kept" is what the final state still holds
+            a.kept = a.improved and holds(state, delta)
         result.outcome, result.state = best, state
+        result.attribution = self._attribution_used
         return result
+
+    def screen(self, failure: Failure, candidates: list[tuple[Repair, RepairState]],
+               result: LoopResult) -> list[tuple[Repair, RepairState]]:
+        """Try the first `limits.screen` quantization candidates on the CPU QDQ simulation (the
+        quantize stage's host-side agreement) and put the best there first (the cheapest among
+        near-equals), so the device compiles and validates the likely winner instead of
+        each in turn. Losers stay candidates; their
+        quantize results are in the store, so screening them again costs nothing."""
+        n = self.limits.screen
+        workflow = self.workflow or []
+        if n < 2 or failure.kind != FailureKind.ACCURACY or failure.stage != "validate" or \
+                (workflow and "quantize" not in workflow):
+            return candidates
+        pool = [(i, r, s_) for i, (r, s_) in enumerate(candidates[:n])
+                if r.level == "quant" and self.precision_of(s_) != "fp16"]
+        if len(pool) < 2 or pool[0][0] != 0:  # the head is not a quant candidate: its turn comes first
+            return candidates
+        scored = []
+        for i, r, s_ in pool:
+            t0 = time.perf_counter()
+            q = self.run_state(s_, stop_after="quantize").result("quantize")
+            sim = (q.metrics.get("host_cosine") or {}) if q is not None and q.passed else {}
+            vals = [v for v in sim.values() if isinstance(v, (int, float)) and not math.isnan(v)]
+            value = min(vals) if vals and len(vals) == len(sim) else -math.inf
+            scored.append((value, -i, r, s_))
+            result.screened.append({"repair": r.id, "host_cosine": None if value == -math.inf else value,
+                                    "seconds": round(time.perf_counter() - t0, 3)})
+        if all(t[0] == -math.inf for t in scored):  # nothing measured: the planned order stands
+            return candidates
+        # the planned order is also the order of cost (mixed before w8a16): of the candidates the
+        # simulation scores about as well as the best (within SCREEN_TIE), the earliest goes first
+        top = max(t[0] for t in scored)
+        best = next(t for t in scored if t[0] >= top - SCREEN_TIE)
+        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {best[2].id} first "
+                 f"(host cosine {best[0]})")
+        return [(best[2], best[3])] + [c for c in candidates if c[0] is not best[2]]
+
+    def followups(self, repair: Repair, cand: RepairState, outcome: RunOutcome,
+                  best: RunOutcome) -> list[tuple[Repair, RepairState, str]]:
+        """A discarded repair that exposed a *different* failure with a known fix (per-channel
+        weights → a bias saturating int32 → signed weights) is tried again with that fix on top."""
+        if outcome.failure is None or best.failure is None or outcome.passed:
+            return []
+        new = classify(outcome.failure)
+        if new.signature() == classify(best.failure).signature():
+            return []
+        out = []
+        for r, s_ in self.plan(new, cand, outcome)[:1]:
+            if r.id != repair.id:
+                out.append((r, s_, repair.id))
+        return out
 
     def finish(self, result: LoopResult) -> RunOutcome:
         """Re-publish the best state (all cached) and record attempts and localization."""
@@ -243,7 +458,9 @@ class RepairLoop:
         update_section(self.out_dir, "reverted", sorted(self.exclude))
         update_section(self.out_dir, "repair_state", {"options": result.state.options,
                                                       "patches": len(result.state.patches),
-                                                      "stopped": result.stopped})
+                                                      "stopped": result.stopped,
+                                                      "attribution": result.attribution,
+                                                      "screened": result.screened})
         from bot.store import read_json
 
         final.manifest = read_json(self.out_dir / "manifest.json") or final.manifest

@@ -115,7 +115,10 @@ def check_rows(checks: list[dict], *, thresholded_only: bool = True) -> list[dic
         if thresholded_only and not _numeric(c.get("threshold")):
             continue
         has = _numeric(c.get("threshold"))
-        rows.append({"name": c.get("name", "?"), "value": fmt(c.get("value")),
+        value = fmt(c.get("value"))
+        if str(c.get("detail", "")).startswith("worst:"):  # a per-sample verdict names its sample
+            value = f"{value} ({c['detail']})"
+        rows.append({"name": c.get("name", "?"), "value": value,
                      "op": direction(c.get("name", "")) if has else "",
                      "threshold": fmt(c.get("threshold")) if has else "—", "passed": bool(c.get("passed"))})
     return rows

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from bot.targets import DEFAULT_SOC, SOCS
 
 Precision = Literal["w8a8", "w8a16", "fp16"]
+RequestedPrecision = Literal["w8a8", "w8a16", "fp16", "auto"]  # auto: the cheapest that meets the bar
 DType = Literal["float32", "float16", "int32", "int64", "uint8", "bool"]
 
 
@@ -59,9 +60,23 @@ class TargetSpec(Strict):
     runtime: Literal["qnn", "snpe"] = "qnn"
     backend: Literal["htp"] = "htp"
     soc: str = DEFAULT_SOC
-    precision: Precision = "w8a16"
+    precision: RequestedPrecision = Field(
+        default="w8a16", description="auto: start at w8a8 and climb (w8a16, fp16) only as far as the bar needs")
     engine: str = Field(default="auto", description="backend implementation: auto, ort-qnn, qairt-sdk, adb")
     per_channel: bool = False
+    _requested: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _auto_starts_cheapest(self) -> "TargetSpec":
+        # the stages deploy one concrete precision; "auto" is where the search starts, remembered
+        if self.precision == "auto":
+            self._requested, self.precision = "auto", "w8a8"
+        return self
+
+    @property
+    def requested_precision(self) -> str:
+        """What the definition asked for ('auto' or a precision), as opposed to what is deployed."""
+        return self._requested or self.precision
 
     @field_validator("soc")
     @classmethod
@@ -104,6 +119,17 @@ class ExportSpec(Strict):
 
 class LimitsSpec(Strict):
     repair_attempts: int = Field(default=6, ge=0, le=50)
+    patience: int = Field(default=3, ge=1, le=50,
+                          description="attempts in a row without progress before the repair loop stops "
+                                      "(a precision not yet tried still gets its attempt)")
+    order: Literal["gain", "catalogue"] = Field(
+        default="gain", description="gain: quantization repairs in order of where the error is (weights or "
+                                    "activations, measured on the CPU QDQ simulation); catalogue: fixed order")
+    repair_order: list[str] = Field(default_factory=list,
+                                    description="repair ids to try first, in this order, where they apply")
+    screen: int = Field(default=3, ge=0, le=10,
+                        description="quantization candidates ranked on the CPU QDQ simulation before the best "
+                                    "one is compiled and validated on the device (0 or 1: off)")
     llm_budget_usd: float = Field(default=1.0, ge=0, description="0 turns the LLM agent off")
     llm_steps: int = Field(default=12, ge=0)
     wall_seconds: float = Field(default=1800, gt=0)

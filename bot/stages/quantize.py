@@ -67,7 +67,10 @@ class QuantizeStage(Stage):
         write_json(work / "encodings.json", encodings)
         feeds = stage_feeds(ctx, "samples")
         golden = S.load(ctx.artifact("load", "golden"))
-        outs = cpu_outputs(out, feeds)
+        try:  # onnxruntime checks the QDQ graph it was just given (e.g. per-axis scale shapes) here
+            outs = cpu_outputs(out, feeds)
+        except Exception as e:  # noqa: BLE001 — a structured failure the repair loop can classify
+            raise StageFailed(qdq_check_failure(self.name, deployed, e)) from None
         sim = {name: round(M.cosine(M.concat([g[name] for g in golden]), M.concat([o[j] for o in outs])), 6)
                for j, name in enumerate(golden[0])}
         bits16 = sum(1 for e in encodings.values() if e["bits"] == 16)
@@ -115,6 +118,51 @@ class QuantizeStage(Stage):
             os.chdir(cwd)
         for tmp in (pre, work / "no-metadata.onnx"):
             tmp.unlink(missing_ok=True)
+
+
+PER_AXIS_SCALE = "For per axis quantization"
+
+
+def qdq_check_failure(stage: str, model: onnx.ModelProto, error: Exception) -> Failure:
+    """The written QDQ graph does not run on onnxruntime's CPU. A per-axis scale onnxruntime
+    refuses (magika's Gemm bias [1, N] gets its weight's per-channel axis 0) is named with the
+    tensors that carry it and the weights whose per-channel axis they inherit, so a repair can
+    quantize exactly those weights per tensor."""
+    text = f"{type(error).__name__}: {error}"
+    details: dict = {}
+    message = f"the QDQ graph does not run on the CPU: {text[:300]}"
+    if PER_AXIS_SCALE in text:
+        details["per_axis_rejected"], details["per_axis_weights"] = per_axis_suspects(model)
+        message = (f"the QDQ graph does not run on the CPU: {text[text.index(PER_AXIS_SCALE):].strip()[:120]} "
+                   f"(on {', '.join(details['per_axis_rejected']) or 'an unnamed tensor'})")
+    return Failure(stage, FailureKind.TOOL_ERROR, message, log=text[-2000:], details=details)
+
+
+def per_axis_suspects(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
+    """Tensors whose per-axis Q/DQ scale is not a 1-D tensor of the axis' size, and the weights
+    (input 1) of the ops that read them, whose per-channel axis they were given."""
+    inits = {i.name: i for i in model.graph.initializer}
+    bad_outputs, tensors, weights = set(), [], []
+    for node in model.graph.node:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), None)
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or axis is None or len(node.input) < 2:
+            continue
+        scale, data = inits.get(node.input[1]), inits.get(node.input[0])
+        if scale is None or data is None:
+            continue
+        dims = list(data.dims)
+        size = dims[axis] if -len(dims) <= axis < len(dims) else None
+        if len(scale.dims) != 1 or scale.dims[0] != size:
+            tensors.append(node.input[0].removesuffix("_quantized"))
+            bad_outputs.add(node.output[0])
+    dq_source = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and bad_outputs & set(node.input) and \
+                len(node.input) > 1 and node.input[1] in dq_source:
+            w = dq_source[node.input[1]].removesuffix("_quantized")
+            if w not in weights:
+                weights.append(w)
+    return tensors, weights
 
 
 def _without_metadata(src: Path, dst: Path) -> Path:

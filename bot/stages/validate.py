@@ -1,8 +1,10 @@
 """Stage 7, validate: run what was compiled, on the target backend, against the golden outputs.
 
 Per output: cosine, SQNR, PSNR, max-abs, and top-k agreement for classifiers, each against the
-definition's threshold (defaults from the AIPC report: cosine ≥ 0.99 float, ≥ 0.95 quantized).
-Writes `outputs.npz` and `metrics.json`. A collapsed output (cosine NaN) fails.
+definition's threshold (defaults from the AIPC report: cosine ≥ 0.99 float, ≥ 0.95 quantized),
+held on every validation sample: the verdict is the worst sample's (index and file recorded),
+the pooled figure over all samples beside it, because pooling hides a failing sample.
+Writes `outputs.npz` and `metrics.json`. A collapsed output (cosine undefined) fails and says so.
 """
 
 from __future__ import annotations
@@ -59,15 +61,27 @@ class ValidateStage(Stage):
                                       "the compiled model's outputs differ from the golden ones in name or shape",
                                       details={"expected": {k: list(v.shape) for k, v in golden[0].items()},
                                                "got": {k: list(v.shape) for k, v in run.outputs[0].items()}}), checks)
+        names = sample_names(ctx.spec, len(feeds))
+        producers, detected = None, {}
         for name in golden[0]:
             th = ctx.spec.check_for(name)
             # an output may pack quantities of different scale (a detector's boxes and scores):
-            # each declared part is checked on its own, so the small one cannot hide in the big one
+            # each part is checked on its own, so the small one cannot hide in the big one; the
+            # definition may declare the parts, else they are found in the golden outputs
+            declared = th.parts
+            if not declared:
+                if producers is None:
+                    producers = output_producers(ctx.artifact("optimize", "onnx")) if "optimize" in ctx.results else {}
+                declared = packed_parts([g[name] for g in golden], th.axis, concat=producers.get(name) == "Concat")
+                if declared:
+                    detected[name] = {k: list(v) for k, v in declared.items()}
+                    ctx.say(f"{name}: packed channels of different scale found, checked as "
+                            f"{', '.join(f'{k} [{lo}, {hi})' for k, (lo, hi) in declared.items())}")
             parts = {f"{name}.{part}": (lambda a, lo=lo, hi=hi: np.take(a, range(lo, hi), axis=th.axis))
-                     for part, (lo, hi) in th.parts.items()} or {name: (lambda a: a)}
+                     for part, (lo, hi) in declared.items()} or {name: (lambda a: a)}
             for label, cut in parts.items():
                 refs, gots = [cut(g[name]) for g in golden], [cut(o[name]) for o in run.outputs]
-                m, out_checks = self._check(label, refs, gots, th)
+                m, out_checks = self._check(label, refs, gots, th, names)
                 per_output[label] = {k: _r(v) for k, v in m.items()}
                 checks += out_checks
                 if not all(c.passed for c in out_checks):
@@ -75,6 +89,8 @@ class ValidateStage(Stage):
         lat = sorted(run.seconds_per_inference)
         metrics = {"outputs": per_output, "latency_ms_median": round(1000 * lat[len(lat) // 2], 3),
                    "samples": len(feeds), "backend": ctx.backend.name}
+        if detected:
+            metrics["packed_parts_detected"] = detected
         task, task_checks, task_failing = validate_task(ctx, golden, run.outputs, work)
         arts = {"outputs": "outputs.npz", "metrics": "metrics.json"}
         if task is not None:
@@ -85,8 +101,8 @@ class ValidateStage(Stage):
         if failing or task_failing:
             msg = []
             if failing:
-                worst = min(per_output[n]["cosine"] if not _nan(per_output[n]["cosine"]) else -2 for n in failing)
-                msg.append(f"{', '.join(failing)} below threshold on {ctx.backend.name} (worst cosine {worst})")
+                msg.append(f"{', '.join(failing)} below threshold on {ctx.backend.name} "
+                           f"({worst_message(per_output, failing)})")
             if task_failing:
                 msg.append(f"task metric(s) {', '.join(task_failing)} below threshold on {ctx.backend.name}")
             # a task answer reads every output, so with only the task failing every output is a suspect
@@ -96,21 +112,51 @@ class ValidateStage(Stage):
         return res
 
     @staticmethod
-    def _check(label: str, refs: list, gots: list, th) -> tuple[dict, list[Check]]:
-        m = M.summary(M.concat(refs), M.concat(gots))
-        checks = [Check(f"{label} cosine", _ok(m["cosine"], th.cosine_min), _r(m["cosine"]), th.cosine_min)]
+    def _check(label: str, refs: list, gots: list, th, names: list[str] | None = None) -> tuple[dict, list[Check]]:
+        """Every threshold on every sample: a metric's value is its worst sample's (which one is
+        recorded), the pooled figure over all samples sits beside it."""
+        pooled = M.summary(M.concat(refs), M.concat(gots))
+        each = M.per_sample(refs, gots)
+        m: dict = {}
+        for metric, higher in M.HIGHER_IS_BETTER.items():
+            values = [e[metric] for e in each]
+            i = M.worst_index(values, higher)
+            m[metric], m[f"{metric}_pooled"], m[f"{metric}_worst_sample"] = values[i], pooled[metric], i
+        i = m["cosine_worst_sample"]
+        m["worst_sample"] = i
+        if names and i < len(names):
+            m["worst_sample_file"] = names[i]
+        m["cosine_per_sample"] = [_r(e["cosine"]) for e in each]
+        why = M.undefined_cosine(refs[i], gots[i]) if _nan(m["cosine"]) else ""
+        if why:
+            m["cosine_undefined"] = why
+
+        def detail(metric: str) -> str:
+            j = m[f"{metric}_worst_sample"]
+            where = f"sample {j}" + (f" ({names[j]})" if names and j < len(names) else "")
+            undefined = f", cosine undefined: {why}" if metric == "cosine" and why else ""
+            return f"worst: {where}{undefined}; pooled over {len(each)}: {_r(m[metric + '_pooled'])}"
+
+        checks = [Check(f"{label} cosine", _ok(m["cosine"], th.cosine_min), _r(m["cosine"]), th.cosine_min,
+                        detail("cosine"))]
         if th.sqnr_min_db is not None:
-            checks.append(Check(f"{label} SQNR dB", _ok(m["sqnr_db"], th.sqnr_min_db), _r(m["sqnr_db"]), th.sqnr_min_db))
+            checks.append(Check(f"{label} SQNR dB", _ok(m["sqnr_db"], th.sqnr_min_db), _r(m["sqnr_db"]), th.sqnr_min_db,
+                                detail("sqnr_db")))
         if th.psnr_min_db is not None:
-            checks.append(Check(f"{label} PSNR dB", _ok(m["psnr_db"], th.psnr_min_db), _r(m["psnr_db"]), th.psnr_min_db))
+            checks.append(Check(f"{label} PSNR dB", _ok(m["psnr_db"], th.psnr_min_db), _r(m["psnr_db"]), th.psnr_min_db,
+                                detail("psnr_db")))
         if th.max_abs_max is not None:
             checks.append(Check(f"{label} max-abs", _ok(m["max_abs"], th.max_abs_max, False), _r(m["max_abs"]),
-                                th.max_abs_max))
+                                th.max_abs_max, detail("max_abs")))
         if th.topk:
-            agree = float(np.mean([M.topk_agreement(r, g, th.topk) for r, g in zip(refs, gots)]))
-            m[f"top{th.topk}_agreement"] = agree
-            checks.append(Check(f"{label} top-{th.topk} agreement", _ok(agree, th.topk_agreement_min), _r(agree),
-                                th.topk_agreement_min))
+            agree = [M.topk_agreement(r, g, th.topk) for r, g in zip(refs, gots)]
+            j = int(np.argmin(agree))
+            m[f"top{th.topk}_agreement"] = float(np.mean(agree))
+            m[f"top{th.topk}_agreement_worst"], m[f"top{th.topk}_agreement_worst_sample"] = agree[j], j
+            where = f"sample {j}" + (f" ({names[j]})" if names and j < len(names) else "")
+            checks.append(Check(f"{label} top-{th.topk} agreement", _ok(float(agree[j]), th.topk_agreement_min),
+                                _r(float(agree[j])), th.topk_agreement_min,
+                                f"worst: {where}; mean over {len(agree)}: {_r(float(np.mean(agree)))}"))
         return m, checks
 
     @staticmethod
@@ -118,6 +164,66 @@ class ValidateStage(Stage):
         exp = {k: list(v.shape) for k, v in golden.items()}
         have = {k: list(np.asarray(v).shape) for k, v in got.items()}
         return [Check("output names and shapes match the golden outputs", exp == have, have, exp)]
+
+
+# channel groups whose magnitudes differ this much (no overlap) are checked as separate parts;
+# a Concat producing the output is strong evidence of packing, so less is asked of the ranges then
+PACKED_RATIO, PACKED_RATIO_CONCAT = 1000.0, 30.0
+
+
+def packed_parts(golden: list[np.ndarray], axis: int, concat: bool = False) -> dict[str, tuple[int, int]]:
+    """Contiguous channel groups along `axis` of very different scale (pixels vs probabilities in
+    one YOLO head tensor [B, 4 + classes, anchors]), split where the scales part the most.
+
+    Only outputs with a channel axis and at least one more (rank ≥ 3) are looked at, and every
+    channel must carry a signal: a zero channel is a different problem, not a scale."""
+    a = np.stack([np.asarray(g, dtype=np.float64) for g in golden])
+    ax = axis + 1 if axis >= 0 else a.ndim + axis
+    if a.ndim < 4 or not 0 < ax < a.ndim or not 2 <= a.shape[ax] <= 4096:
+        return {}
+    n = a.shape[ax]
+    scale = np.max(np.abs(np.moveaxis(a, ax, 0).reshape(n, -1)), axis=1)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        return {}
+    best, cut = PACKED_RATIO_CONCAT if concat else PACKED_RATIO, 0
+    for k in range(1, n):
+        head, tail = scale[:k], scale[k:]
+        r = max(head.min() / tail.max(), tail.min() / head.max())
+        if r >= best:
+            best, cut = r, k
+    return {f"ch{0}-{cut}": (0, cut), f"ch{cut}-{n}": (cut, n)} if cut else {}
+
+
+def output_producers(model_path: Path) -> dict[str, str]:
+    """Op type producing each graph output (read without weights)."""
+    import onnx
+
+    try:
+        g = onnx.load(str(model_path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 — the hint is optional
+        return {}
+    made_by = {o: n.op_type for n in g.node for o in n.output}
+    return {o.name: made_by.get(o.name, "") for o in g.output}
+
+
+def sample_names(spec, n: int) -> list[str]:
+    """The file each validation sample came from, when the definition gives sample files."""
+    files = [i.files for i in spec.inputs if i.files]
+    return [Path(files[0][k]).name for k in range(n)] if files and len(files[0]) >= n else []
+
+
+def worst_message(per_output: dict, failing: list[str]) -> str:
+    """The worst sample of the worst failing output, by cosine; an undefined cosine says why."""
+    def key(label):
+        c = per_output[label].get("cosine")
+        return -math.inf if c is None or _nan(c) else c
+
+    label = min(failing, key=key)
+    m = per_output[label]
+    where = f"sample {m.get('worst_sample', 0)}" + (f" ({m['worst_sample_file']})" if m.get("worst_sample_file") else "")
+    if m.get("cosine_undefined") or _nan(m.get("cosine")):
+        return f"worst: {label} {where}, cosine undefined: {m.get('cosine_undefined', 'a zero output')}"
+    return f"worst cosine {m.get('cosine')} on {label} {where}; pooled {m.get('cosine_pooled')}"
 
 
 def _nan(v) -> bool:

@@ -3,7 +3,8 @@
 A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason), or,
 for an accuracy failure, the op of the first layer the device computes far worse than the CPU
 simulation of the same quantized graph (device-side localization), or the op that produces the
-failing output (rules for an output's form); and has not been applied yet; the optimize stage applies it, so the pipeline re-runs from there.
+failing output (rules for an output's form); and has not been applied yet, and it finds something to rewrite in the graph (a dry run on the optimized
+graph); the optimize stage applies it, so the pipeline re-runs from there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.C
 
 def _proposer(rule):
     def propose(failure, state, ctx):
+        new = _propose(failure, state, ctx)
+        # a rule that would rewrite nothing in this graph is not proposed: it would spend an
+        # attempt (a full re-run) to change nothing
+        if new is not None and "rewrite_count" in ctx and ctx["rewrite_count"](rule.id) == 0:
+            return None
+        return new
+
+    def _propose(failure, state, ctx):
         if rule.id in state.options.get("optimize", {}).get("rewrites", []):
             return None
         if failure.kind == FailureKind.ACCURACY and rule.output_ops:

@@ -89,10 +89,24 @@ def _calibration(failure, state, ctx):
 def _fp16(failure, state, ctx):
     if _precision(state, ctx) == "fp16" or not SOCS[ctx["spec"].target.soc].fp16:
         return None
+    if failure.stage == "compat":  # compat probes the float graph: fp16 would be refused the same way
+        return None
     new = state.with_option("quantize", "precision", "fp16")
     for k in ("overrides", "per_channel", "calibrate_method"):
         new.options["quantize"].pop(k, None)
     return new
+
+
+def _per_tensor_where_refused(failure, state, ctx):
+    """onnxruntime refuses a per-axis scale the quantizer wrote (a Gemm bias [1, N] given its
+    weight's per-channel axis): those weights, and only those, are quantized per tensor."""
+    weights = failure.details.get("per_axis_weights") or []
+    have = state.options.get("quantize", {}).get("overrides", {})
+    todo = [w for w in weights if w not in have]
+    if not todo:
+        return None
+    wtype = state.options.get("quantize", {}).get("weight_type", "QUInt8")
+    return state.with_option("quantize", "overrides", {**have, **{w: {"quant_type": wtype} for w in todo}})
 
 
 ACC = (FailureKind.ACCURACY,)
@@ -108,5 +122,8 @@ register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8
 register(Repair("per-channel-weights", "quant", ACC, "per-channel weight scales for conv/linear weights", _per_channel))
 register(Repair("calibration-percentile", "quant", ACC,
                 "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration))
+register(Repair("per-tensor-where-refused", "quant", (FailureKind.TOOL_ERROR,),
+                "per-tensor scales for the weights whose per-channel axis onnxruntime refuses on a tensor they "
+                "feed (\"For per axis quantization, scale must be 1D tensor with size …\")", _per_tensor_where_refused))
 register(Repair("fp16-precision", "quant", ACC + (FailureKind.OP_REJECTED,),
                 "run the float graph in fp16 on the HTP where the SoC supports it", _fp16))

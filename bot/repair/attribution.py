@@ -1,0 +1,120 @@
+"""Weights or activations: which half of the quantization carries the error?
+
+The planner's order should follow the cause: per-channel weight scales fix error in the weights,
+16-bit activations fix error in the activations, and trying the wrong one first spends an
+attempt (a full HTP compile and validation) for nothing. Two variants of the QDQ graph answer it
+on the CPU in a fraction of one attempt: the same graph with the float weights put back (only
+activations quantized) and with the activation Q/DQ pairs bypassed (only weights quantized).
+Each is run on the validation samples against the golden outputs; the worse one names the cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from bot import metrics as M
+
+DQ_SUFFIX = "_DequantizeLinear_Output"
+
+
+@dataclass
+class Attribution:
+    weights_only_cosine: float  # activations in float: the error the quantized weights alone make
+    activations_only_cosine: float  # weights in float: the error the quantized activations alone make
+
+    @property
+    def cause(self) -> str:
+        """'weights' or 'activations': the half whose quantization alone loses more."""
+        w, a = _err(self.weights_only_cosine), _err(self.activations_only_cosine)
+        return "weights" if w > a else "activations"
+
+    def to_dict(self) -> dict:
+        return {"weights_only_cosine": _round(self.weights_only_cosine),
+                "activations_only_cosine": _round(self.activations_only_cosine), "cause": self.cause}
+
+
+def _err(c: float) -> float:
+    return 2.0 if c is None or np.isnan(c) else 1.0 - c
+
+
+def _round(v: float) -> float:
+    return round(float(v), 6) if np.isfinite(v) else float(v)
+
+
+def float_weights(qdq: onnx.ModelProto, float_model: onnx.ModelProto) -> onnx.ModelProto:
+    """The QDQ graph with every dequantized initializer replaced by the float graph's original."""
+    originals = {i.name: i for i in float_model.graph.initializer}
+    inits = {i.name for i in qdq.graph.initializer}
+    m = onnx.ModelProto()
+    m.CopyFrom(qdq)
+    nodes, added = [], []
+    for n in m.graph.node:
+        name = n.output[0][: -len(DQ_SUFFIX)] if n.output[0].endswith(DQ_SUFFIX) else ""
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and name in originals:
+            t = onnx.TensorProto()
+            t.CopyFrom(originals[name])
+            t.name = f"{name}__float"
+            added.append(t)
+            nodes.append(helper.make_node("Identity", [t.name], [n.output[0]], name=f"{n.name}__float"))
+        else:
+            nodes.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    m.graph.initializer.extend(added)
+    return m
+
+
+def float_activations(qdq: onnx.ModelProto) -> onnx.ModelProto:
+    """The QDQ graph with every activation's Quantize→Dequantize pair bypassed."""
+    inits = {i.name for i in qdq.graph.initializer}
+    q_src = {n.output[0]: n.input[0] for n in qdq.graph.node
+             if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+    m = onnx.ModelProto()
+    m.CopyFrom(qdq)
+    nodes = []
+    for n in m.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in q_src:
+            nodes.append(helper.make_node("Identity", [q_src[n.input[0]]], [n.output[0]], name=f"{n.name}__float"))
+        elif n.op_type == "QuantizeLinear" and n.output[0] in q_src:
+            continue  # its only reader was the Dequantize just bypassed
+        else:
+            nodes.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    return m
+
+
+def _worst_cosine(model: onnx.ModelProto, feeds: list[dict], golden: list[dict]) -> float:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    wanted = [i.name for i in sess.get_inputs()]
+    names = [o.name for o in sess.get_outputs()]
+    worst = 1.0
+    for f, g in zip(feeds, golden):
+        outs = dict(zip(names, sess.run(None, {k: v for k, v in f.items() if k in wanted})))
+        for name, ref in g.items():
+            if name in outs:
+                c = M.cosine(ref, outs[name])
+                worst = c if np.isnan(c) or c < worst else worst
+                if np.isnan(worst):
+                    return worst
+    return worst
+
+
+def attribute(float_path: Path, qdq_path: Path, feeds: list[dict], golden: list[dict]) -> Attribution | None:
+    """Both halves measured on the CPU; None when the QDQ graph cannot be split this way."""
+    try:
+        qdq, fl = onnx.load(str(qdq_path)), onnx.load(str(float_path))
+        w = _worst_cosine(float_activations(qdq), feeds, golden)
+        a = _worst_cosine(float_weights(qdq, fl), feeds, golden)
+    except Exception:  # noqa: BLE001 — a graph the split does not fit orders by the catalogue instead
+        return None
+    return Attribution(weights_only_cosine=w, activations_only_cosine=a)

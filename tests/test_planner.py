@@ -1,0 +1,274 @@
+"""The repair planner spends its budget where it can act: order by where the error is, no attempt
+for a repair that would change nothing, follow-ups for the failure a discarded repair exposed,
+"kept" meaning what the final state holds, and the budget's end reserved for untried precisions.
+
+The loop's decisions are tested two ways: on real runs of tiny models (attribution, dry-run
+rewrites, fp16 reached within the budget on the HTP) and on scripted outcomes, where a table
+says what each state's run gives, so one decision can be checked without compiling a model."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import backends
+from bot.pipeline import RunOutcome
+from bot.records import Failure, FailureKind, RejectedNode, StageResult
+from bot.repair.catalogue import RepairState
+from bot.repair.loop import RepairLoop
+from bot.spec import load_spec
+from tests.conftest import write_model
+from tests.test_repair_loop import OUTLIER
+
+STAGES = ["load", "export", "optimize", "compat", "quantize", "compile", "validate", "package"]
+CPU_STAGES = ["load", "export", "optimize", "quantize"]
+
+# A depthwise conv reads one input channel scaled to 1/20 with a weight 20× the others: its output
+# is ordinary, but one per-tensor weight scale for the layer rounds every other channel's weights
+# to a few levels. The error is in the weights; per-channel scales are its fix.
+WEIGHT_SPREAD = '''
+import torch
+import torch.nn as nn
+
+
+class Spread(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        with torch.no_grad():
+            self.dw.weight[0].mul_(40.0)
+        self.register_buffer("s", torch.tensor([0.025, 1.0, 1.0, 1.0]).view(1, 4, 1, 1))
+
+    def forward(self, x):
+        return self.dw(x * self.s)
+
+
+def build():
+    torch.manual_seed(0)
+    return Spread().eval()
+'''
+
+
+def _loop(folder, out, workflow=None):
+    spec, folder = load_spec(folder)
+    return RepairLoop(spec, folder, out, backends.for_target(spec.target), workflow=workflow)
+
+
+def _accuracy(cosine: float) -> Failure:
+    return Failure("validate", FailureKind.ACCURACY, f"y below threshold (worst cosine {cosine})",
+                   details={"failing_outputs": ["y"], "metrics": {"y": {"cosine": cosine, "max_abs": 1.0}}})
+
+
+def _outcome(tmp_path, failure: Failure | None) -> RunOutcome:
+    """A run that passed every stage before the failing one (or all of them)."""
+    upto = STAGES.index(failure.stage) if failure else len(STAGES)
+    results = [StageResult(s, True) for s in STAGES[:upto]]
+    if failure:
+        results.append(StageResult(failure.stage, False, failure=failure))
+    return RunOutcome(results, failure, tmp_path)
+
+
+def _scripted(tmp_path, monkeypatch, spec: dict, table):
+    """A loop whose runs are answered by `table(quantize options) → Failure | None`."""
+    folder = write_model(tmp_path / "m", spec)
+    loop = _loop(folder, tmp_path / "o")
+    runs = []
+
+    def run_state(state, stop_after=None):
+        runs.append(state)
+        return _outcome(tmp_path, table(state.options.get("quantize", {})))
+
+    monkeypatch.setattr(loop, "run_state", run_state)
+    return loop, runs
+
+
+def test_a_failure_a_discarded_repair_exposes_is_followed_by_its_fix_combined(tmp_path, monkeypatch):
+    def table(q):
+        if q.get("per_channel") and q.get("weight_type") != "QInt8":
+            return Failure("quantize", FailureKind.ACCURACY, "1 bias tensor(s) saturate int32",
+                           details={"saturated_biases": [{"bias": "c1.bias", "elements": 1, "of": 8}]})
+        if q.get("per_channel"):
+            return None  # per-channel weights were the fix, once the bias fits
+        return _accuracy(0.9)
+
+    loop, _ = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                 "limits": {"repair_order": ["per-channel-weights"]}}, table)
+    result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
+    assert result.outcome.passed, result.stopped
+    first, second = result.attempts[:2]
+    assert first.repair == "per-channel-weights" and not first.improved  # it got less far: quantize failed
+    assert second.repair == "signed-weights" and second.follows == "per-channel-weights" and second.kept
+    assert result.state.options["quantize"] == {"per_channel": True, "weight_type": "QInt8"}
+    assert len(result.attempts) == 2
+
+
+def test_kept_counts_only_what_the_final_state_holds(tmp_path, monkeypatch):
+    def table(q):
+        if q.get("precision") == "fp16":
+            return None
+        return _accuracy(0.95 if q.get("per_channel") else 0.9)
+
+    loop, _ = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                 "limits": {"repair_order": ["per-channel-weights", "fp16-precision"]}},
+                        table)
+    result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
+    assert result.outcome.passed and [a.repair for a in result.attempts] == ["per-channel-weights", "fp16-precision"]
+    pc, fp16 = result.attempts
+    assert pc.improved and not pc.kept  # fp16 dropped per-channel weights: the final state no longer holds it
+    assert fp16.kept and "per_channel" not in result.state.options["quantize"]
+
+
+def test_the_last_attempt_goes_to_the_untried_precision_that_meets_the_bar(tmp_path, monkeypatch):
+    """Catalogue order would spend three attempts on 8-bit variants; the end of the budget is
+    reserved for w8a16 and then fp16, and fp16 is where this bar is met."""
+    def table(q):
+        return None if q.get("precision") == "fp16" else _accuracy(0.97 if q.get("precision") == "w8a16" else 0.9)
+
+    loop, runs = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                    "limits": {"repair_attempts": 3, "order": "catalogue"}}, table)
+    monkeypatch.setattr(loop, "localize", lambda outcome, on_device=False: [])
+    result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
+    assert result.outcome.passed, result.stopped
+    assert [r.options["quantize"].get("precision", "w8a8") for r in runs][-2:] == ["w8a16", "fp16"]
+    assert len(result.attempts) <= 3 and result.stopped == "passed"
+
+
+def test_patience_is_a_limit_and_does_not_end_the_search_before_an_untried_precision(tmp_path, monkeypatch):
+    def table(q):
+        return None if q.get("precision") == "fp16" else _accuracy(0.9)
+
+    loop, runs = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                    "limits": {"repair_attempts": 10, "patience": 1,
+                                                               "repair_order": ["per-channel-weights"]}}, table)
+    result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
+    assert loop.limits.patience == 1
+    # one idle attempt, then the ladder: w8a16, then (idle again) fp16, which passes
+    assert result.outcome.passed and len(result.attempts) == 3, [a.repair for a in result.attempts]
+    assert [a.repair for a in result.attempts] == ["per-channel-weights", "w8a16-all", "fp16-precision"]
+
+
+def test_patience_ends_the_search_when_no_precision_is_left(tmp_path, monkeypatch):
+    loop, _ = _scripted(tmp_path, monkeypatch, {"target": {"precision": "fp16"},
+                                                 "limits": {"repair_attempts": 10, "patience": 1}},
+                        lambda q: _accuracy(0.9))
+    monkeypatch.setattr(loop, "plan", lambda failure, state, best: [
+        (__import__("bot.repair.catalogue", fromlist=["all_repairs"]).all_repairs()["calibration-percentile"],
+         state.with_option("quantize", "calibrate_method", "entropy"))])
+    result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
+    assert not result.outcome.passed and len(result.attempts) == 1 and result.stopped == "no progress in 1 attempts"
+
+
+def test_repairs_that_cannot_act_are_not_proposed(tmp_path):
+    folder = write_model(tmp_path / "m")
+    loop = _loop(folder, tmp_path / "o", workflow=["load", "export", "optimize"])
+    best = loop.run_state(RepairState())
+    assert best.passed
+    # a Resize refused by the backend, in a graph that has no Resize: resize-to-htp would rewrite
+    # nothing, and fp16 cannot help a node refused on the float graph
+    rejected = Failure("compat", FailureKind.OP_REJECTED, "1 node rejected",
+                       nodes=[RejectedNode("/up/Resize", "Resize", "QNN Resize: unsupported mode")])
+    ids = [r.id for r, _ in loop.plan(rejected, RepairState(), best)]
+    assert "resize-to-htp" not in ids and "fp16-precision" not in ids
+    assert loop.rewrite_count(best, "resize-to-htp") == 0
+    # the same refusal at compile time (after quantization) may be answered by fp16
+    at_compile = Failure("compile", FailureKind.OP_REJECTED, "1 node rejected", nodes=rejected.nodes)
+    assert "fp16-precision" in [r.id for r, _ in loop.plan(at_compile, RepairState(), best)]
+
+
+def _resize_model(folder):
+    """An ONNX nearest Resize in a form the HTP refuses (asymmetric + round_prefer_floor)."""
+    import numpy as np
+    import onnx
+    import yaml
+    from onnx import helper as h
+
+    F = onnx.TensorProto.FLOAT
+    node = h.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest", name="up",
+                       coordinate_transformation_mode="asymmetric", nearest_mode="round_prefer_floor")
+    g = h.make_graph([node], "g", [h.make_tensor_value_info("x", F, [1, 3, 4, 4])],
+                     [h.make_tensor_value_info("y", F, [1, 3, 8, 8])],
+                     [onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")])
+    folder.mkdir(parents=True)
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), str(folder / "model.onnx"))
+    (folder / "aipc.yaml").write_text(yaml.safe_dump({"name": "up", "onnx": "model.onnx", "outputs": ["y"],
+                                                      "inputs": [{"name": "x", "shape": [1, 3, 4, 4]}],
+                                                      "validation": {"samples": 1}}))
+    return folder
+
+
+def test_a_rule_that_matches_the_graph_is_still_proposed(tmp_path):
+    loop = _loop(_resize_model(tmp_path / "m"), tmp_path / "o", workflow=["load", "export", "optimize"])
+    best = loop.run_state(RepairState())
+    assert best.passed, best.failure
+    rejected = Failure("compat", FailureKind.OP_REJECTED, "1 node rejected",
+                       nodes=[RejectedNode("up", "Resize", "QNN EP: ResizeNearestNeighbor on the NPU does not support "
+                                                           "the combination of nearest_mode == 'ceil' or "
+                                                           "'round_prefer_floor' and transformation_mode == "
+                                                           "'asymmetric'.")])
+    assert loop.rewrite_count(best, "resize-to-htp") == 1
+    assert "resize-to-htp" in [r.id for r, _ in loop.plan(rejected, RepairState(), best)]
+
+
+@pytest.mark.parametrize("code,cause,first", [(WEIGHT_SPREAD, "weights", "per-channel-weights"),
+                                              (OUTLIER, "activations", "int16-localized")])
+def test_quant_repairs_are_ordered_by_where_the_error_is(tmp_path, code, cause, first):
+    spec = {"target": {"precision": "w8a8"}, "validation": {"samples": 2}}
+    if code == WEIGHT_SPREAD:
+        spec["inputs"] = [{"name": "x", "shape": [1, 4, 16, 16], "range": [0, 1]}]
+    folder = write_model(tmp_path / "m", spec, code=code)
+    loop = _loop(folder, tmp_path / "o", workflow=CPU_STAGES)
+    best = loop.run_state(RepairState())
+    att = loop.attribution(best)
+    assert att is not None and att.cause == cause, att
+    quant = [r.id for r, _ in loop.plan(_accuracy(0.5), RepairState(), best) if r.level == "quant"]
+    assert quant[0] == first, quant
+    assert quant[-1] == "fp16-precision"
+
+
+def test_limits_repair_order_comes_first(tmp_path):
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}, "validation": {"samples": 2},
+                                          "limits": {"repair_order": ["calibration-percentile"]}}, code=OUTLIER)
+    loop = _loop(folder, tmp_path / "o", workflow=CPU_STAGES)
+    best = loop.run_state(RepairState())
+    assert loop.plan(_accuracy(0.5), RepairState(), best)[0][0].id == "calibration-percentile"
+
+
+@pytest.mark.htp
+def test_a_bar_only_fp16_meets_ends_deployed_at_fp16_within_the_attempt_budget(tmp_path):
+    """Issue 14: an SQNR bar 8-bit weights cannot reach (w8a8 and w8a16 both miss it, fp16 meets
+    it). With three attempts the loop must end deployed at fp16, not at 'attempt limit'."""
+    from bot.deploy import deploy
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "auto"},
+                                          "validation": {"samples": 2, "outputs": {"y": {"sqnr_min_db": 52}}},
+                                          "limits": {"repair_attempts": 3, "llm_budget_usd": 0}})
+    outcome = deploy(folder, out_dir=tmp_path / "o")
+    assert outcome.passed, outcome.failure and outcome.failure.message
+    q = outcome.result("quantize").metrics
+    assert q["precision"] == "fp16"
+    repairs = outcome.manifest["repairs"]
+    assert 1 <= len(repairs) <= 3 and repairs[-1]["repair"] == "fp16-precision" and repairs[-1]["kept"]
+    tried = [r["after"] for r in repairs]
+    assert all(not t["passed"] for t in tried[:-1])  # nothing cheaper met the bar
+
+
+@pytest.mark.htp
+@pytest.mark.parametrize("screen,first", [(0, "int16-localized"), (3, "per-channel-weights")])
+def test_screening_on_the_cpu_simulation_sends_the_likely_winner_to_the_device_first(tmp_path, screen, first):
+    """In catalogue order the first quant candidate is 16-bit activations; the error is in the
+    weights. Screening the first three on the CPU QDQ simulation sends per-channel to the HTP first."""
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"},
+                                          "inputs": [{"name": "x", "shape": [1, 4, 16, 16], "range": [0, 1]}],
+                                          "validation": {"samples": 2, "outputs": {"y": {"sqnr_min_db": 30}}},
+                                          "limits": {"order": "catalogue", "screen": screen, "repair_attempts": 3}},
+                         code=WEIGHT_SPREAD)
+    loop = _loop(folder, tmp_path / "o")
+    first_run = loop.run_state(RepairState())
+    assert first_run.failure is not None and first_run.failure.stage == "validate", first_run.failure
+    result = loop.run(first_run)
+    assert result.attempts[0].repair == first
+    if screen:
+        assert len(result.screened) == 3 and result.screened[0]["repair"] == "int16-localized"
+        best = max(result.screened, key=lambda s: s["host_cosine"] or -2)
+        assert best["repair"] == "per-channel-weights"
+    else:
+        assert result.screened == []
