@@ -83,7 +83,8 @@ import numpy as np
 
 def answer(outputs):
     scores = outputs["logits"][0]
-    return {"label": int(np.argmax(scores)), "scores": scores}
+    e = np.exp(scores - scores.max())
+    return {"label": int(np.argmax(scores)), "scores": scores, "probs": e / e.sum()}
 '''
 
 
@@ -152,7 +153,8 @@ def quadrants(tmp_path_factory) -> Path:
 
 
 METRICS = [{"kind": "label", "key": "label", "min": 0.99, "label_drop_max": 0.0},
-           {"kind": "topk", "key": "scores", "k": 2, "min": 0.99}]
+           {"kind": "topk", "key": "scores", "k": 2, "min": 0.99},
+           {"kind": "decisions", "key": "probs", "threshold": 0.5, "min": 0.99}]
 
 
 def _run(folder: Path, out: Path):
@@ -174,12 +176,18 @@ def test_data_files_preprocess_postprocess_and_task_metrics_on_the_htp(quadrants
 
     task = stages["validate"]["metrics"]["task"]
     assert task["samples"] == 8 and task["labelled"]
-    label, topk = task["metrics"]
+    label, topk, decisions = task["metrics"]
     agree = next(f for f in label["figures"] if f["name"] == "agreement with FP32")
     acc = next(f for f in label["figures"] if f["name"].startswith("accuracy vs labels"))
     assert agree["deployed"] == 1.0 and agree["passed"]
     assert acc["fp32"] == 1.0 and acc["deployed"] == 1.0 and acc["delta"] == 0.0  # the net learned the task
     assert topk["passed"] and topk["figures"][0]["deployed"] == 1.0
+    assert decisions["passed"] and decisions["figures"][0]["name"] == "frames decided alike (32)"
+    assert "not compared" in decisions["note"]  # class-id labels are not per-frame decisions
+    # one rendered sample (the probabilities as a curve), copied beside the report's other plots
+    assert stages["validate"]["artifacts"]["task_sample"] == "task_sample.png"
+    render.html_report(manifest, out / "report")
+    assert (out / "report" / "task_sample.png").read_bytes() == (out / "validate" / "task_sample.png").read_bytes()
     answers = json.loads((out / "validate" / "answers.json").read_text())["samples"]
     assert [a["file"] for a in answers] == load["validation_files"]
     assert [a["fp32"]["label"] for a in answers] == [k % 4 for k in range(8)]

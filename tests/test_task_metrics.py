@@ -162,3 +162,62 @@ def test_a_nan_figure_never_passes_its_bar():
     res = run({"kind": "ranking", "min": 0.0, "spearman_min": 0.0}, [np.ones(3)] * 3, [np.ones(3)] * 3)
     sp = fig(res, "Spearman")
     assert math.isnan(sp.deployed) and sp.passed is False
+
+
+def test_labels_keyed_like_the_answer_and_labels_that_do_not_fit_a_metric():
+    """A dict label is picked by the metric's key; a class id is no per-frame label (said, not compared)."""
+    task = TaskSpec.model_validate({"metrics": [{"kind": "label", "key": "cls"},
+                                                {"kind": "decisions", "key": "probs", "threshold": 0.5}]})
+    fp32 = [{"cls": 1, "probs": np.array([0.9, 0.1])}, {"cls": 0, "probs": np.array([0.2, 0.8])}]
+    res = evaluate(task, fp32, fp32, [{"cls": 1}, {"cls": 1}], None)
+    acc = fig(res[0], "accuracy vs labels")
+    assert acc.fp32 == 0.5 and acc.deployed == 0.5
+    plain_labels = evaluate(task, fp32, fp32, [1, 1], None)
+    assert fig(plain_labels[0], "accuracy vs labels").fp32 == 0.5
+    assert [f.name for f in plain_labels[1].figures] == ["frames decided alike (4)"]
+    assert "not compared" in plain_labels[1].note
+
+
+def _png(path, size=(64, 48)):
+    from PIL import Image
+
+    Image.new("RGB", size, (40, 40, 40)).save(path)
+    return path
+
+
+def _pixels(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int32)
+
+
+def _magenta(px) -> int:
+    """Pixels near the deployed boxes' colour (#bf3989)."""
+    return int(np.sum((np.abs(px[..., 0] - 0xbf) < 40) & (np.abs(px[..., 1] - 0x39) < 40) & (np.abs(px[..., 2] - 0x89) < 40)))
+
+
+def test_boxes_are_drawn_on_the_photo(tmp_path):
+    from bot.report import plots
+
+    photo = _png(tmp_path / "photo.png")
+    box = [{"box": [8, 8, 40, 30], "score": 0.9, "label": "car"}]
+    plots.detections_on_photo(photo, box, [], tmp_path / "fp32_only.png", "t")
+    plots.detections_on_photo(photo, box, box, tmp_path / "both.png", "t")
+    assert _magenta(_pixels(tmp_path / "both.png")) > 50 and _magenta(_pixels(tmp_path / "fp32_only.png")) < 10
+    # normalized coordinates land on the same place as pixel ones
+    norm = [{"box": [8 / 64, 8 / 48, 40 / 64, 30 / 48], "score": 0.9, "label": "car"}]
+    plots.detections_on_photo(photo, box, norm, tmp_path / "norm.png", "t")
+    assert np.mean(np.abs(_pixels(tmp_path / "norm.png") - _pixels(tmp_path / "both.png"))) < 1.0
+    # the same figures give the same bytes (a re-run makes no new commit)
+    plots.detections_on_photo(photo, box, box, tmp_path / "again.png", "t")
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "both.png").read_bytes()
+
+
+def test_a_curve_over_time_shows_where_the_deployed_model_departs(tmp_path):
+    from bot.report import plots
+
+    f0 = np.array([220.0, 221, np.nan, 223, 224])
+    plots.curve_over_time(f0, f0, tmp_path / "same.png", "t", "Hz")
+    plots.curve_over_time(f0, f0 * np.array([1, 1, 1, 2, 1]), tmp_path / "off.png", "t", "Hz")
+    assert (tmp_path / "same.png").read_bytes() != (tmp_path / "off.png").read_bytes()
+    assert _magenta(_pixels(tmp_path / "off.png")) > 0

@@ -186,7 +186,7 @@ def _statuses(manifest: dict) -> list[Status]:
 
 
 def image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
-    from bot.report.plots import LAYERS_PNG, SECONDS_PNG
+    from bot.report.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
 
     def url(name: str) -> str:
         path = f"{prefix}/report/{name}"
@@ -195,6 +195,8 @@ def image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
     images = {"seconds": url(SECONDS_PNG)}
     if (deployment_dir / "report" / LAYERS_PNG).exists():
         images["layers"] = url(LAYERS_PNG)
+    if (deployment_dir / "report" / TASK_PNG).exists():
+        images["task"] = url(TASK_PNG)
     html = f"{prefix}/report/index.html"
     links = {"HTML report": fg.blob_url(sha, html) if hasattr(fg, "blob_url") else html}
     return {"images": images, "links": links}

@@ -93,4 +93,84 @@ def render_all(manifest: dict, folder: Path) -> list[Path]:
         made.append(lay)
     elif (folder / LAYERS_PNG).exists():
         (folder / LAYERS_PNG).unlink()
+    task = task_sample(manifest, folder)
+    if task:
+        made.append(task)
     return made
+
+
+def task_sample(manifest: dict, folder: Path) -> Path | None:
+    """The validate stage's rendered task sample (it has the model folder's photo), beside the other
+    plots; the report folder sits in the deployment folder, next to `validate/`."""
+    import shutil
+
+    src = folder.parent / "validate" / TASK_PNG
+    val = next((s for s in manifest.get("stages") or [] if s.get("stage") == "validate"), None)
+    listed = TASK_PNG in ((val or {}).get("artifacts") or {}).values()
+    if listed and src.is_file():
+        shutil.copyfile(src, folder / TASK_PNG)
+        return folder / TASK_PNG
+    if (folder / TASK_PNG).exists():
+        (folder / TASK_PNG).unlink()
+    return None
+
+
+# ------------------------------------------------------------------ one rendered task sample
+
+TASK_PNG = "task_sample.png"
+
+
+def detections_on_photo(image: Path | None, fp32: list[dict], deployed: list[dict], path: Path,
+                        title: str) -> Path:
+    """FP32's boxes (green, dashed) and the deployed model's (magenta) on the validation photo."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    scale = (1.0, 1.0)
+    if image is not None:
+        from PIL import Image
+
+        with Image.open(image) as im:
+            ax.imshow(im.convert("RGB"))
+            coords = [v for d in fp32 + deployed for v in d["box"]]
+            if coords and max(abs(v) for v in coords) <= 1.5:  # normalized boxes: to the photo's pixels
+                scale = (float(im.width), float(im.height))
+    else:
+        ax.invert_yaxis()
+    for dets, color, ls, who in ((fp32, "#2da44e", "--", "FP32"), (deployed, "#bf3989", "-", "deployed")):
+        for k, d in enumerate(dets):
+            x1, y1, x2, y2 = (v * scale[j % 2] for j, v in enumerate(d["box"]))
+            ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, ls=ls, lw=1.5,
+                                       label=who if k == 0 else None))
+            ax.text(x1, y1 if who == "FP32" else y2, f"{d.get('label', '')} {float(d.get('score', 0)):.2f}",
+                    color=color, fontsize=7, va="bottom" if who == "FP32" else "top")
+    if image is None:
+        ax.autoscale_view()
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=7)
+    ax.axis("off")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def curve_over_time(fp32, deployed, path: Path, title: str, ylabel: str, threshold: float | None = None) -> Path:
+    """FP32 and deployed values per frame (pitch, speech probability); NaN frames stay gaps."""
+    import numpy as np
+
+    plt = _plt()
+    f = np.asarray(fp32, dtype=np.float64).ravel()
+    d = np.asarray(deployed, dtype=np.float64).ravel()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(f, color="#2da44e", lw=2, label="FP32")
+    ax.plot(d, color="#bf3989", lw=1, ls="--", label="deployed")
+    if threshold is not None:
+        ax.axhline(threshold, color="#6e7781", lw=0.8, ls=":", label=f"threshold {threshold:g}")
+    ax.set_xlabel("frame")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path

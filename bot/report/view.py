@@ -160,7 +160,8 @@ def task_view(m: dict) -> dict | None:
             "passed": all(r.get("passed") for r in task.get("metrics") or []),
             "disagree": [{"metric": r.get("metric"), "files": r.get("disagree") or [],
                           "count": r.get("disagree_count", len(r.get("disagree") or []))}
-                         for r in task.get("metrics") or [] if r.get("disagree")]}
+                         for r in task.get("metrics") or [] if r.get("disagree")],
+            "notes": [{"metric": r.get("metric"), "note": r["note"]} for r in task.get("metrics") or [] if r.get("note")]}
 
 
 def data_view(m: dict) -> dict | None:

@@ -95,6 +95,8 @@ class ValidateStage(Stage):
         arts = {"outputs": "outputs.npz", "metrics": "metrics.json"}
         if task is not None:
             metrics["task"], arts["answers"] = task, "answers.json"
+            if task.get("sample_plot"):
+                arts["task_sample"] = task["sample_plot"]
             checks += task_checks
         write_json(work / "metrics.json", metrics)
         res = self.result(arts, checks, metrics)

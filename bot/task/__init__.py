@@ -52,12 +52,20 @@ def evaluate(task: TaskSpec, fp32: list, deployed: list, labels: list | None, fo
         f = [pick(a, m.key, m.label) for a in fp32]
         d = [pick(a, m.key, m.label) for a in deployed]
         try:
-            out.append(KINDS[m.kind](m, f, d, labels, folder))
+            out.append(KINDS[m.kind](m, f, d, labels_for(m, labels), folder))
         except (ValueError, TypeError, KeyError, IndexError) as e:
             raise BadInput(f"task metric {m.label!r} ({m.kind}) cannot read the answers: {e}",
                            where=f"aipc.yaml (task.metrics[{i}])",
                            hint="check what task.postprocess returns for this kind") from None
     return out
+
+
+def labels_for(metric, labels: list | None) -> list | None:
+    """A metric's labels: a label that is a dict is keyed like the answer (`key:` picks the field, a
+    missing field is no label); any other label is the answer itself."""
+    if labels is None or metric.key is None:
+        return labels
+    return [lab.get(metric.key) if isinstance(lab, dict) else lab for lab in labels]
 
 
 def check(task: TaskSpec, folder: Path, fp32_outputs: list[dict], deployed_outputs: list[dict],

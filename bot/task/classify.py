@@ -42,7 +42,7 @@ def topk(m: TopkMetric, fp32: list, deployed: list, labels: list | None, folder)
     hits = [int(np.argmax(a)) in t for a, t in zip(f, top)]
     figs = [Figure(f"FP32 top-1 within deployed top-{k}", float(np.mean(hits)), threshold=m.min),
             Figure("top-1 agreement with FP32", float(np.mean([np.argmax(a) == np.argmax(b) for a, b in zip(f, d)])))]
-    idx = _labelled(labels)
+    idx = [i for i in _labelled(labels) if isinstance(labels[i], int) and not isinstance(labels[i], bool)]
     if idx:
         lab = {i: int(labels[i]) for i in idx}
         figs.append(_accuracy_figure(f"top-1 accuracy vs labels ({len(idx)})", [int(np.argmax(f[i])) == lab[i] for i in idx],
@@ -61,9 +61,20 @@ def decisions(m: DecisionsMetric, fp32: list, deployed: list, labels: list | Non
             raise ValueError(f"sample {i}: FP32 gives {a.size} decisions, the deployed model {b.size}")
     frames = np.concatenate([a == b for a, b in zip(f, d)])
     figs = [Figure(f"frames decided alike ({frames.size})", float(np.mean(frames)), threshold=m.min)]
-    idx = _labelled(labels)
-    if idx:
-        truth = {i: np.asarray(labels[i], dtype=np.float64).ravel() >= 0.5 for i in idx}
+    idx, note = _labelled(labels), ""
+    truth = {i: np.asarray(labels[i], dtype=np.float64).ravel() >= 0.5 for i in idx if _numeric(labels[i])}
+    if idx and all(i in truth and truth[i].shape == f[i].shape for i in idx):
         figs.append(_accuracy_figure("frame accuracy vs labels", np.concatenate([f[i] == truth[i] for i in idx]).tolist(),
                                      np.concatenate([d[i] == truth[i] for i in idx]).tolist(), m.label_drop_max))
-    return MetricResult(m.label, m.kind, figs, len(f), [i for i, (a, b) in enumerate(zip(f, d)) if not np.array_equal(a, b)])
+    elif idx:
+        note = "the labels are not one 0/1 value per frame of these answers; not compared with them"
+    return MetricResult(m.label, m.kind, figs, len(f), [i for i, (a, b) in enumerate(zip(f, d)) if not np.array_equal(a, b)],
+                        note=note)
+
+
+def _numeric(x) -> bool:
+    try:
+        np.asarray(x, dtype=np.float64)
+        return True
+    except (TypeError, ValueError):
+        return False

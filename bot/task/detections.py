@@ -9,7 +9,7 @@ from bot.task.answers import plain
 from bot.task.records import Figure, MetricResult
 
 
-def _boxes(answer, where: str) -> list[dict]:
+def boxes(answer, where: str) -> list[dict]:
     out = []
     for k, det in enumerate(plain(answer) or []):
         if not isinstance(det, dict) or "box" not in det or len(det["box"]) != 4:
@@ -39,8 +39,8 @@ def match(ref: list[dict], got: list[dict], bar: float, same_label: bool) -> lis
 
 
 def detections(m: DetectionsMetric, fp32: list, deployed: list, labels: list | None, folder) -> MetricResult:
-    f = [_boxes(a, f"FP32 answer {i}") for i, a in enumerate(fp32)]
-    d = [_boxes(a, f"deployed answer {i}") for i, a in enumerate(deployed)]
+    f = [boxes(a, f"FP32 answer {i}") for i, a in enumerate(fp32)]
+    d = [boxes(a, f"deployed answer {i}") for i, a in enumerate(deployed)]
     pairs = [match(a, b, m.iou, m.same_label) for a, b in zip(f, d)]
     n_f, n_d, n_m = sum(map(len, f)), sum(map(len, d)), sum(map(len, pairs))
     changes = [abs(f[s][i]["score"] - d[s][j]["score"]) for s, ps in enumerate(pairs) for i, j in ps]
@@ -52,7 +52,7 @@ def detections(m: DetectionsMetric, fp32: list, deployed: list, labels: list | N
             Figure("boxes", float(n_d), fp32=float(n_f))]
     idx = [i for i, lab in enumerate(labels or []) if lab is not None]
     if idx:
-        truth = {i: _boxes(labels[i], f"labels[{i}]") for i in idx}
+        truth = {i: boxes(labels[i], f"labels[{i}]") for i in idx}
         n_t = sum(len(truth[i]) for i in idx)
         rec = lambda ans: sum(len(match(truth[i], ans[i], m.iou, m.same_label)) for i in idx) / n_t if n_t else 1.0
         figs.append(Figure(f"recall vs labelled boxes ({n_t})", rec(d), fp32=rec(f)))

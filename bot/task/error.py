@@ -35,7 +35,8 @@ def error(m: ErrorMetric, fp32: list, deployed: list, labels: list | None, folde
             Figure(f"median error vs FP32{unit}", float(np.percentile(e, 50, method="higher")) if e.size else 0.0, op="≤", unit=m.unit),
             Figure(f"99th percentile error vs FP32{unit}", float(np.percentile(e, 99, method="higher")) if e.size else 0.0, op="≤",
                    unit=m.unit)]
-    idx = [i for i, lab in enumerate(labels or []) if lab is not None]
+    idx = [i for i, lab in enumerate(labels or []) if lab is not None
+           and np.size(np.asarray(lab, dtype=object)) == np.size(np.asarray(fp32[i], dtype=object))]
     if idx:
         def mean_err(ans):
             x = np.concatenate([errors(m, labels[i], ans[i]) for i in idx])

@@ -32,10 +32,53 @@ def validate_task(ctx, golden: list[dict], outputs: list[dict], work: Path) -> t
             what = f"task {r.metric}: {f.name}" + (" (drop)" if f.judged == "drop" else "")
             checks.append(Check(what, bool(f.passed), _r(value), f.threshold,
                                 detail=_disagree(r.disagree, names) if not f.passed else ""))
+    plot = render_sample(ctx, outcome, names, work)
     metrics = {"samples": len(golden), "postprocess": task.postprocess, "labelled": data.get("labels") is not None,
+               **({"sample_plot": plot} if plot else {}),
                "metrics": [dict(r.to_dict(), disagree=[names[i] for i in r.disagree][:20], disagree_count=len(r.disagree))
                            for r in outcome.results]}
     return metrics, checks, outcome.failing
+
+
+PLOTTED = ("detections", "error", "decisions")
+
+
+def render_sample(ctx, outcome, names: list[str], work: Path) -> str | None:
+    """One sample where a picture says more than the table: boxes on the photo, a curve over time.
+    The sample shown is the first one that disagrees with FP32 (else the first one)."""
+    from bot.report import plots
+    from bot.task.answers import pick
+
+    for m, r in zip(ctx.spec.task.metrics, outcome.results):
+        if m.kind not in PLOTTED:
+            continue
+        i = r.disagree[0] if r.disagree else 0
+        f, d = pick(outcome.fp32_answers[i], m.key, m.label), pick(outcome.deployed_answers[i], m.key, m.label)
+        title = f"{m.label}: {names[i]} ({'differs from FP32' if r.disagree else 'agrees with FP32'})"
+        path = work / plots.TASK_PNG
+        if m.kind == "detections":
+            from bot.task.detections import boxes
+
+            plots.detections_on_photo(_photo(ctx.model_dir, names[i]), boxes(f, "FP32"), boxes(d, "deployed"),
+                                      path, title)
+        elif m.kind == "error":
+            plots.curve_over_time(f, d, path, title, ylabel="Hz" if m.compare == "cents" else (m.unit or m.label))
+        else:
+            plots.curve_over_time(f, d, path, title, ylabel="probability", threshold=m.threshold)
+        return plots.TASK_PNG
+    return None
+
+
+def _photo(folder: Path, rel: str) -> Path | None:
+    """The validation file when PIL can open it as an image (else the boxes are drawn on blank axes)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(folder) / rel
+    try:
+        with Image.open(path):
+            return path
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
 
 
 def _disagree(idx: list[int], names: list[str]) -> str:
