@@ -274,3 +274,42 @@ def test_mse_clips_a_tail_that_minmax_stretches_for(tmp_path):
     assert err(mse) < 0.9 * err(mm)
     wide = activation_ranges(src, calib, "mse", default_bits=16)["y"]
     assert wide[1] - wide[0] > mse[1] - mse[0]
+
+
+@pytest.mark.htp
+def test_the_report_says_what_each_step_bought(tmp_path):
+    """Each repair attempt records precision · technique, latency and binary size; the PR body
+    shows them as one table, the run as defined first."""
+    from bot.deploy import deploy
+    from bot.report import pr_body
+    from tests.test_repair_loop import OUTLIER
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}}, code=OUTLIER)
+    out = tmp_path / "o"
+    assert deploy(folder, out_dir=out).passed
+    m = json.loads((out / "manifest.json").read_text())
+    first = m["repairs"][0]
+    assert first["before"]["technique"].startswith("w8a8 · per-channel · ")
+    assert "16-bit" in first["after"]["technique"]  # int16-localized: tensors moved to 16 bits
+    assert first["after"]["binary_bytes"] > 0 and first["after"]["latency_ms"] > 0
+    body = pr_body(m)
+    table = body[body.index("### What each step bought"):].split("\n\n")[1].splitlines()
+    assert table[2].startswith("| as defined |  | w8a8 · per-channel") and "❌" in table[2]
+    assert table[3].startswith("| 1 | int16-localized (kept) | w8a8 · per-channel") and "✅" in table[3]
+    assert "KiB" in table[3]
+
+
+@pytest.mark.parametrize("n", [16, 17])
+def test_calibration_ranges_see_every_sample(tmp_path, n):
+    """onnxruntime's CalibMaxIntermediateOutputs drops full batches unmeasured (16 samples in
+    batches of 16: "No data is collected"); every sample's extreme must reach the range."""
+    from bot.stages.quantize import encodings_of
+
+    src = _graph_file(tmp_path, lambda x: x * 2.0)
+    calib = [{"x": np.full((1, 256), 0.5, np.float32)} for _ in range(n)]
+    calib[0]["x"][0, 0] = 50.0  # the extreme sits in the first sample
+    out = tmp_path / "q.onnx"
+    quantize_with_ort(src, out, tmp_path, calib, QuantSettings("w8a8", calibrate_method="minmax"))
+    enc = encodings_of(onnx.load(str(out)))
+    y = enc.get("y") or enc.get("y_QuantizeLinear_Input")
+    assert y["scale"] == pytest.approx(100.0 / 255, rel=1e-3)
