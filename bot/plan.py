@@ -123,7 +123,10 @@ def plan(model: Path, *, out_dir: Path | None = None, engine: str | None = None)
     else:
         parts = [plan_part(spec, folder, out, backend)]
     path = folder / "aipc.yaml" if Path(model).is_dir() else Path(model)
-    return Plan(spec.name, str(path), backend.name, spec.model_dump(mode="json"), parts)
+    resolved = spec.model_dump(mode="json")
+    # the quantization section as it will run: older spellings and defaults folded in
+    resolved["quantization"].update(per_channel=spec.per_channel, calibrate_method=spec.calibrate_method)
+    return Plan(spec.name, str(path), backend.name, resolved, parts)
 
 
 __all__ = ["Plan", "PartPlan", "StagePlan", "default_workflow", "plan"]

@@ -289,7 +289,10 @@ def test_plan_runs_nothing_and_shows_the_resolved_definition(tmp_path):
     assert r.exit_code == 0, r.output
     plan = json.loads(r.output)
     assert plan["resolved"]["target"] == {"runtime": "qnn", "backend": "htp", "soc": "SM8650", "precision": "w8a16",
-                                          "engine": "auto", "per_channel": False}
+                                          "engine": "auto", "per_channel": None}
+    # per-channel weights by default (issue 14), shown resolved in the quantization section
+    assert plan["resolved"]["quantization"]["per_channel"] is True
+    assert plan["resolved"]["quantization"]["calibrate_method"] == "minmax"
     assert plan["resolved"]["calibration"]["samples"] == 8 and plan["resolved"]["export"]["opset"] == 17
     stages = plan["parts"][0]["stages"]
     assert [s["stage"] for s in stages] == ["load", "export", "optimize", "compat", "quantize", "compile", "validate",

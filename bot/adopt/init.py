@@ -21,7 +21,8 @@ from bot.adopt.discover import Found, discover, parse_input
 from bot.errors import BadInput
 from bot.spec.json_schema import SCHEMA_FILE
 from bot.spec.loader import SPEC_FILE, load_spec
-from bot.spec.schema import CalibrationSpec, LimitsSpec, Spec, TargetSpec, ValidationSpec
+from bot.spec.schema import (DEFAULT_CALIBRATE_METHOD, DEFAULT_PER_CHANNEL, CalibrationSpec, LimitsSpec, Spec,
+                             TargetSpec, ValidationSpec)
 from bot.targets import SOCS
 
 BOT_ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,10 @@ def render_definition(found: Found, name: str, header: str, outputs: list[str]) 
               _line("calibration:", "inputs the quantizer measures ranges on"),
               _line(f"  samples: {c.samples}", "random, in each input's range; or generator: calib.py:batches, "
                     "or files: [a.npz, …]"),
-              _line(f"  method: {c.method}", "minmax | entropy | percentile"),
+              _line("quantization:", "how the integer graph is made (docs/quantization.md)"),
+              _line(f"  per_channel: {str(DEFAULT_PER_CHANNEL).lower()}",
+                    "per-channel weight scales (Conv, ConvTranspose, Gemm, MatMul); false: per-tensor"),
+              _line(f"  calibrate_method: {DEFAULT_CALIBRATE_METHOD}", "minmax | entropy | percentile | mse"),
               "target:",
               f"  runtime: {t.runtime}",
               _line(f"  soc: {t.soc}", f"known: {', '.join(sorted(SOCS))}"),

@@ -31,7 +31,7 @@ OPTIONS: dict[tuple[str, str], Any] = {  # (stage, key) → allowed values (a tu
     ("optimize", "static_shapes"): bool,
     ("quantize", "precision"): ("w8a8", "w8a16", "fp16"),
     ("quantize", "per_channel"): bool,
-    ("quantize", "calibrate_method"): ("minmax", "entropy", "percentile"),
+    ("quantize", "calibrate_method"): ("minmax", "entropy", "percentile", "mse"),
 }
 
 
@@ -68,7 +68,7 @@ SCHEMAS = [
     _fn("set_option", "Set one stage knob: export.exporter (torchscript|dynamo), export.opset (11-22), "
         "optimize.rewrites (list of graph rule ids), optimize.static_shapes (bool), "
         "quantize.precision (w8a8|w8a16|fp16), quantize.per_channel (bool), "
-        "quantize.calibrate_method (minmax|entropy|percentile).",
+        "quantize.calibrate_method (minmax|entropy|percentile|mse).",
         {"stage": {"type": "string"}, "key": {"type": "string"}, "value": {}}, ["stage", "key", "value"]),
     _fn("rerun", "Run the pipeline with the pending state (unchanged stages are skipped) and see the outcome.", {}),
     _fn("give_up", "Stop: the failure needs a human. Say why in one paragraph.",

@@ -51,7 +51,7 @@ from bot.targets import SOCS
 ENV_VARS = ("QAIRT_SDK_ROOT", "QNN_SDK_ROOT", "SNPE_ROOT")
 DEFAULT_ROOTS = "/opt/qcom/aistack/qairt/*"
 ACT_BITS = {"w8a8": 8, "w8a16": 16}
-CALIBRATION = {"minmax": "min-max", "entropy": "entropy", "percentile": "percentile"}
+CALIBRATION = {"minmax": "min-max", "entropy": "entropy", "percentile": "percentile", "mse": "mse"}
 QNN_TOOLS = ("qairt-converter", "qairt-quantizer", "qnn-context-binary-generator", "qnn-net-run")
 SNPE_TOOLS = ("snpe-onnx-to-dlc", "snpe-dlc-quant", "snpe-dlc-graph-prepare", "snpe-net-run")
 TIMEOUT = float(os.environ.get("AIPC_SDK_TIMEOUT", "7200"))
@@ -252,8 +252,8 @@ class QairtSdkBackend:
         lst = calibration_list(req.calibration, io, work / "calibration")
         args = ["--input_list", lst, "--act_bitwidth", ACT_BITS[req.target.precision], "--weights_bitwidth", 8,
                 "--bias_bitwidth", 32]
-        if req.target.per_channel:
-            args.append("--use_per_channel_quantization")
+        if req.target.per_channel:  # conv weights per channel, MatMul / FullyConnected weights per row
+            args += ["--use_per_channel_quantization", "--use_per_row_quantization"]
         return args
 
     def _compile_qnn(self, req: CompileRequest, io: Q.GraphIO, work: Path, logs: Path) -> Path:

@@ -66,7 +66,7 @@ def expand(spec: Spec) -> list[Part]:
     for gname, g, where in graphs:
         gd = g.model_dump()
         one = dict(base, entry=gd["entry"], onnx=gd["onnx"], inputs=gd["inputs"], outputs=gd["outputs"])
-        for key in ("calibration", "validation", "export"):
+        for key in ("calibration", "validation", "export", "quantization"):
             if gd.get(key) is not None:
                 one[key] = gd[key]
         if isinstance(g, GraphSpec):

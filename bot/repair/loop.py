@@ -121,6 +121,9 @@ def summarize(outcome: RunOutcome) -> dict:
     c = outcome.result("compat")
     if c and "fallback_nodes" in c.metrics:
         d["fallback_nodes"] = c.metrics["fallback_nodes"]
+    from bot.repair.figures import step_figures
+
+    d.update(step_figures(outcome))  # precision, technique, latency, binary size: the report's step table
     return d
 
 

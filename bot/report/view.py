@@ -199,6 +199,25 @@ def _repair_rows(m: dict) -> list[dict]:
     return rows
 
 
+def _worst_cosine(summary: dict):
+    vals = [c for c in (summary.get("cosine") or {}).values() if _numeric(c)]
+    return min(vals) if vals else None
+
+
+def _step_rows(m: dict) -> list[dict]:
+    """Precision × technique → metric, latency, binary size: the run as defined, then each repair
+    attempt (from the figures the repair loop records; older manifests have none, and no table)."""
+    reps = all_repairs(m)
+    if not reps or not any((r.get("after") or {}).get("technique") for r in reps):
+        return []
+    runs = [("as defined", "", None, reps[0].get("before") or {})]
+    runs += [(f"{r.get('n')}", r.get("repair", "?"), bool(r.get("kept")), r.get("after") or {}) for r in reps]
+    return [{"step": step, "repair": repair, "kept": kept, "technique": d.get("technique") or d.get("precision") or "—",
+             "passed": d.get("passed"), "cosine": fmt(_worst_cosine(d)), "latency_ms": fmt(d.get("latency_ms"), 4),
+             "binary": kib(d["binary_bytes"]) if _numeric(d.get("binary_bytes")) else "—"}
+            for step, repair, kept, d in runs]
+
+
 def patch_name(r: dict) -> str:
     n = r.get("n") or 0
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in str(r.get("repair", "repair")))
@@ -267,6 +286,7 @@ def build(m: dict) -> dict:
         "latency_ms": next((s.get("metrics", {}).get("latency_ms_median") for s in stages
                             if s.get("stage") == "validate"), None),
         "repairs": _repair_rows(m),
+        "steps": _step_rows(m),
         "llm": _llm(m),
         "agent": m.get("agent") or {},
         "failure": _failure(m),

@@ -17,10 +17,12 @@ from bot.targets import SOCS
 
 class CompileStage(Stage):
     name = "compile"
-    depends_on = ("target",)
+    depends_on = ("target", "quantization", "calibration.method")
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
-        target = ctx.spec.target
+        opts = ctx.opts("quantize")
+        # the SDK quantizer reads per-channel from the target: the definition's choice or a repair's
+        target = ctx.spec.target.model_copy(update={"per_channel": opts.get("per_channel", ctx.spec.per_channel)})
         q = ctx.results["quantize"]
         req = CompileRequest(
             float_onnx=ctx.artifact("optimize", "onnx"),
@@ -29,7 +31,7 @@ class CompileStage(Stage):
             out_dir=work,
             calibration=stage_feeds(ctx, "calibration"),
             encodings=ctx.artifact("quantize", "encodings") if "encodings" in q.artifacts else None,
-            calibration_method=ctx.opts("quantize").get("calibrate_method", ctx.spec.calibration.method),
+            calibration_method=opts.get("calibrate_method", ctx.spec.calibrate_method),
             model_name=ctx.spec.name,
         )
         ctx.say(f"preparing the graph for HTP v{SOCS[target.soc].htp_arch} ({target.soc})")

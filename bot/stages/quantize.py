@@ -1,7 +1,11 @@
 """Stage 5, quantize: calibration → QDQ graph with onnxruntime's QNN quantization helpers.
 
 w8a8 / w8a16 go through `qnn_preprocess_model` + `get_qnn_qdq_config` + `quantize`; fp16 keeps the
-float graph (the HTP runs it in fp16). Repairs steer it through `options["quantize"]`:
+float graph (the HTP runs it in fp16). The definition's `quantization` section decides the
+defaults (`QuantSettings`): per-channel weight scales on Conv / ConvTranspose / Gemm / MatMul
+(trained weights need them), the range setting, tensors pinned to int16 or fp16; a trailing
+Softmax too fine for 8 bits gets a 16-bit output. `quantize_with_ort` is the engine boundary:
+(float graph, calibration, settings) → QDQ graph. Repairs steer it through `options["quantize"]`:
 `overrides` (tensor → {quant_type}) for mixed precision, `per_channel`, `calibrate_method`,
 `precision` (a different precision than the definition's, e.g. w8a8 → w8a16 or fp16),
 `min_real_range` (the smallest activation range the quantizer keeps; the QNN config's 1e-4
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +33,53 @@ from onnx import numpy_helper
 
 from bot import metrics as M
 from bot import samples as S
+from bot.errors import BadInput
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import carry_host_part
+from bot.stages import _ranges as R
 from bot.stages._onnx import cpu_outputs, stage_feeds
 from bot.stages.base import Stage, StageContext
+from bot.targets import SOCS
 
 ACTIVATION = {"w8a8": "QUInt8", "w8a16": "QUInt16"}
-CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy"}  # percentile and mse: bot.stages._ranges
+# weight input → channel axis of each op kind whose weights take per-channel scales on the HTP
+# (measured on the simulated HTP v68/v73/v75/v81 at w8a8 and w8a16: tests/test_quant_defaults.py)
+PER_CHANNEL_AXIS = {"Conv": lambda w, node: 0, "ConvTranspose": lambda w, node: 1,
+                    "Gemm": lambda w, node: 0 if _attr(node, "transB", 0) else 1,
+                    "MatMul": lambda w, node: len(w.dims) - 1}
+SHAPE_ONLY = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+BOUNDED_LEVELS_MIN = 16  # a Softmax output using fewer of its 255 8-bit steps than this gets 16 bits
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """What one quantization run is asked for, whatever engine makes the QDQ graph."""
+
+    precision: str  # w8a8 | w8a16
+    per_channel: bool = True
+    calibrate_method: str = "minmax"
+    tensor_types: dict[str, str] = field(default_factory=dict)  # tensor → onnxruntime QuantType name
+    float_tensors: tuple[str, ...] = ()  # tensors left float: their producers run in fp16 on the HTP
+    min_real_range: float | None = None
+    weight_type: str = "QUInt8"
+
+    @property
+    def technique(self) -> str:
+        """A short label of the choices, for the report's precision × technique table."""
+        parts = [self.precision, "per-channel" if self.per_channel else "per-tensor", self.calibrate_method]
+        if self.tensor_types:
+            parts.append(f"{len(self.tensor_types)} tensor(s) 16-bit")
+        if self.float_tensors:
+            parts.append(f"{len(self.float_tensors)} tensor(s) fp16")
+        if self.weight_type != "QUInt8":
+            parts.append(self.weight_type)
+        return " · ".join(parts)
 
 
 class QuantizeStage(Stage):
     name = "quantize"
-    depends_on = ("target", "calibration")
+    depends_on = ("target", "calibration", "quantization")
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         src = ctx.artifact("optimize", "onnx")
@@ -49,12 +89,11 @@ class QuantizeStage(Stage):
         if precision == "fp16":
             shutil.copyfile(src, out)
             return self.result({"onnx": "model.onnx"}, [Check("float graph kept for fp16 on HTP", True)],
-                               {"precision": "fp16"})
+                               {"precision": "fp16", "technique": "fp16"})
         calib = stage_feeds(ctx, "calibration")
+        settings, chosen = settings_for(ctx.spec, opts, precision, src, calib)
         try:
-            self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
-                           opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}),
-                           opts.get("min_real_range"), opts.get("weight_type", "QUInt8"))
+            quantize_with_ort(src, out, work, calib, settings)
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
                                       log=str(e)[-2000:])) from None
@@ -74,10 +113,13 @@ class QuantizeStage(Stage):
         sim = {name: round(M.cosine(M.concat([g[name] for g in golden]), M.concat([o[j] for o in outs])), 6)
                for j, name in enumerate(golden[0])}
         bits16 = sum(1 for e in encodings.values() if e["bits"] == 16)
+        per_channel = sum(1 for n in per_channel_weights(deployed).values() if n > 1)
         checks = [Check("QDQ graph written and runs on the CPU", True),
                   Check("no bias saturates int32", not saturated, [b["bias"] for b in saturated] or "none")]
-        metrics = {"precision": precision, "quantized_tensors": len(encodings), "int16_tensors": bits16,
-                   "overrides": sorted(opts.get("overrides", {})), "host_cosine": sim}
+        metrics = {"precision": precision, "technique": settings.technique, "per_channel": settings.per_channel,
+                   "calibrate_method": settings.calibrate_method, "calibration_samples": len(calib),
+                   "quantized_tensors": len(encodings), "int16_tensors": bits16, "per_channel_tensors": per_channel,
+                   "overrides": sorted(opts.get("overrides", {})), "chosen_overrides": chosen, "host_cosine": sim}
         if saturated:
             raise StageFailed(Failure(self.name, FailureKind.ACCURACY,
                                       f"{len(saturated)} bias tensor(s) saturate int32 (first: {saturated[0]['bias']}): "
@@ -85,39 +127,164 @@ class QuantizeStage(Stage):
                                       details={"saturated_biases": saturated}), checks, metrics)
         return self.result({"onnx": "model.onnx", "encodings": "encodings.json"}, checks, metrics)
 
-    @staticmethod
-    def _quantize(src: Path, out: Path, work: Path, calib, precision, per_channel, method, overrides,
-                  min_real_range=None, weight_type="QUInt8") -> None:
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize
-        from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
 
-        logging.getLogger().setLevel(logging.ERROR)
+def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[QuantSettings, dict[str, str]]:
+    """The definition's quantization section, the repairs' options on top, and the 16-bit outputs
+    the bot chooses itself (returned with the reason, for the manifest)."""
+    q = spec.quantization
+    model = onnx.load(str(src), load_external_data=False)
+    _check_override_names(q.overrides, model)
+    types = {t: "QUInt16" for t, p in q.overrides.items() if p == "int16"}
+    floats = tuple(t for t, p in q.overrides.items() if p == "fp16")
+    chosen: dict[str, str] = {}
+    if precision == "w8a8" and q.bounded_outputs_16bit and SOCS[spec.target.soc].int16:
+        for t, why in bounded_outputs(model, src, calib).items():
+            if t not in q.overrides:
+                types[t], chosen[t] = "QUInt16", why
+    types |= {t: o["quant_type"] for t, o in opts.get("overrides", {}).items()}
+    return QuantSettings(precision=precision, per_channel=opts.get("per_channel", spec.per_channel),
+                         calibrate_method=opts.get("calibrate_method", spec.calibrate_method), tensor_types=types,
+                         float_tensors=floats, min_real_range=opts.get("min_real_range"),
+                         weight_type=opts.get("weight_type", "QUInt8")), chosen
 
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self.it = iter(calib)
 
-            def get_next(self):
-                return next(self.it, None)
+def _check_override_names(overrides: dict[str, str], model: onnx.ModelProto) -> None:
+    if not overrides:
+        return
+    names = _tensor_names(model)
+    unknown = [t for t in overrides if t not in names]
+    if unknown:
+        import difflib
 
-        pre = work / "preprocessed.onnx"
-        src = _without_metadata(src, work / "no-metadata.onnx")
-        model_in = pre if qnn_preprocess_model(str(src), str(pre), fuse_layernorm=True) else src
-        init_overrides = {t: [{"quant_type": getattr(QuantType, o["quant_type"])}] for t, o in overrides.items()}
-        cfg = get_qnn_qdq_config(str(model_in), Reader(), calibrate_method=getattr(CalibrationMethod, CALIBRATION[method]),
-                                 activation_type=getattr(QuantType, ACTIVATION[precision]),
-                                 weight_type=getattr(QuantType, weight_type), per_channel=per_channel,
-                                 init_overrides=init_overrides or None)
-        if min_real_range is not None:  # the QNN config widens every range to ≥ 1e-4 by default
-            cfg.extra_options["MinimumRealRange"] = float(min_real_range)
-        cwd = os.getcwd()
-        try:  # the calibrator writes augmented models into the working directory
-            os.chdir(work)
-            quantize(str(model_in), str(out), cfg)
-        finally:
-            os.chdir(cwd)
-        for tmp in (pre, work / "no-metadata.onnx"):
-            tmp.unlink(missing_ok=True)
+        near = {t: difflib.get_close_matches(t, names, n=3, cutoff=0.4) for t in unknown}
+        listing = ", ".join(sorted(names)[:40]) + (f", … ({len(names)} in all)" if len(names) > 40 else "")
+        hints = "; ".join(f"{t!r}: did you mean {', '.join(map(repr, m))}?" for t, m in near.items() if m)
+        raise BadInput(f"no tensor named {', '.join(map(repr, unknown))} in the optimized graph "
+                       f"(optimize/model.onnx); its tensors: {listing}", where="quantization.overrides",
+                       hint=hints or None)
+
+
+def _tensor_names(model: onnx.ModelProto) -> list[str]:
+    g = model.graph
+    names = {i.name for i in g.input} | {i.name for i in g.initializer}
+    names |= {o for n in g.node for o in n.output if o}
+    return sorted(names)
+
+
+def _attr(node, name: str, default):
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _output_producer(model: onnx.ModelProto, output: str):
+    """The node that computes a graph output, looking through shape-only ops (Reshape, Flatten …)."""
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    node = made_by.get(output)
+    while node is not None and node.op_type in SHAPE_ONLY:
+        node = made_by.get(node.input[0])
+    return node
+
+
+def bounded_outputs(model: onnx.ModelProto, src: Path, calib) -> dict[str, str]:
+    """Graph outputs computed by a Softmax whose calibrated values use fewer than
+    BOUNDED_LEVELS_MIN of its 8-bit steps. onnxruntime fixes a quantized Softmax output to
+    [0, 1] (scale 1/255), so a 1000-way Softmax whose probabilities sit near 1e-3 (an untrained or
+    uncertain classifier) rounds to all zeros at 8 bits; at 16 bits the step is 1/65535."""
+    softmax_outputs = [o.name for o in model.graph.output
+                       if (n := _output_producer(model, o.name)) is not None and n.op_type == "Softmax"]
+    if not softmax_outputs or not calib:
+        return {}
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in sess.get_inputs()}
+    peak = dict.fromkeys(softmax_outputs, 0.0)
+    for feed in calib:
+        for name, value in zip(softmax_outputs, sess.run(softmax_outputs, {k: v for k, v in feed.items() if k in wanted})):
+            peak[name] = max(peak[name], float(np.max(value)))
+    return {name: f"trailing Softmax: calibrated maximum {p:.3g} is {p * 255:.2f} of its 8-bit steps (1/255)"
+            for name, p in peak.items() if p * 255 < BOUNDED_LEVELS_MIN}
+
+
+def per_channel_overrides(model: onnx.ModelProto, weight_type: str) -> dict[str, list[dict]]:
+    """Per-channel weight scales, named tensor by tensor for the op kinds in PER_CHANNEL_AXIS
+    (onnxruntime's global `per_channel` covers Conv, ConvTranspose and Gemm; its QNN config
+    turns MatMul per-tensor, though the HTP runs per-channel MatMul weights). A weight with one
+    channel stays per-tensor: onnxruntime refuses a per-axis scale of size one."""
+    from onnxruntime.quantization import QuantType
+
+    inits = {i.name: i for i in model.graph.initializer}
+    axes: dict[str, set[int]] = {}
+    for node in model.graph.node:
+        axis_of = PER_CHANNEL_AXIS.get(node.op_type)
+        if axis_of is None or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        w = inits[node.input[1]]
+        if len(w.dims) >= 2:
+            axes.setdefault(w.name, set()).add(axis_of(w, node))
+    # a weight shared by nodes that want different axes stays per-tensor
+    return {name: [{"axis": a, "quant_type": getattr(QuantType, weight_type)}]
+            for name, (a, *more) in ((n, sorted(s)) for n, s in axes.items())
+            if not more and inits[name].dims[a] > 1}
+
+
+def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSettings) -> None:
+    """The onnxruntime engine: QNN preprocessing, the QNN QDQ config, static quantization.
+    Other engines take the same arguments and write the same thing: a QDQ model at `out`."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+
+    logging.getLogger().setLevel(logging.ERROR)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    pre = work / "preprocessed.onnx"
+    src = _without_metadata(src, work / "no-metadata.onnx")
+    model_in = pre if qnn_preprocess_model(str(src), str(pre), fuse_layernorm=True) else src
+    model = onnx.load(str(model_in), load_external_data=False)
+    init_overrides: dict[str, list[dict]] = {}
+    if settings.per_channel:
+        init_overrides |= per_channel_overrides(model, settings.weight_type)
+    for t, qtype in settings.tensor_types.items():
+        init_overrides[t] = [{**(init_overrides.get(t) or [{}])[0], "quant_type": getattr(QuantType, qtype)}]
+    if settings.calibrate_method in R.METHODS:  # our ranges, handed to onnxruntime as rmin/rmax overrides
+        default_bits = 16 if settings.precision == "w8a16" else 8
+        bits = {t: 16 for t, q in settings.tensor_types.items() if q.endswith("16")}
+        ranges = R.activation_ranges(model_in, calib, settings.calibrate_method, bits, default_bits)
+        for t, r in R.range_overrides(model, ranges).items():
+            init_overrides[t] = [{**(init_overrides.get(t) or [{}])[0], **r}]
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    exclude = sorted({n.name for t in settings.float_tensors
+                      for n in ([made_by[t]] if t in made_by else consumers.get(t, []))})
+    cfg = get_qnn_qdq_config(str(model_in), Reader(),
+                             calibrate_method=getattr(CalibrationMethod,
+                                                      CALIBRATION.get(settings.calibrate_method, "MinMax")),
+                             activation_type=getattr(QuantType, ACTIVATION[settings.precision]),
+                             weight_type=getattr(QuantType, settings.weight_type),
+                             init_overrides=init_overrides or None, nodes_to_exclude=exclude or None)
+    # not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops each full batch without computing its
+    # ranges (a multiple of the batch size fails with "No data is collected"); MinMax keeps only
+    # per-tensor reductions in memory anyway
+    if settings.min_real_range is not None:  # the QNN config widens every range to ≥ 1e-4 by default
+        cfg.extra_options["MinimumRealRange"] = float(settings.min_real_range)
+    cwd = os.getcwd()
+    try:  # the calibrator writes augmented models into the working directory
+        os.chdir(work)
+        quantize(str(model_in), str(out), cfg)
+    finally:
+        os.chdir(cwd)
+    for tmp in (pre, work / "no-metadata.onnx"):
+        tmp.unlink(missing_ok=True)
 
 
 PER_AXIS_SCALE = "For per axis quantization"
@@ -192,6 +359,16 @@ def saturated_biases(model: onnx.ModelProto) -> list[dict]:
         n = int(np.count_nonzero((a <= lo) | (a >= hi)))
         if n:
             out.append({"bias": t.name, "elements": n, "of": int(a.size)})
+    return out
+
+
+def per_channel_weights(model: onnx.ModelProto) -> dict[str, int]:
+    """Quantized weights (DequantizeLinear of an initializer) → how many scales each carries."""
+    inits = {i.name: i for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits and node.input[1] in inits:
+            out[node.input[0]] = int(np.prod(inits[node.input[1]].dims or [1]))
     return out
 
 

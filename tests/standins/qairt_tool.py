@@ -196,6 +196,7 @@ def quantizer(tool: str, argv: list[str]) -> int:
     ap.add_argument("--weights_bitwidth", type=int, choices=[4, 8, 16], default=8)
     ap.add_argument("--bias_bitwidth", type=int, choices=[8, 32], default=8)
     ap.add_argument("--use_per_channel_quantization", action="store_true")
+    ap.add_argument("--use_per_row_quantization", action="store_true")
     if tool == "qairt-quantizer":
         cal = ["min-max", "sqnr", "entropy", "mse", "percentile"]
         ap.add_argument("--act_quantizer_calibration", choices=cal, default="min-max")

@@ -74,8 +74,9 @@ def _w8a16_all(failure, state, ctx):
 
 
 def _per_channel(failure, state, ctx):
-    if ctx["spec"].target.per_channel or state.options.get("quantize", {}).get("per_channel") or \
-            _precision(state, ctx) == "fp16":
+    """Per-channel weights are the default (trained weights need them); this answers a definition
+    that asked for per-tensor scales (`quantization.per_channel: false`) and then fell short."""
+    if state.options.get("quantize", {}).get("per_channel", ctx["spec"].per_channel) or _precision(state, ctx) == "fp16":
         return None
     return state.with_option("quantize", "per_channel", True)
 
@@ -119,7 +120,9 @@ register(Repair("keep-tiny-ranges", "quant", ACC,
 register(Repair("int16-localized", "quant", ACC,
                 "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized))
 register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all))
-register(Repair("per-channel-weights", "quant", ACC, "per-channel weight scales for conv/linear weights", _per_channel))
+register(Repair("per-channel-weights", "quant", ACC,
+                "per-channel weight scales for Conv/ConvTranspose/Gemm/MatMul weights, where the definition asked "
+                "for per-tensor", _per_channel))
 register(Repair("calibration-percentile", "quant", ACC,
                 "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration))
 register(Repair("per-tensor-where-refused", "quant", (FailureKind.TOOL_ERROR,),
