@@ -53,6 +53,7 @@ class ValidateStage(Stage):
         S.save(work / "outputs.npz", run.outputs)
 
         checks, per_output, failing = self._interface(golden[0], run.outputs[0]), {}, []
+        undefined: dict[str, str] = {}  # label → why its cosine is undefined
         if not all(c.passed for c in checks):
             raise StageFailed(Failure(self.name, FailureKind.INTERFACE_MISMATCH,
                                       "the compiled model's outputs differ from the golden ones in name or shape",
@@ -67,6 +68,8 @@ class ValidateStage(Stage):
             for label, cut in parts.items():
                 refs, gots = [cut(g[name]) for g in golden], [cut(o[name]) for o in run.outputs]
                 m, out_checks = self._check(label, refs, gots, th)
+                if _nan(m["cosine"]):
+                    undefined[label] = why_undefined(label, refs, gots)
                 per_output[label] = {k: _r(v) for k, v in m.items()}
                 checks += out_checks
                 if not all(c.passed for c in out_checks):
@@ -84,8 +87,10 @@ class ValidateStage(Stage):
         if failing or task_failing:
             msg = []
             if failing:
-                worst = min(per_output[n]["cosine"] if not _nan(per_output[n]["cosine"]) else -2 for n in failing)
-                msg.append(f"{', '.join(failing)} below threshold on {ctx.backend.name} (worst cosine {worst})")
+                defined = [per_output[n]["cosine"] for n in failing if not _nan(per_output[n]["cosine"])]
+                said = [undefined[n] for n in failing if n in undefined]
+                said += [f"worst cosine {min(defined)}"] if defined else []
+                msg.append(f"{', '.join(failing)} below threshold on {ctx.backend.name} ({'; '.join(said)})")
             if task_failing:
                 msg.append(f"task metric(s) {', '.join(task_failing)} below threshold on {ctx.backend.name}")
             # a task answer reads every output, so with only the task failing every output is a suspect
@@ -117,6 +122,22 @@ class ValidateStage(Stage):
         exp = {k: list(v.shape) for k, v in golden.items()}
         have = {k: list(np.asarray(v).shape) for k, v in got.items()}
         return [Check("output names and shapes match the golden outputs", exp == have, have, exp)]
+
+
+def why_undefined(label: str, refs: list, gots: list) -> str:
+    """Cosine is undefined when one side has no direction: say which side is constant, and at what."""
+    def constant(arrays) -> float | None:
+        flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+        if flat.size and np.all(flat == flat[0]):
+            return float(flat[0])
+        return None
+
+    got, ref = constant(gots), constant(refs)
+    if got is not None:
+        return f"the deployed output {label} is constant: {got:g} for every sample (cosine undefined)"
+    if ref is not None:
+        return f"the golden output {label} is constant: {ref:g} for every sample (cosine undefined)"
+    return f"cosine of {label} is undefined (an output is not finite)"
 
 
 def _nan(v) -> bool:
