@@ -143,4 +143,4 @@ class LoadStage(Stage):
         with torch.no_grad():
             out = call(folder, lambda: module(*args), what=f"the model's forward on inputs "
                        f"{[list(a.shape) for a in args]}")
-        return flatten_outputs(out)
+        return flatten_outputs(out, where=f"{folder / spec.entry.partition(':')[0]} (forward)")
