@@ -169,6 +169,17 @@ def _file_refs(spec: Spec) -> list[tuple[str, str, bool]]:
                 refs.append((f"decode.{name}", ref.partition(":")[0], True))
     if spec.chain:
         refs.append(("chain.reference", spec.chain.reference.partition(":")[0], True))
+    data, task = getattr(spec, "data", None), getattr(spec, "task", None)
+    if data is not None:  # inside the folder; whether they exist is bot.datafiles' and bot.task's to say
+        refs += [(f"data.{k}", getattr(data, k).partition(":")[0], False) for k in ("preprocess", "make")
+                 if getattr(data, k)]
+        if data.labels:
+            refs.append(("data.labels", data.labels, False))
+    if task is not None:
+        if task.postprocess:
+            refs.append(("task.postprocess", task.postprocess.partition(":")[0], False))
+        refs += [(f"task.metrics[{k}].function", m.function.partition(":")[0], False)
+                 for k, m in enumerate(task.metrics) if getattr(m, "function", None)]
     return refs
 
 
