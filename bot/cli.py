@@ -103,6 +103,9 @@ def deploy(
 ):
     """Take a model through every stage to a validated QNN context binary."""
     from bot.deploy import deploy as run_deploy
+    from bot.pipeline.limits import enable_hard_stop
+
+    enable_hard_stop()  # this process is ours: a stage stuck in native code may end it, with a message
 
     if dry_run:
         return plan(model, out_dir=out_dir, engine=engine, as_json=False, debug=debug)
@@ -150,7 +153,7 @@ def validate(
     from bot.deploy import revalidate
 
     def go():
-        report = revalidate(model, out_dir=out_dir, events=ConsoleEvents())
+        report = revalidate(model, out_dir=out_dir, events=ConsoleEvents(), say=lambda m: console.print(m))
         for line in report.lines:
             out.print(line)
         return 0 if report.passed else 1

@@ -35,6 +35,15 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
+    from bot.pipeline.lock import deployment_lock
+
+    with deployment_lock(out, command="aipc deploy", wait_seconds=2 * spec.limits.wall_seconds, say=say):
+        return _deploy_locked(spec, folder, out, backend, repair=repair, push=push, pr=pr, events=events, say=say,
+                              exclude=exclude, rerun_from=rerun_from, for_pr=for_pr)
+
+
+def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, events, say, exclude, rerun_from,
+                   for_pr) -> RunOutcome:
     composite = bool(spec.graphs or spec.variants)
     if rerun_from:
         from bot.compose import expand
@@ -66,15 +75,48 @@ def deploy_one(spec, folder: Path, out: Path, backend, *, repair: bool = True, e
     """One graph through the stages, the repair loop and the agent; no forge (the caller publishes)."""
     reverted = sorted(set((read_json(out / MANIFEST) or {}).get("reverted", [])) | set(exclude or []))
     loop = RepairLoop(spec, folder, out, backend, events=events, say=say, exclude=reverted)
-    outcome = loop.run_state(RepairState())
+    start = upfront_state(spec, folder, exclude=reverted)
+    if spec.repairs:
+        say(f"repairs applied up front (the definition's repairs:): {', '.join(spec.repairs)}")
+    outcome = loop.run_state(start)
     if not outcome.passed and repair:
-        result = loop.run(outcome)
+        result = loop.run(outcome, start)
         say(f"repair loop: {result.stopped}; {sum(a.kept for a in result.attempts)} of "
             f"{len(result.attempts)} repair(s) kept")
     else:
-        result = LoopResult(outcome, RepairState())
+        result = LoopResult(outcome, start)
     result = _agent(loop, result, say, enabled=repair)
     return loop.finish(result)
+
+
+def upfront_state(spec, folder: Path, exclude: list[str] | None = None) -> RepairState:
+    """The state the definition's `repairs:` ask for before the first run, in the order given.
+
+    A repair proposes a change in answer to a failure; up front there is none yet, so each is asked
+    with a stand-in failure of the first kind it answers. A graph rule is simply switched on. A
+    repair that needs a failing run to decide (localization, a patch, a collapsed output) or that
+    changes nothing for this definition is refused by name rather than silently ignored."""
+    from bot.records import Failure
+    from bot.repair.catalogue import all_repairs
+
+    state, catalogue = RepairState(), all_repairs()
+    for i, rid in enumerate(spec.repairs):
+        if rid in (exclude or []):
+            continue
+        r = catalogue[rid]  # the loader refused unknown ids
+        if r.level == "graph":
+            new = state.appended("optimize", "rewrites", [rid])
+        else:
+            stage = {"export": "export", "quant": "validate"}.get(r.level, "compat")
+            ctx = {"spec": spec, "model_dir": folder, "params": {}, "localize": lambda: [],
+                   "divergent": lambda: [], "output_producers": lambda: {}}
+            new = r.propose(Failure(stage, r.answers[0], "applied up front (the definition's repairs:)"), state, ctx)
+        if new is None or (new.options == state.options and new.patches == state.patches):
+            raise BadInput(f"repairs[{i}]: {rid!r} cannot be applied up front to this definition: it changes nothing "
+                           f"here (already in effect, or it needs a failing run to decide, e.g. localization); "
+                           f"leave it to the repair loop", where=str(folder / "aipc.yaml"))
+        state = new
+    return state
 
 
 NO_LLM = {"calls": 0, "tokens_in": 0, "tokens_out": 0, "usd": 0.0, "seconds": 0.0}
@@ -118,11 +160,21 @@ class Revalidation:
     lines: list[str] = field(default_factory=list)
 
 
-def revalidate(model: Path, *, out_dir: Path | None = None, events=None) -> Revalidation:
+def revalidate(model: Path, *, out_dir: Path | None = None, events=None,
+               say: Callable[[str], None] = lambda m: None) -> Revalidation:
     """Re-check a deployment without rebuilding it: hashes first, then the device run; a composite
-    deployment is re-checked part by part."""
+    deployment is re-checked part by part. Waits for a deploy of the same folder to finish."""
+    from bot.pipeline.lock import deployment_lock
+
     spec, folder = load_spec(model)
     out = resolve_out_dir(folder, spec.name, out_dir)
+    if not (out / MANIFEST).is_file():
+        raise BadInput("no manifest.json: this model has not been deployed here", where=str(out))
+    with deployment_lock(out, command="aipc validate", wait_seconds=2 * spec.limits.wall_seconds, say=say):
+        return _revalidate_locked(spec, folder, out)
+
+
+def _revalidate_locked(spec, folder: Path, out: Path) -> Revalidation:
     if spec.graphs or spec.variants:
         from bot.compose import expand
 

@@ -48,16 +48,23 @@ def write(out_dir: Path, *, spec, backend: str, versions: dict[str, str], result
     """`artifacts` is the runner's table (each stage's files hashed once, when published)."""
     path = out_dir / MANIFEST
     old = read_json(path) or {}
+    done = deployed_settings(spec, results, backend)
     manifest = {
         "model": spec.name,
         "status": status,  # running | deployed | failed
-        "target": spec.target.model_dump(),
+        # what the files beside this manifest are: the deployed precision, not only the asked-for one
+        "target": {**spec.target.model_dump(), "precision": done["precision"]},
+        "requested": {"target": spec.target.model_dump(), "export": spec.export.model_dump(),
+                      "repairs": list(spec.repairs)},
+        "deployed": done,
         "backend": backend,
         "definition": spec.model_dump(mode="json"),
         "versions": versions,
         "workflow": workflow,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds_total": round(sum(r.seconds for r in results if not r.cached), 3),
+        # wall time of this run (the deploy rewrites it with the whole run's, repairs included)
+        "seconds_total": round(time.time() - started, 3),
+        "seconds_in_stages": round(sum(r.seconds for r in results if not r.cached), 3),
         "stages": [{**r.to_dict(), "cached": r.cached} for r in results],
         "artifacts": artifacts,
     }
@@ -69,6 +76,17 @@ def write(out_dir: Path, *, spec, backend: str, versions: dict[str, str], result
     if not gitignore.exists():
         gitignore.write_text(f"{WORK}/\n")
     return manifest
+
+
+def deployed_settings(spec, results: list[StageResult], backend: str) -> dict[str, Any]:
+    """The settings the stage folders were actually produced with, read from the stages' own
+    metrics (a repair may have changed the precision or the exporter); the definition's value where
+    a stage has not run."""
+    by = {r.stage: r.metrics for r in results}
+    q, e = by.get("quantize") or {}, by.get("export") or {}
+    return {"precision": q.get("precision", spec.target.precision), "exporter": e.get("exporter", spec.export.exporter),
+            "opset": e.get("opset", spec.export.opset), "soc": spec.target.soc, "backend": backend,
+            "stages": [r.stage for r in results], "passed": bool(results) and all(r.passed for r in results)}
 
 
 def update_section(out_dir: Path, section: str, value: Any) -> None:

@@ -19,6 +19,7 @@ import yaml
 
 from bot.errors import BadInput
 from bot.pipeline import manifest as manifest_mod
+from bot.pipeline.limits import StageTimeout, stage_deadline
 from bot.records import Failure, FailureKind, StageFailed, StageResult
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
@@ -143,6 +144,26 @@ class Pipeline:
             upstream[name] = res.digests
         return found
 
+    def republish(self, outcome: RunOutcome, started: float | None = None) -> RunOutcome | None:
+        """Make the stage folders and the manifest describe `outcome` again (the repair loop's best
+        run, after later attempts it discarded overwrote them); None when a stored stage folder of
+        that run is gone, so the caller re-runs it instead."""
+        dirs = {r.stage: outcome.dirs.get(r.stage) for r in outcome.results}
+        if any(d is None or not (d / RESULT).is_file() for d in dirs.values()):
+            return None
+        artifacts: dict[str, dict] = {}
+        for r in outcome.results:
+            publish(dirs[r.stage], self.out_dir / r.stage)
+            artifacts.update(manifest_mod.artifact_table(self.out_dir, [r.stage]))
+        for name in self.workflow[len(outcome.results):]:
+            shutil.rmtree(self.out_dir / name, ignore_errors=True)
+        status = "deployed" if outcome.passed and len(outcome.results) == len(self.workflow) else (
+            "failed" if outcome.failure else "partial")
+        m = manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
+                               results=outcome.results, artifacts=artifacts, workflow=self.workflow,
+                               started=started or time.time(), status=status)
+        return RunOutcome(outcome.results, outcome.failure, self.out_dir, m, dict(dirs))
+
     def _cached(self, name: str, key: str) -> tuple[StageResult | None, Path | None]:
         folder = store_dir(self.out_dir, name, key)
         data = read_json(folder / RESULT)
@@ -159,14 +180,21 @@ class Pipeline:
     def _execute(self, stage, ctx: StageContext, key: str) -> tuple[StageResult, Path]:
         work = begin(self.out_dir, stage.name, key)
         t0 = time.perf_counter()
+        limit = self.spec.limits.stage_seconds
         try:
-            res = stage.run(ctx, work)
+            with stage_deadline(stage.name, limit):
+                res = stage.run(ctx, work)
         except StageFailed as e:
             res = StageResult(stage.name, False, checks=e.checks, metrics=e.metrics, failure=e.failure)
+        except StageTimeout as e:
+            res = StageResult(stage.name, False, failure=timeout_failure(stage.name, e.seconds))
         except BadInput:
             raise
         except Exception as e:  # noqa: BLE001 — no stage error escapes as a traceback
             res = StageResult(stage.name, False, failure=unexpected_failure(stage.name, e))
+        if not res.passed and res.failure is None:  # a failed check must always say which
+            failed = [c.name for c in res.checks if not c.passed] or ["(no check named)"]
+            res.failure = Failure(stage.name, FailureKind.TOOL_ERROR, f"check(s) failed: {', '.join(failed)}")
         res.seconds, res.key = time.perf_counter() - t0, key
         res.digests = {n: sha256_file(work / rel) for n, rel in res.artifacts.items() if (work / rel).is_file()}
         write_json(work / RESULT, res.to_dict())
@@ -181,6 +209,18 @@ def unexpected_failure(stage: str, error: Exception) -> Failure:
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return Failure(stage, FailureKind.TOOL_ERROR, f"{stage} raised {type(error).__name__}: {str(error)[:300]}",
                    log=tb[-3000:], details={"exception": type(error).__name__})
+
+
+WHAT_HANGS = {"load": "the model's forward (or its entry point, or the calibration generator)",
+              "export": "the ONNX export", "compile": "the HTP graph preparation (context binary generation)",
+              "validate": "running the compiled model on the HTP", "quantize": "calibration and quantization"}
+
+
+def timeout_failure(stage: str, seconds: float) -> Failure:
+    what = WHAT_HANGS.get(stage, f"the {stage} stage")
+    kind = FailureKind.BAD_INPUT if stage == "load" else FailureKind.TOOL_ERROR
+    return Failure(stage, kind, f"{stage}: stopped after {seconds:g} s (limits.stage_seconds): {what} did not finish",
+                   details={"timeout_seconds": seconds})
 
 
 def forget_from(out_dir: Path, stage: str, workflow: list[str] | None = None) -> list[str]:

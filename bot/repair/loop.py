@@ -187,6 +187,7 @@ class RepairLoop:
         self.exclude = set(exclude or [])  # repairs a reviewer reverted (`/aipc revert <id>`)
         self.events, self.say = events, say
         self.limits = spec.limits
+        self.started = time.time()  # the whole run's wall time starts here (repairs included)
         self._localized: dict[str, list] = {}
         self._rewrites: dict[str, int | None] = {}
         self._attributions: dict[str, object] = {}
@@ -319,8 +320,9 @@ class RepairLoop:
         new = repair.propose(failure, state, self.context(best)) if repair else None
         return (repair, new) if new is not None and self.precision_of(new) == to else None
 
-    def run(self, first: RunOutcome) -> LoopResult:
-        best, state = first, RepairState()
+    def run(self, first: RunOutcome, start: RepairState | None = None) -> LoopResult:
+        """`start`: the state `first` ran with (the definition's up-front repairs), kept as the base."""
+        best, state = first, start or RepairState()
         result = LoopResult(first, state)
         tried = {json.dumps([state.options, state.patches], sort_keys=True)}
         ran_precisions = {self.precision_of(state)}
@@ -445,9 +447,14 @@ class RepairLoop:
         return out
 
     def finish(self, result: LoopResult) -> RunOutcome:
-        """Re-publish the best state (all cached) and record attempts and localization."""
-        changed = result.state.options or result.state.patches
-        final = self.run_state(result.state) if changed else result.outcome
+        """Re-publish the best run and record attempts, localization and the whole run's wall time.
+
+        Attempts the loop discarded wrote their stage folders and manifest last; the best run's
+        stored stages are published again so the folder describes what was kept, not what was
+        tried last. Nothing is recomputed (a failed best stage is not re-run)."""
+        pipe = Pipeline(self.spec, self.model_dir, self.out_dir, self.backend, workflow=self.workflow,
+                        events=self.events)
+        final = pipe.republish(result.outcome, started=self.started) or self.run_state(result.state)
         result.outcome = final
         if final.failure and final.failure.kind == FailureKind.ACCURACY or any(a.level == "quant" for a in result.attempts):
             from bot.repair.localize import as_manifest, localize
@@ -464,6 +471,8 @@ class RepairLoop:
                                                       "stopped": result.stopped,
                                                       "attribution": result.attribution,
                                                       "screened": result.screened})
+        update_section(self.out_dir, "started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)))
+        update_section(self.out_dir, "seconds_total", round(time.time() - self.started, 3))
         from bot.store import read_json
 
         final.manifest = read_json(self.out_dir / "manifest.json") or final.manifest

@@ -20,8 +20,13 @@ PATTERNS: list[tuple[str, FailureKind]] = [
 ]
 
 
-def classify(failure: Failure) -> Failure:
-    """Return the failure with its kind refined where the text is specific; never coarsens it."""
+def classify(failure: Failure | None) -> Failure:
+    """Return the failure with its kind refined where the text is specific; never coarsens it.
+
+    A run that failed without a failure record (which the runner no longer produces) is classed
+    as a tool error that says so, rather than crashing the loop."""
+    if failure is None:
+        return Failure("unknown", FailureKind.TOOL_ERROR, "a stage failed without saying why")
     if failure.kind not in (FailureKind.OP_REJECTED, FailureKind.TOOL_ERROR, FailureKind.COMPILE_ERROR):
         return failure
     text = "\n".join([failure.message, failure.log] + [n.reason for n in failure.nodes])

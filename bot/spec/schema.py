@@ -159,6 +159,10 @@ class LimitsSpec(Strict):
     llm_budget_usd: float = Field(default=1.0, ge=0, description="0 turns the LLM agent off")
     llm_steps: int = Field(default=12, ge=0)
     wall_seconds: float = Field(default=1800, gt=0)
+    stage_seconds: float = Field(default=900, gt=0, description="one stage's time limit: a hung forward, export "
+                                                                "or HTP preparation is stopped and named")
+    data_gb: float = Field(default=4.0, gt=0, description="memory the samples, goldens and calibration set may "
+                                                          "take (also at most half the free memory)")
 
 
 class LLMSpec(Strict):

@@ -37,8 +37,10 @@ def where_in(folder: Path, exc: BaseException) -> str:
 
 def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
     """`file.py:function` relative to the model folder."""
+    from bot.spec.loader import inside_folder
+
     file, _, func = ref.partition(":")
-    path = folder / file
+    path = inside_folder(folder, file, field)  # never import a file from outside the model folder
     if not path.exists():
         raise BadInput(f"file {file!r} not found", where=f"{folder / 'aipc.yaml'} ({field})")
     mod_name = f"aipc_model_{abs(hash((str(path), path.stat().st_mtime_ns)))}"
@@ -48,7 +50,7 @@ def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
             spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a model's sys.exit() must not become the CLI's exit code
         raise BadInput(f"importing {file} raised {type(e).__name__}: {e}", where=where_in(folder, e)) from None
     fn = getattr(module, func, None)
     if not callable(fn):
@@ -62,7 +64,7 @@ def call(folder: Path, fn: Callable[..., Any], *args, what: str) -> Any:
             return fn(*args)
     except BadInput:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a model's sys.exit() must not become the CLI's exit code
         raise BadInput(f"{what} raised {type(e).__name__}: {e}", where=where_in(folder, e)) from None
 
 
@@ -76,7 +78,7 @@ def build_module(folder: Path, entry: str):
     return module.eval()
 
 
-def flatten_outputs(out: Any) -> list[np.ndarray]:
+def flatten_outputs(out: Any, where: str | None = None) -> list[np.ndarray]:
     import torch
 
     if isinstance(out, torch.Tensor):
@@ -84,5 +86,6 @@ def flatten_outputs(out: Any) -> list[np.ndarray]:
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (list, tuple)):
-        return [a for o in out for a in flatten_outputs(o)]
-    raise BadInput(f"the model returned {type(out).__name__}; expected tensors (or tuples/dicts of tensors)")
+        return [a for o in out for a in flatten_outputs(o, where)]
+    raise BadInput(f"the model's forward returned {type(out).__name__}; expected tensors (or tuples/dicts of tensors)",
+                   where=where)

@@ -14,9 +14,11 @@ import numpy as np
 from bot import datafiles as D
 from bot import samples as S
 from bot.errors import BadInput
-from bot.records import Check, StageResult
+from bot.records import StageFailed, StageResult
+from bot.stages._files import finite_checks, load_npy, load_npz
 from bot.stages._model import build_module, call, flatten_outputs, load_callable
 from bot.stages._onnx import graph_output_names
+from bot.spec.loader import check_output_names
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
 
@@ -36,6 +38,8 @@ class LoadStage(Stage):
         calib = self._calibration(ctx, files)
         golden = [self._forward(ctx, s) for s in inputs]
         n_out = len(golden[0])
+        if n_out == 0:
+            raise BadInput("the model's forward returned no tensors", where=str(folder / "aipc.yaml"))
         if spec.onnx:  # named and ordered as the graph's outputs
             names = graph_output_names(folder / spec.onnx, spec.outputs, f"{folder / 'aipc.yaml'} (outputs)")
         elif spec.outputs and len(spec.outputs) != n_out:
@@ -45,13 +49,16 @@ class LoadStage(Stage):
         else:
             names = spec.outputs or [f"output_{i}" if n_out > 1 else "output" for i in range(n_out)]
         golden_named = [dict(zip(names, g)) for g in golden]
+        check_output_names(spec, names, {n: list(np.shape(a)) for n, a in golden_named[0].items()},
+                           str(folder / "aipc.yaml"))
         S.save(work / "samples.npz", inputs)
         S.save(work / "golden.npz", golden_named)
         S.save(work / "calibration.npz", calib)
-        finite = all(np.all(np.isfinite(a)) for g in golden for a in g)
-        checks = [Check("golden outputs are finite", finite)]
+        checks, nonfinite = finite_checks(golden_named)
         metrics = {"outputs": {n: list(a.shape) for n, a in golden_named[0].items()},
                    "samples": len(inputs), "calibration_samples": len(calib)}
+        if nonfinite:
+            raise StageFailed(nonfinite, checks, metrics)
         arts = {"samples": "samples.npz", "golden": "golden.npz", "calibration": "calibration.npz"}
         if files:
             used = self._data_record(ctx, files, len(inputs), len(calib))
@@ -92,10 +99,7 @@ class LoadStage(Stage):
 
     @staticmethod
     def _npy(folder: Path, ispec, file: str, field: str) -> np.ndarray:
-        path = folder / file
-        if not path.exists():
-            raise BadInput(f"sample file {file!r} not found", where=f"{folder / 'aipc.yaml'} ({field})")
-        arr = np.load(path)
+        arr = load_npy(folder, file, field)
         if list(arr.shape) != ispec.shape:
             raise BadInput(f"sample {file} has shape {list(arr.shape)}, the input {ispec.name!r} declares "
                            f"{ispec.shape}", where=f"{folder / 'aipc.yaml'} ({field})")
@@ -108,12 +112,12 @@ class LoadStage(Stage):
         elif c.generator:
             fn = load_callable(folder, c.generator, "calibration.generator")
             got = call(folder, lambda: list(fn(c.samples)), what=f"the calibration generator {c.generator}")
-            out = [{k: np.asarray(v) for k, v in s.items()} for s in got[: c.samples]]
+            if not got or not all(isinstance(s, dict) for s in got):
+                raise BadInput(f"the calibration generator {c.generator} must yield dicts of input name → array",
+                               where=f"{folder / 'aipc.yaml'} (calibration.generator)")
+            out = [{str(k): np.asarray(v) for k, v in s.items()} for s in got[: c.samples]]
         elif c.files:
-            out = []
-            for f in c.files:
-                with np.load(folder / f) as z:
-                    out.append({k: z[k] for k in z.files})
+            out = [load_npz(folder, f, f"calibration.files[{k}]") for k, f in enumerate(c.files)]
         else:
             out = S.random_inputs(ctx.spec.inputs, c.samples, c.seed)
         expected = {i.name: i.shape for i in ctx.spec.inputs}
@@ -143,4 +147,4 @@ class LoadStage(Stage):
         with torch.no_grad():
             out = call(folder, lambda: module(*args), what=f"the model's forward on inputs "
                        f"{[list(a.shape) for a in args]}")
-        return flatten_outputs(out)
+        return flatten_outputs(out, where=f"{folder / spec.entry.partition(':')[0]} (forward)")

@@ -56,6 +56,7 @@ class ValidateStage(Stage):
         S.save(work / "outputs.npz", run.outputs)
 
         checks, per_output, failing = self._interface(golden[0], run.outputs[0]), {}, []
+        undefined: dict[str, str] = {}  # label → why its cosine is undefined
         if not all(c.passed for c in checks):
             raise StageFailed(Failure(self.name, FailureKind.INTERFACE_MISMATCH,
                                       "the compiled model's outputs differ from the golden ones in name or shape",
@@ -82,6 +83,8 @@ class ValidateStage(Stage):
             for label, cut in parts.items():
                 refs, gots = [cut(g[name]) for g in golden], [cut(o[name]) for o in run.outputs]
                 m, out_checks = self._check(label, refs, gots, th, names)
+                if _nan(m["cosine"]):
+                    undefined[label] = why_undefined(label, refs, gots)
                 per_output[label] = {k: _r(v) for k, v in m.items()}
                 checks += out_checks
                 if not all(c.passed for c in out_checks):
@@ -103,8 +106,9 @@ class ValidateStage(Stage):
         if failing or task_failing:
             msg = []
             if failing:
+                said = [undefined[n] for n in failing if n in undefined]
                 msg.append(f"{', '.join(failing)} below threshold on {ctx.backend.name} "
-                           f"({worst_message(per_output, failing)})")
+                           f"({'; '.join(said + [worst_message(per_output, failing)])})")
             if task_failing:
                 msg.append(f"task metric(s) {', '.join(task_failing)} below threshold on {ctx.backend.name}")
             # a task answer reads every output, so with only the task failing every output is a suspect
@@ -226,6 +230,22 @@ def worst_message(per_output: dict, failing: list[str]) -> str:
     if m.get("cosine_undefined") or _nan(m.get("cosine")):
         return f"worst: {label} {where}, cosine undefined: {m.get('cosine_undefined', 'a zero output')}"
     return f"worst cosine {m.get('cosine')} on {label} {where}; pooled {m.get('cosine_pooled')}"
+
+
+def why_undefined(label: str, refs: list, gots: list) -> str:
+    """Cosine is undefined when one side has no direction: say which side is constant, and at what."""
+    def constant(arrays) -> float | None:
+        flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+        if flat.size and np.all(flat == flat[0]):
+            return float(flat[0])
+        return None
+
+    got, ref = constant(gots), constant(refs)
+    if got is not None:
+        return f"the deployed output {label} is constant: {got:g} for every sample (cosine undefined)"
+    if ref is not None:
+        return f"the golden output {label} is constant: {ref:g} for every sample (cosine undefined)"
+    return f"cosine of {label} is undefined (an output is not finite)"
 
 
 def _nan(v) -> bool:
