@@ -28,6 +28,7 @@ from onnx import numpy_helper
 
 from bot import metrics as M
 from bot import samples as S
+from bot.errors import BadInput
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.repair.graph._host_cut import carry_host_part
 from bot.stages._onnx import cpu_outputs
@@ -52,9 +53,14 @@ class QuantizeStage(Stage):
                                {"precision": "fp16"})
         calib = S.load(ctx.artifact("load", "calibration"))
         try:
-            self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
-                           opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}),
-                           opts.get("min_real_range"), opts.get("weight_type", "QUInt8"))
+            if opts.get("engine") == "aimet":  # bot.quant.aimet_engine: AIMET's HTP simulation and techniques
+                aimet = _aimet_quantize(src, out, work, calib, precision, ctx.spec.target.soc, opts)
+            else:
+                self._quantize(src, out, work, calib, precision, ctx.spec.target.per_channel or opts.get("per_channel", False),
+                               opts.get("calibrate_method", ctx.spec.calibration.method), opts.get("overrides", {}),
+                               opts.get("min_real_range"), opts.get("weight_type", "QUInt8"))
+        except BadInput:
+            raise
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
                                       log=str(e)[-2000:])) from None
@@ -75,12 +81,18 @@ class QuantizeStage(Stage):
                   Check("no bias saturates int32", not saturated, [b["bias"] for b in saturated] or "none")]
         metrics = {"precision": precision, "quantized_tensors": len(encodings), "int16_tensors": bits16,
                    "overrides": sorted(opts.get("overrides", {})), "host_cosine": sim}
+        artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
+        if opts.get("engine") == "aimet":
+            from bot.quant.aimet_engine import AIMET_ENCODINGS, AIMET_FLOAT
+
+            metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
+            artifacts |= {"aimet_encodings": AIMET_ENCODINGS, "aimet_float": AIMET_FLOAT}
         if saturated:
             raise StageFailed(Failure(self.name, FailureKind.ACCURACY,
                                       f"{len(saturated)} bias tensor(s) saturate int32 (first: {saturated[0]['bias']}): "
                                       "their layers' outputs shift by the clipped amount",
                                       details={"saturated_biases": saturated}), checks, metrics)
-        return self.result({"onnx": "model.onnx", "encodings": "encodings.json"}, checks, metrics)
+        return self.result(artifacts, checks, metrics)
 
     @staticmethod
     def _quantize(src: Path, out: Path, work: Path, calib, precision, per_channel, method, overrides,
@@ -115,6 +127,16 @@ class QuantizeStage(Stage):
             os.chdir(cwd)
         for tmp in (pre, work / "no-metadata.onnx"):
             tmp.unlink(missing_ok=True)
+
+
+def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc: str, opts: dict):
+    from bot.quant import aimet_engine as A
+    from bot.targets import SOCS
+
+    why = A.unavailable()
+    if why:
+        raise BadInput(f"quantize.engine: aimet cannot run: {why}")
+    return A.quantize(src, out, work, list(calib), precision, SOCS[soc].htp_arch, A.AimetOptions.from_opts(opts))
 
 
 def _without_metadata(src: Path, dst: Path) -> Path:
