@@ -246,6 +246,10 @@ class QairtSdkBackend:
     def _overrides(self, req: CompileRequest, work: Path) -> Path | None:
         if req.encodings is None or not Path(req.encodings).is_file():
             return None
+        from bot.quant.aimet_engine import AIMET_ENCODINGS, write_sdk_overrides
+
+        if (aimet := Path(req.encodings).with_name(AIMET_ENCODINGS)).is_file():  # the AIMET engine's own encodings
+            return write_sdk_overrides(aimet, req.float_onnx, work / "quantization_overrides.json")
         return Q.write_overrides(Path(req.encodings), req.float_onnx, work / "quantization_overrides.json")
 
     def _quant_args(self, req: CompileRequest, io: Q.GraphIO, work: Path) -> list:

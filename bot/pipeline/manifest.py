@@ -17,7 +17,8 @@ from bot.records import StageResult
 from bot.store import WORK, read_json, sha256_file, write_json
 
 MANIFEST = "manifest.json"
-KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "agent", "reverted")
+KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "agent", "reverted",
+                 "repairs_unavailable")
 
 
 def tool_versions(backend_versions: dict[str, str]) -> dict[str, str]:

@@ -47,6 +47,8 @@ class Repair:
     summary: str
     #: (failure, state, context) → a new state, or None when this repair has nothing to offer here
     propose: Callable[[Failure, RepairState, dict], RepairState | None] = field(repr=False, default=None)
+    #: () → why this repair cannot run on this machine (a missing optional install), or None
+    unavailable: Callable[[], str | None] | None = field(repr=False, default=None)
 
 
 CATALOGUE: dict[str, Repair] = {}

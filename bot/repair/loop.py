@@ -86,6 +86,11 @@ class LoopResult:
     screened: list[dict] = field(default_factory=list)
 
 
+def unavailable_repairs() -> dict[str, str]:
+    """Repairs this machine cannot run (an optional install missing) → why; never proposed."""
+    return {r.id: why for r in all_repairs().values() if r.unavailable is not None and (why := r.unavailable())}
+
+
 def score(outcome: RunOutcome) -> tuple[float, float]:
     """Higher is better: stages passed, then how close the failing stage came."""
     passed = sum(1 for r in outcome.results if r.passed)
@@ -466,6 +471,7 @@ class RepairLoop:
         update_section(self.out_dir, "localization", result.localization)
         update_section(self.out_dir, "repairs", [asdict(a) for a in result.attempts])
         update_section(self.out_dir, "reverted", sorted(self.exclude))
+        update_section(self.out_dir, "repairs_unavailable", unavailable_repairs() or None)
         update_section(self.out_dir, "repair_state", {"options": result.state.options,
                                                       "patches": len(result.state.patches),
                                                       "stopped": result.stopped,

@@ -25,7 +25,8 @@ class CompileStage(Stage):
         target = ctx.spec.target.model_copy(update={"per_channel": opts.get("per_channel", ctx.spec.per_channel)})
         q = ctx.results["quantize"]
         req = CompileRequest(
-            float_onnx=ctx.artifact("optimize", "onnx"),
+            # AIMET's CLE/AdaRound change weights: the SDK converts the float graph its encodings belong to
+            float_onnx=ctx.artifact("quantize", "aimet_float") if "aimet_float" in q.artifacts else ctx.artifact("optimize", "onnx"),
             deploy_onnx=ctx.artifact("quantize", "onnx"),
             target=target,
             out_dir=work,

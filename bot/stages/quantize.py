@@ -93,7 +93,12 @@ class QuantizeStage(Stage):
         calib = stage_feeds(ctx, "calibration")
         settings, chosen = settings_for(ctx.spec, opts, precision, src, calib)
         try:
-            quantize_with_ort(src, out, work, calib, settings)
+            if opts.get("engine") == "aimet":  # bot.quant.aimet_engine: AIMET's HTP simulation and techniques
+                aimet = _aimet_quantize(src, out, work, calib, precision, ctx.spec.target.soc, opts)
+            else:
+                quantize_with_ort(src, out, work, calib, settings)
+        except BadInput:
+            raise
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
                                       log=str(e)[-2000:])) from None
@@ -120,12 +125,19 @@ class QuantizeStage(Stage):
                    "calibrate_method": settings.calibrate_method, "calibration_samples": len(calib),
                    "quantized_tensors": len(encodings), "int16_tensors": bits16, "per_channel_tensors": per_channel,
                    "overrides": sorted(opts.get("overrides", {})), "chosen_overrides": chosen, "host_cosine": sim}
+        artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
+        if opts.get("engine") == "aimet":
+            from bot.quant.aimet_engine import AIMET_ENCODINGS, AIMET_FLOAT
+
+            metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
+            metrics["technique"] = "aimet " + ("+".join(aimet.techniques) or "quantsim")
+            artifacts |= {"aimet_encodings": AIMET_ENCODINGS, "aimet_float": AIMET_FLOAT}
         if saturated:
             raise StageFailed(Failure(self.name, FailureKind.ACCURACY,
                                       f"{len(saturated)} bias tensor(s) saturate int32 (first: {saturated[0]['bias']}): "
                                       "their layers' outputs shift by the clipped amount",
                                       details={"saturated_biases": saturated}), checks, metrics)
-        return self.result({"onnx": "model.onnx", "encodings": "encodings.json"}, checks, metrics)
+        return self.result(artifacts, checks, metrics)
 
 
 def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[QuantSettings, dict[str, str]]:
@@ -330,6 +342,16 @@ def per_axis_suspects(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
             if w not in weights:
                 weights.append(w)
     return tensors, weights
+
+
+def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc: str, opts: dict):
+    from bot.quant import aimet_engine as A
+    from bot.targets import SOCS
+
+    why = A.unavailable()
+    if why:
+        raise BadInput(f"quantize.engine: aimet cannot run: {why}")
+    return A.quantize(src, out, work, list(calib), precision, SOCS[soc].htp_arch, A.AimetOptions.from_opts(opts))
 
 
 def _without_metadata(src: Path, dst: Path) -> Path:
