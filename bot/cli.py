@@ -103,9 +103,6 @@ def deploy(
 ):
     """Take a model through every stage to a validated QNN context binary."""
     from bot.deploy import deploy as run_deploy
-    from bot.pipeline.limits import enable_hard_stop
-
-    enable_hard_stop()  # this process is ours: a stage stuck in native code may end it, with a message
 
     if dry_run:
         return plan(model, out_dir=out_dir, engine=engine, as_json=False, debug=debug)
@@ -364,6 +361,11 @@ def schema():
 
 
 def main() -> None:
+    from bot.pipeline.limits import enable_hard_stop
+
+    # this process is the CLI's own: a stage stuck in native code past limits.stage_seconds may end it,
+    # with a message (in-process callers, such as tests, keep a process the watchdog never ends)
+    enable_hard_stop()
     app()
 
 

@@ -71,7 +71,7 @@ def model_code(forward: str = "self.c(x)", build: str = "return M().eval()", hea
 def base_spec() -> dict:
     return {"name": "fuzz", "entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 3, 8, 8]}],
             "outputs": ["y"], "calibration": {"samples": 2}, "validation": {"samples": 1},
-            "limits": {"stage_seconds": 1.5}}
+            "limits": {"stage_seconds": 20}}  # the hang cases set 1 s; a loaded CI machine is slow, not hung
 
 
 @dataclass
@@ -335,10 +335,10 @@ def entry_points(draw):
         c.files = {"model.py": model_code(forward=ret)}
     elif kind == "build-hangs":
         c.files = {"model.py": model_code(build="import time\n    while True:\n        time.sleep(0.01)")}
-        c.codes = (1,)
+        c.spec["limits"]["stage_seconds"], c.codes = 1, (1,)
     elif kind == "forward-hangs":
         c.files = {"model.py": model_code(forward="[__import__('time').sleep(0.01) for _ in iter(int, 1)]")}
-        c.codes = (1,)
+        c.spec["limits"]["stage_seconds"], c.codes = 1, (1,)
     elif kind == "nan":
         c.files = {"model.py": model_code(forward=draw(st.sampled_from(["torch.log(self.c(x) - 10)",
                                                                         "self.c(x) / 0", "self.c(x) * float('nan')"])))}

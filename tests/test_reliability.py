@@ -216,12 +216,12 @@ def test_a_stage_stuck_where_signals_cannot_reach_is_ended_by_the_watchdog(tmp_p
     forward stands in for it. The CLI's watchdog ends the run with the message, exit 1."""
     stuck = TINY_MODEL.replace("return self.c2(torch.relu(self.c1(x)))",
                                "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\n"
-                               "        clock.sleep(60)")
+                               "        clock.sleep(600)")
     folder = write_model(tmp_path / "m", {"limits": {"stage_seconds": 1}}, code="import signal, time as clock\n" + stuck)
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "deploy", str(folder), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "AIPC_HARD_STOP_GRACE": "1"})
-    assert proc.returncode == 1 and time.monotonic() - t0 < 55, proc.stderr
+                          capture_output=True, text=True, timeout=400, env={**os.environ, "AIPC_HARD_STOP_GRACE": "1"})
+    assert proc.returncode == 1 and time.monotonic() - t0 < 300, proc.stderr  # the sleep is 600 s
     assert "stage load did not finish within 1 s" in proc.stderr and "Traceback" not in proc.stderr
 
 
