@@ -55,7 +55,7 @@ class CalibrationSpec(Strict):
     generator: str | None = Field(default=None, description="file.py:function yielding {input: array}")
     files: list[str] = Field(default_factory=list, description=".npz files, one sample each")
     method: CalibrateMethod | None = Field(default=None, description="older spelling of quantization.calibrate_method")
-    seed: int = 1
+    seed: int = Field(default=1, ge=0, description="numpy seeds are non-negative")
 
 
 class TargetSpec(Strict):
@@ -134,7 +134,7 @@ class OutputCheck(Strict):
 
 class ValidationSpec(Strict):
     samples: int = Field(default=2, ge=1, le=256)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="numpy seeds are non-negative")
     outputs: dict[str, OutputCheck] = Field(default_factory=dict, description="per output; '*' for all")
 
 
@@ -193,7 +193,7 @@ class DataSpec(Strict):
     make: str | None = Field(default=None, pattern=ENTRY_POINT,
                              description="file.py:function(folder, seed): writes the data files when a glob "
                                          "matches nothing (offline, from the seed)")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="numpy seeds are non-negative")
     labels: str | None = Field(default=None, description="JSON file {file name: label/answer}")
 
     @model_validator(mode="after")
