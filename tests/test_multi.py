@@ -50,9 +50,9 @@ def test_variant_naming_an_unknown_input_is_a_field_path_error(tmp_path):
 
     folder = _write(tmp_path, {"entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 4]}],
                                "variants": [{"name": "a", "shapes": {"y": [1, 8]}}]})
-    spec, _ = load_spec(folder)
-    with pytest.raises(BadInput, match=r"variants\[0\]\.shapes\.y: no input of that name"):
-        expand(spec)
+    # refused when the definition is loaded, naming the inputs that exist
+    with pytest.raises(BadInput, match=r"variants\[0\]\.shapes\.y: no input named 'y' \(the definition has: x\)"):
+        load_spec(folder)
 
 
 def test_bad_definitions_name_the_field(tmp_path):

@@ -91,6 +91,7 @@ def test_a_failure_a_discarded_repair_exposes_is_followed_by_its_fix_combined(tm
         return _accuracy(0.9)
 
     loop, _ = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                 "quantization": {"per_channel": False},
                                                  "limits": {"repair_order": ["per-channel-weights"]}}, table)
     result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
     assert result.outcome.passed, result.stopped
@@ -108,6 +109,7 @@ def test_kept_counts_only_what_the_final_state_holds(tmp_path, monkeypatch):
         return _accuracy(0.95 if q.get("per_channel") else 0.9)
 
     loop, _ = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                 "quantization": {"per_channel": False},
                                                  "limits": {"repair_order": ["per-channel-weights", "fp16-precision"]}},
                         table)
     result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
@@ -137,6 +139,7 @@ def test_patience_is_a_limit_and_does_not_end_the_search_before_an_untried_preci
         return None if q.get("precision") == "fp16" else _accuracy(0.9)
 
     loop, runs = _scripted(tmp_path, monkeypatch, {"target": {"precision": "w8a8"},
+                                                    "quantization": {"per_channel": False},
                                                     "limits": {"repair_attempts": 10, "patience": 1,
                                                                "repair_order": ["per-channel-weights"]}}, table)
     result = loop.run(_outcome(tmp_path, _accuracy(0.9)))
@@ -212,7 +215,8 @@ def test_a_rule_that_matches_the_graph_is_still_proposed(tmp_path):
                                               (OUTLIER, "activations", "int16-localized")])
 def test_quant_repairs_are_ordered_by_where_the_error_is(tmp_path, code, cause, first):
     spec = {"target": {"precision": "w8a8"}, "validation": {"samples": 2}}
-    if code == WEIGHT_SPREAD:
+    if code == WEIGHT_SPREAD:  # a definition that asked for per-tensor weights (per-channel is the default)
+        spec["quantization"] = {"per_channel": False}
         spec["inputs"] = [{"name": "x", "shape": [1, 4, 16, 16], "range": [0, 1]}]
     folder = write_model(tmp_path / "m", spec, code=code)
     loop = _loop(folder, tmp_path / "o", workflow=CPU_STAGES)
@@ -257,6 +261,7 @@ def test_screening_on_the_cpu_simulation_sends_the_likely_winner_to_the_device_f
     """In catalogue order the first quant candidate is 16-bit activations; the error is in the
     weights. Screening the first three on the CPU QDQ simulation sends per-channel to the HTP first."""
     folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"},
+                                          "quantization": {"per_channel": False},  # asked for per-tensor
                                           "inputs": [{"name": "x", "shape": [1, 4, 16, 16], "range": [0, 1]}],
                                           "validation": {"samples": 2, "outputs": {"y": {"sqnr_min_db": 30}}},
                                           "limits": {"order": "catalogue", "screen": screen, "repair_attempts": 3}},

@@ -56,8 +56,8 @@ def test_a_refused_per_axis_scale_is_a_classified_failure_and_a_repair_answers_i
     _, fixed_state = loop.plan(f, state, first)[0]
     fixed = loop.run_state(fixed_state)
     assert fixed.passed, fixed.failure and fixed.failure.message
-    overrides = fixed_state.options["quantize"]["overrides"]
-    assert set(overrides) == set(f.details["per_axis_weights"])  # only the refused weights lose per-channel
+    per_tensor = fixed_state.options["quantize"]["per_tensor_weights"]
+    assert set(per_tensor) == set(f.details["per_axis_weights"])  # only the refused weights lose per-channel
 
 
 def test_an_unexpected_exception_in_a_stage_ends_as_a_failure_with_a_final_status(tmp_path, monkeypatch):

@@ -63,6 +63,7 @@ class QuantSettings:
     float_tensors: tuple[str, ...] = ()  # tensors left float: their producers run in fp16 on the HTP
     min_real_range: float | None = None
     weight_type: str = "QUInt8"
+    per_tensor_weights: tuple[str, ...] = ()  # weights whose per-axis scale onnxruntime refuses
 
     @property
     def technique(self) -> str:
@@ -157,7 +158,8 @@ def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[Qu
     return QuantSettings(precision=precision, per_channel=opts.get("per_channel", spec.per_channel),
                          calibrate_method=opts.get("calibrate_method", spec.calibrate_method), tensor_types=types,
                          float_tensors=floats, min_real_range=opts.get("min_real_range"),
-                         weight_type=opts.get("weight_type", "QUInt8")), chosen
+                         weight_type=opts.get("weight_type", "QUInt8"),
+                         per_tensor_weights=tuple(opts.get("per_tensor_weights", ()))), chosen
 
 
 def _check_override_names(overrides: dict[str, str], model: onnx.ModelProto) -> None:
@@ -262,7 +264,8 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
     model = onnx.load(str(model_in), load_external_data=False)
     init_overrides: dict[str, list[dict]] = {}
     if settings.per_channel:
-        init_overrides |= per_channel_overrides(model, settings.weight_type)
+        init_overrides |= {w: o for w, o in per_channel_overrides(model, settings.weight_type).items()
+                           if w not in settings.per_tensor_weights}
     for t, qtype in settings.tensor_types.items():
         init_overrides[t] = [{**(init_overrides.get(t) or [{}])[0], "quant_type": getattr(QuantType, qtype)}]
     if settings.calibrate_method in R.METHODS:  # our ranges, handed to onnxruntime as rmin/rmax overrides

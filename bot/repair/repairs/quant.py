@@ -102,13 +102,11 @@ def _per_tensor_where_refused(failure, state, ctx):
     """onnxruntime refuses a per-axis scale the quantizer wrote (a Gemm bias [1, N] given its
     weight's per-channel axis): those weights, and only those, are quantized per tensor."""
     weights = failure.details.get("per_axis_weights") or []
-    have = state.options.get("quantize", {}).get("overrides", {})
+    have = list(state.options.get("quantize", {}).get("per_tensor_weights", []))
     todo = [w for w in weights if w not in have]
     if not todo:
         return None
-    wtype = state.options.get("quantize", {}).get("weight_type", "QUInt8")
-    return state.with_option("quantize", "overrides", {**have, **{w: {"quant_type": wtype} for w in todo}})
-
+    return state.with_option("quantize", "per_tensor_weights", have + todo)
 
 ACC = (FailureKind.ACCURACY,)
 register(Repair("signed-weights", "quant", ACC,
