@@ -329,7 +329,7 @@ def main() -> int:
     ap.add_argument("--work", default=str(HERE / "out" / "trained"))
     ap.add_argument("--results", default=str(ROOT / "docs" / "trained-zoo-results.jsonl"))
     ap.add_argument("--table", default=str(ROOT / "docs" / "trained-zoo.md"))
-    ap.add_argument("--timeout", type=float, default=1800, help="seconds per model (naive + bot)")
+    ap.add_argument("--timeout", type=float, default=1500, help="seconds per model (naive + bot)")
     ap.add_argument("--fresh", action="store_true", help="forget earlier results of the models run")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -29,7 +29,7 @@ def make(folder: Path, seed: int) -> None:
     src = Path(importlib.util.find_spec("basic_pitch").submodule_search_locations[0]) / "saved_models/icassp_2022"
     shutil.copy(src / "nmp.onnx", folder / "weights/nmp.onnx")
     labels = {}
-    for split, n in (("val", 8), ("calib", 8)):
+    for split, n in (("val", 4), ("calib", 8)):
         for k in range(n):
             notes = [int(m) for m in 55 + np.cumsum(rng.integers(-3, 4, size=5)).clip(-7, 17)]  # 5 notes of 0.4 s
             path = folder / f"data/{split}/{k:02d}.wav"

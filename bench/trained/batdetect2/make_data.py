@@ -40,7 +40,7 @@ def clip(rng: np.random.Generator, calls: bool) -> np.ndarray:
 def make(folder: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     media.clean(folder, "data/val", "data/calib")
-    for split, n in (("val", 8), ("calib", 8)):
+    for split, n in (("val", 4), ("calib", 8)):
         for k in range(n):
             media.write_wav(folder / f"data/{split}/{k:02d}.wav", clip(rng, calls=k % 4 != 3) * 0.9, RATE)
 

@@ -35,7 +35,7 @@ KINDS = {
     "gz": ("gzip", "/usr/share/doc/*/changelog*.gz"),
     "elf": ("elf", "/usr/bin/*"),  # filtered to ELF below
 }
-PER_KIND = 6  # 3 for calibration, 3 for validation
+PER_KIND = 4  # 3 for calibration, 1 for validation (the simulated HTP takes ~19 s per magika inference)
 
 
 def _is(path: str, kind: str) -> bool:
@@ -76,7 +76,7 @@ def make(folder: Path, seed: int) -> None:
         found = candidates(kind)
         pick = rng.choice(len(found), size=min(PER_KIND, len(found)), replace=False)
         for j, i in enumerate(pick):
-            put(Path(found[i]), kind, label, "calib" if j % 2 else "val")
+            put(Path(found[i]), kind, label, "val" if j == 0 else "calib")
     # a zip and WAV files made here (none of either need be on a machine)
     made = folder / "data/made"
     made.mkdir(exist_ok=True)
@@ -85,10 +85,10 @@ def make(folder: Path, seed: int) -> None:
         with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
             for p in rng.choice(candidates("py"), size=3, replace=False):
                 zf.write(p, Path(p).name)
-        put(z, "zip", "zip", "calib" if j % 2 else "val")
+        put(z, "zip", "zip", "val" if j == 0 else "calib")
         w = media.speech(["Hello there.", "The file type is audio.", "One two three four."][j % 3],
                          ["en-us", "en-gb", "en-us+f2"][j % 3], made / f"{j}.wav")
-        put(w, "wav", "wav", "calib" if j % 2 else "val")
+        put(w, "wav", "wav", "val" if j == 0 else "calib")
     shutil.rmtree(made)
     (folder / "data/labels.json").write_text(json.dumps(labels, indent=1, sort_keys=True))
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import media  # noqa: E402
 
 PEOPLE = ["astronaut", "grace_hopper", "camera"]
-SCENES = {"val": ["coffee", "chelsea", "rocket", "clock"], "calib": ["coins", "horse", "brick", "hubble_deep_field",
+SCENES = {"val": ["coffee", "chelsea", "rocket"], "calib": ["coins", "horse", "brick", "hubble_deep_field",
                                                                      "immunohistochemistry", "colorwheel"]}
 
 
@@ -37,7 +37,7 @@ def make(folder: Path, seed: int) -> None:
         img = media.photo(name)
         media.save_png(img, folder / f"data/val/{name}.png")
         for k in range(3):
-            media.save_png(variant(img, rng), folder / f"data/{'val' if k == 0 else 'calib'}/{name}_{k}.png")
+            media.save_png(variant(img, rng), folder / f"data/calib/{name}_{k}.png")
     for split, names in SCENES.items():
         for name in names:
             media.save_png(media.photo(name), folder / f"data/{split}/{name}.png")

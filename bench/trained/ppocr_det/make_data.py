@@ -18,7 +18,7 @@ FONTS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/tr
          "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"]
 LINES = ["OPEN DAILY", "Platform 3", "Exit 12B", "SALE 50%", "北京欢迎你", "出口", "Total 48.90", "No Parking",
          "Room 214", "今天天气很好", "Gate B22", "Coffee & Tea", "Main St 7", "上海市", "Level 3"]
-BACKGROUNDS = {"val": ["coffee", "chelsea", "astronaut", "rocket", "grass", "brick"],
+BACKGROUNDS = {"val": ["coffee", "astronaut", "brick"],
                "calib": ["camera", "coins", "gravel", "retina", "colorwheel", "clock"]}
 
 

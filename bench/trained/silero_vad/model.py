@@ -12,21 +12,12 @@ from pathlib import Path
 import torch
 
 
-class VadStep(torch.nn.Module):
-    """x [1, 576] (64 samples of context + 512 new ones), state [2, 1, 128] → P(speech) [1, 1], state."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor, state: torch.Tensor):
-        prob, new_state = self.net(x, state)
-        return prob, new_state
-
-
 def jit_file() -> Path:
     return Path(importlib.util.find_spec("silero_vad").submodule_search_locations[0]) / "data/silero_vad.jit"
 
 
 def build() -> torch.nn.Module:
-    return VadStep(torch.jit.load(str(jit_file()), map_location="cpu")._model).eval()
+    """The ScriptModule `_model` itself: x [1, 576] (64 samples of context + 512 new ones), state
+    [2, 1, 128] → P(speech) [1, 1], state. (Wrapped in a plain nn.Module it cannot be traced:
+    "Tried to trace <...VADRNNJIT> but it is not part of the active trace".)"""
+    return torch.jit.load(str(jit_file()), map_location="cpu")._model.eval()

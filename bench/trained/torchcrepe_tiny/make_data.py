@@ -15,7 +15,7 @@ import media  # noqa: E402
 
 RATE = 16000
 CLIP = 1024 + 31 * 160
-VALIDATION = ["A2", "C3", "E3", "G3", "B3", "D4", "F#4", "A4", "C5", "E5", "G5", "Bb3"]
+VALIDATION = ["A2", "E3", "B3", "F#4", "C5", "G5"]
 CALIBRATION = ["B2", "D3", "F3", "A3", "C4", "E4", "G4", "B4", "D5", "F5", "C#4", "Eb4"]
 
 
