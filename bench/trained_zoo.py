@@ -254,7 +254,7 @@ ADAPTATIONS = {
     "ppocr_det": "dynamic H, W → 320×320",
     "nudenet": "dynamic H, W → 320×320",
     "magika": "—",
-    "basic_pitch": "outputs named in graph order (onset, note, contour)",
+    "basic_pitch": "—",
 }
 
 
