@@ -254,7 +254,7 @@ ADAPTATIONS = {
     "ppocr_det": "dynamic H, W → 320×320",
     "nudenet": "dynamic H, W → 320×320",
     "magika": "—",
-    "basic_pitch": "outputs named in graph order (onset, note, contour)",
+    "basic_pitch": "—",
 }
 
 
@@ -293,7 +293,7 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r and "bot" not in r:
-            lines.append(f"| {r['model']} | — | — | — | — | — | — | — | **error**: {r['error'][:160]} | — | — | — | — | — "
+            lines.append(f"| {r['model']} | — | — | — | — | — | — | — | **error**: {r['error'].strip().splitlines()[-1][:200].replace('|', '/')} | — | — | — | — | — "
                          f"| {ADAPTATIONS.get(r['model'], '')} |")
             continue
         n, b = r.get("naive", {}), r.get("bot", {})
@@ -302,7 +302,7 @@ def table(rows: list[dict]) -> str:
         ntask, npass = task_cell(n.get("task"))
         btask, _ = task_cell(b.get("task"))
         if "error" in n:
-            nh, ntensor, ntask = "error", n["error"][:120], "—"
+            nh, ntensor, ntask = "error", n["error"][:120].replace("|", "/"), "—"
         else:
             nh = "yes" if n.get("full_htp") else f"no ({', '.join(n.get('rejected_ops', [])) or n.get('fallback_nodes')})"
             ntensor = "run failed: " + n["run_error"][:100] if n.get("run_error") else f"{ncos} / {nsq}"

@@ -13,6 +13,6 @@ FRAME_THRESHOLD, MIN_FRAMES, LOWEST_MIDI = 0.3, 11, 21
 
 
 def answer(outputs: dict[str, np.ndarray]) -> dict:
-    note = np.asarray(outputs["note"], np.float32)[0]  # [172, 88]
+    note = np.asarray(outputs["StatefulPartitionedCall:1"], np.float32)[0]  # note activations [172, 88]
     active = (note >= FRAME_THRESHOLD).sum(axis=0)
     return {"frames": note.ravel(), "pitches": [LOWEST_MIDI + int(i) for i in np.nonzero(active >= MIN_FRAMES)[0]]}

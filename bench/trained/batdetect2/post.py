@@ -16,7 +16,7 @@ def answer(outputs: dict[str, np.ndarray]) -> list[dict]:
     from batdetect2.detector.post_process import run_nms
     from batdetect2.types import ModelOutput
 
-    from model import checkpoint
+    from prep import checkpoint
 
     if _PARAMS is None:
         _PARAMS = {**checkpoint()["params"], "detection_threshold": THRESHOLD}

@@ -9,12 +9,21 @@ from pathlib import Path
 import numpy as np
 
 
+def checkpoint() -> dict:
+    """batdetect2's checkpoint (its params: spectrogram and post-processing settings), read here and not
+    imported from model.py: the package ships prep.py and post.py alone."""
+    import importlib.util
+
+    import torch
+
+    root = Path(importlib.util.find_spec("batdetect2").submodule_search_locations[0])
+    return torch.load(root / "models/Net2DFast_UK_same.pth.tar", map_location="cpu", weights_only=True)
+
+
 def preprocess(path: Path) -> dict[str, np.ndarray]:
     import soundfile as sf
     import torch
     from batdetect2.utils.detector_utils import compute_spectrogram
-
-    from model import checkpoint
 
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     _, spec, _ = compute_spectrogram(audio.mean(axis=1), sr, checkpoint()["params"], torch.device("cpu"))

@@ -12,7 +12,7 @@ THRESH, BOX_THRESH, UNCLIP, MIN_SIDE = 0.3, 0.5, 1.6, 3
 def answer(outputs: dict[str, np.ndarray]) -> dict:
     from scipy import ndimage
 
-    prob = np.asarray(outputs["text_map"], np.float32)[0, 0]
+    prob = np.asarray(outputs["sigmoid_0.tmp_0"], np.float32)[0, 0]
     mask = prob > THRESH
     regions, n = ndimage.label(mask)
     boxes = []

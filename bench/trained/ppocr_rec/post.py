@@ -11,7 +11,7 @@ CHARS = ["<blank>"] + (Path(__file__).resolve().parent / "weights/characters.txt
 
 
 def answer(outputs: dict[str, np.ndarray]) -> str:
-    ids = np.asarray(outputs["probabilities"])[0].argmax(axis=-1)
+    ids = np.asarray(outputs["softmax_11.tmp_0"])[0].argmax(axis=-1)
     text, prev = [], 0
     for i in ids:
         if i != prev and i != 0:

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from model import stand_ins
+
+
+def stand_ins() -> None:
+    """webrtcvad stand-in (imported by resemblyzer.audio, unused here); not imported from model.py:
+    the package ships prep.py alone."""
+    import importlib.util
+    import sys
+    import types
+
+    if "webrtcvad" not in sys.modules and importlib.util.find_spec("webrtcvad") is None:
+        sys.modules["webrtcvad"] = types.ModuleType("webrtcvad")
 
 
 def preprocess(path: Path) -> dict[str, np.ndarray]:
