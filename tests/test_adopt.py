@@ -266,7 +266,7 @@ def test_workflows_are_pinned_lint_clean_and_name_real_commands(tmp_path):
     deploy = yaml.safe_load((repo / ".github" / "workflows" / "aipc-deploy.yml").read_text())
     assert set(deploy.pop(True)) == {"push", "pull_request", "workflow_dispatch"}
     # written once; a second run does not overwrite without --force
-    r = aipc("init", repo, "--workflows")
+    r = aipc("init", repo, "--workflows", "--bot-repository", "example/aipc-bot")
     assert r.exit_code == 2 and "already exist" in r.output
 
 
@@ -349,3 +349,53 @@ def test_a_definition_init_wrote_for_an_example_deploys(name, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "deployed"
     assert all(c["passed"] for s in manifest["stages"] for c in s.get("checks", []))
+
+
+# ------------------------------------------------------------------------- which repository the bot is
+
+
+def test_the_bot_repository_comes_from_the_clones_origin_and_nothing_is_guessed(tmp_path, monkeypatch):
+    """A clone of the bot (how the reusable workflow and the README install it) knows its repository;
+    any other install knows none, and then --workflows refuses and init leaves the schema header out
+    and says so, rather than pointing a team's workflows at a made-up repository."""
+    import bot.adopt as adopt
+
+    monkeypatch.delenv("AIPC_BOT_REPOSITORY", raising=False)
+    clone = tmp_path / "bot-clone"
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    monkeypatch.setattr(adopt, "BOT_CHECKOUT", clone)
+    from email.message import Message
+
+    monkeypatch.setattr(adopt.metadata, "metadata", lambda name: Message())  # and the package names no URL
+    assert adopt.bot_repository_of_install() is None
+    assert adopt.pinned()[0] is None
+    for url in ("https://github.com/qc-edge/aipc-bot.git", "git@github.com:qc-edge/aipc-bot.git",
+                "https://x-access-token:t@github.com/qc-edge/aipc-bot"):
+        subprocess.run(["git", "-C", str(clone), "remote", "remove", "origin"], capture_output=True)
+        subprocess.run(["git", "-C", str(clone), "remote", "add", "origin", url], check=True)
+        assert adopt.bot_repository_of_install() == "qc-edge/aipc-bot", url
+    subprocess.run(["git", "-C", str(clone), "remote", "remove", "origin"], check=True)
+    built = Message()
+    built["Project-URL"] = "Homepage, https://example.org/aipc"
+    built["Project-URL"] = "Repository, https://github.com/pkg-owner/aipc-bot"
+    monkeypatch.setattr(adopt.metadata, "metadata", lambda name: built)  # an install from a built package
+    assert adopt.bot_repository_of_install() == "pkg-owner/aipc-bot"
+    monkeypatch.setattr(adopt.metadata, "metadata", lambda name: Message())
+    assert adopt.pinned("mine/bot")[0] == "mine/bot"
+    monkeypatch.setenv("AIPC_BOT_REPOSITORY", "env/bot")
+    assert adopt.pinned()[0] == "env/bot"
+
+    monkeypatch.delenv("AIPC_BOT_REPOSITORY")
+    repo = tmp_path / "repo"
+    (repo / "models" / "net").mkdir(parents=True)
+    r = aipc("init", repo / "models" / "net", "--workflows")
+    assert r.exit_code == 2 and "--bot-repository OWNER/NAME" in r.output, r.output
+    assert not (repo / ".github").exists()
+
+    folder = folder_with(tmp_path / "other", {"model.py": CLASS_ONLY})
+    r = aipc("init", folder, "--input", "image=1x3x8x8")
+    assert r.exit_code == 0, r.output
+    text = (folder / "aipc.yaml").read_text()
+    assert "yaml-language-server" not in text and text.startswith("# Written by `aipc init`")
+    assert "not inferred: the bot's GitHub repository" in " ".join(r.output.split())
+    load_spec(folder)

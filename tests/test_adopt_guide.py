@@ -70,7 +70,7 @@ def test_following_the_guide_deploys_a_model_from_a_new_repository(tmp_path):
     # aipc init: the definition it wrote is what the guide says
     definition = repo / "models" / "tiny_net" / "aipc.yaml"
     text = definition.read_text()
-    assert text.startswith("# yaml-language-server: $schema=https://raw.githubusercontent.com/acme/aipc-bot/v")
+    assert text.startswith("# yaml-language-server: $schema=https://raw.githubusercontent.com/your-org/aipc-bot/v")
     assert text.splitlines()[0].endswith(SCHEMA_FILE)
     raw = yaml.safe_load(text)
     assert raw["entry"] == "model.py:TinyNet"

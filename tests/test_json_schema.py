@@ -7,6 +7,7 @@ import copy
 import itertools
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +262,63 @@ def test_one_field_at_a_time_the_schema_and_the_loader_agree():
     assert only_loader == [(("inputs", 0, "range"), [1, -1])]  # low > high: JSON Schema cannot compare
     assert only_schema and all(isinstance(v, bool) or v == "3" for _, v in only_schema)  # lax numbers
     assert {p[-1] for p, _ in only_schema} == {"samples", "seed", "repair_attempts"}
+
+
+# ------------------------------------------------- the reliability fuzz test's malformed definitions
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402  (kept beside the test that needs it)
+
+from test_fuzz import missing_or_unknown, wrong_type  # noqa: E402  (tests/ is on sys.path under pytest)
+
+FUZZ_EXAMPLES = int(os.environ.get("AIPC_FUZZ_EXAMPLES", "120"))
+
+
+def _lax_number(value) -> bool:
+    """What pydantic's lax mode takes for a number and JSON Schema does not: a bool, a numeric string,
+    a float with no fraction (the documented difference in bot/spec/json_schema.py)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf")) and value.is_integer()
+    if isinstance(value, str):
+        try:
+            float(value.strip())
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def _leaf_values(definition, path: str):
+    """The values at `path` ("calibration.samples") in a definition, as the fuzz case set them."""
+    node = definition
+    for part in path.replace("[", ".").replace("]", "").split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=wrong_type() | missing_or_unknown())
+def test_the_fuzz_tests_malformed_definitions_are_refused_at_the_loaders_field_paths(case):
+    """The definitions tests/test_fuzz.py throws at `aipc deploy` (wrong types anywhere, missing and
+    unknown fields): wherever the loader refuses one, the committed schema refuses it at every field
+    path the loader names (plus, at most, an enclosing object); where they disagree it is one of the
+    two documented differences — a lax number, or a range whose ends are out of order."""
+    definition = case.spec
+    loader = loader_paths(definition)
+    got = {p for p, _ in schema_errors(definition, committed())}
+    if loader:
+        assert got, f"{case.label}: the loader refuses at {sorted(loader)}, the schema accepts {definition}"
+        enclosing = {g for g in got - loader
+                     if g == "(top level)" or any(p.startswith((g + ".", g + "[")) for p in loader)}
+        # a lax number beside the real fault: the schema names that field too, the loader does not
+        lax = {g for g in got - loader - enclosing if _lax_number(_leaf_values(definition, g))}
+        assert loader <= got and got - loader - lax == enclosing, (case.label, sorted(loader), sorted(got))
+    elif got:
+        assert all(_lax_number(_leaf_values(definition, g)) or g.endswith("range") for g in got), \
+            (case.label, sorted(got), definition)

@@ -35,9 +35,9 @@ class InitResult:
     outputs: dict[str, list[int]] = field(default_factory=dict)  # what the load stage saw the model return
 
 
-def schema_ref(spec_path: Path, bot_repository: str, tag: str) -> str:
+def schema_ref(spec_path: Path, bot_repository: str | None, tag: str) -> str | None:
     """Where the definition's editor finds the schema: a relative path inside the bot's own checkout
-    (its examples), else the committed file at the pinned tag."""
+    (its examples), else the committed file at the pinned tag; None when the bot's repository is unknown."""
     local = BOT_ROOT / SCHEMA_FILE
     try:
         spec_path.resolve().relative_to(BOT_ROOT)
@@ -45,6 +45,8 @@ def schema_ref(spec_path: Path, bot_repository: str, tag: str) -> str:
             return os.path.relpath(local, spec_path.resolve().parent)
     except ValueError:
         pass
+    if bot_repository is None:
+        return None
     return f"https://raw.githubusercontent.com/{bot_repository}/{tag}/{SCHEMA_FILE}"
 
 
@@ -70,17 +72,18 @@ def _line(text: str, comment: str = "") -> str:
     return f"{text:<{COMMENT_AT}}# {comment}" if comment else text
 
 
-def render_definition(found: Found, name: str, header: str, outputs: list[str]) -> str:
+def render_definition(found: Found, name: str, header: str | None, outputs: list[str]) -> str:
     """The commented YAML. Values are the schema's own defaults, so the file says what will run."""
     t, c, v, lim = TargetSpec(), CalibrationSpec(), ValidationSpec(), LimitsSpec()
     default_cosine = Spec(name="x", entry="m.py:f", inputs=[{"name": "x", "shape": [1]}]).check_for("*").cosine_min
-    lines = [f"# yaml-language-server: $schema={header}",
-             f"# Written by `aipc init` (aipc {__version__}). Every value is a default or was read from the",
-             "# model; change any of them. Fields: docs/adopt.md, and the schema above (your editor checks it).",
-             f"name: {name}",
-             _line(f"{found.field}: {found.source}", "returns the torch.nn.Module" if found.kind != "onnx" else
+    lines = [f"# yaml-language-server: $schema={header}"] if header else []
+    lines += [f"# Written by `aipc init` (aipc {__version__}). Every value is a default or was read from the",
+              "# model; change any of them. Fields: docs/adopt.md" + (", and the schema above (your editor checks it)."
+                                                                     if header else " and `aipc schema`."),
+              f"name: {name}",
+              _line(f"{found.field}: {found.source}", "returns the torch.nn.Module" if found.kind != "onnx" else
                    "the ONNX file"),
-             "inputs:"]
+              "inputs:"]
     for i in found.inputs:
         lines.append(f"  # {i.origin}")
         item = {"name": i.name, "shape": i.shape, "dtype": i.dtype, "range": list(i.range or (0.0, 1.0))}
@@ -115,7 +118,7 @@ def render_definition(found: Found, name: str, header: str, outputs: list[str]) 
 
 
 def init_model(folder: Path, inputs: list[str], *, choose: str | None = None, force: bool = False,
-               bot_repository: str, tag: str) -> InitResult:
+               bot_repository: str | None, tag: str) -> InitResult:
     folder = Path(folder)
     if not folder.is_dir():
         raise BadInput(f"{folder} is not a folder")
@@ -133,6 +136,9 @@ def init_model(folder: Path, inputs: list[str], *, choose: str | None = None, fo
         raise BadInput("could not infer what a definition needs: " + "; ".join(why),
                        where=str(folder), hint="nothing was written")
     header = schema_ref(path, bot_repository, tag)
+    if header is None:
+        found.unknown.append("the bot's GitHub repository (this install is not a clone of it), so the editor's "
+                             "schema header was left out: --bot-repository OWNER/NAME adds it")
     name = model_name(folder)
     previous = path.read_text() if path.exists() else None  # --force: kept if the new one does not load
     try:

@@ -36,7 +36,11 @@ def repository_root(folder: Path) -> Path:
     return folder
 
 
-def write_workflows(folder: Path, *, bot_repository: str, tag: str, force: bool = False) -> list[Path]:
+def write_workflows(folder: Path, *, bot_repository: str | None, tag: str, force: bool = False) -> list[Path]:
+    if bot_repository is None:
+        raise BadInput("could not tell which GitHub repository the bot lives in (this install is not a clone "
+                       "of it and names none), so the workflows cannot point at it",
+                       hint="pass --bot-repository OWNER/NAME or set AIPC_BOT_REPOSITORY")
     if "/" not in bot_repository or bot_repository.count("/") != 1:
         raise BadInput(f"--bot-repository {bot_repository!r}: expected OWNER/NAME")
     root = repository_root(folder)
