@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import onnx
 import pytest
-from onnx import helper as h
 
 from bot.deploy import deploy
-from bot.repair.graph import apply_rewrites
-from bot.repair.graph._host_cut import host_postprocess, run_host_postprocess
 from bot.stages.quantize import saturated_biases
 from tests.conftest import write_model
 
@@ -52,62 +48,6 @@ def build():
 DETECTOR_SPEC = {"outputs": ["output"],
                  "validation": {"samples": 2, "outputs": {"output": {"parts": {"boxes": [0, 4], "scores": [4, 7]},
                                                                      "sqnr_min_db": 15}}}}
-
-
-def _packed():
-    F = onnx.TensorProto.FLOAT
-    nodes = [h.make_node("Mul", ["x", "k"], ["boxes"], name="mul"),
-             h.make_node("Mul", ["z0", "one"], ["z"], name="logits"),
-             h.make_node("Sigmoid", ["z"], ["prob"], name="sig"),
-             h.make_node("Concat", ["boxes", "prob"], ["out"], axis=1, name="cat")]
-    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", F, [1, 4, 5]), h.make_tensor_value_info("z0", F, [1, 3, 5])],
-                     [h.make_tensor_value_info("out", F, [1, 7, 5])],
-                     [onnx.numpy_helper.from_array(np.array(320.0, np.float32), "k"),
-                      onnx.numpy_helper.from_array(np.array(1.0, np.float32), "one")])
-    return h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
-
-
-def _cpu(model, feeds):
-    import onnxruntime as ort
-
-    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds)))
-
-
-def test_split_packed_output_moves_concat_and_sigmoid_to_the_host():
-    m = _packed()
-    out, counts = apply_rewrites(m, ["split-packed-output"])
-    assert counts == {"split-packed-output": 1}
-    assert [n.op_type for n in out.graph.node] == ["Mul", "Mul"]
-    assert sorted(o.name for o in out.graph.output) == ["boxes", "z"]  # each part leaves with its own scale
-    desc = host_postprocess(out)
-    assert desc["final_outputs"] == ["out"] and desc["parts"][0]["ops"] == ["Sigmoid", "Concat"]
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.random((1, 4, 5), np.float32), "z0": rng.normal(-11, 1, (1, 3, 5)).astype(np.float32)}
-    restored = run_host_postprocess(desc, _cpu(out, feeds))
-    assert np.array_equal(restored["out"], _cpu(m, feeds)["out"])
-    again, n = apply_rewrites(out, ["split-packed-output"])
-    assert n == {"split-packed-output": 0}
-
-
-def test_host_parts_compose_latest_cut_first():
-    m = _packed()
-    first, _ = apply_rewrites(m, ["split-packed-output"])
-    # a second cut nearer the device (the box scaling) runs before the first one on the host
-    import onnx_ir as ir
-
-    from bot.repair.graph._host_cut import cut_to_host
-    from bot.repair.graph._util import to_ir
-
-    mi = to_ir(first)
-    mul = next(n for n in mi.graph if n.name == "mul")
-    second = cut_to_host(first, mi, {id(mul)})
-    assert isinstance(mi, ir.Model) and [n.name for n in second.graph.node] == ["logits"]
-    desc = host_postprocess(second)
-    assert [p["ops"] for p in desc["parts"]] == [["Mul"], ["Sigmoid", "Concat"]]
-    feeds = {"x": np.ones((1, 4, 5), np.float32), "z0": np.zeros((1, 3, 5), np.float32)}
-    got = run_host_postprocess(desc, {"x": feeds["x"], "z": feeds["z0"]})["out"]
-    assert np.allclose(got, _cpu(m, feeds)["out"])
 
 
 @pytest.mark.htp

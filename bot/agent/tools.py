@@ -296,7 +296,7 @@ class ToolBox:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise BadInput(f"{stage}.{key} must be a list of rule ids")
             try:
-                from bot.repair.graph import all_rules
+                from bot.graph.rules import all_rules  # deferred: onnxscript, which the agent's light install may lack
 
                 unknown = [v for v in value if v not in all_rules()]
             except ImportError:

@@ -240,9 +240,9 @@ class RepairLoop:
             return None
         key = f"{outcome.dirs['optimize']}:{rule_id}"
         if key not in self._rewrites:
-            import onnx
+            import onnx  # deferred with the next: a dry run is the only use here
 
-            from bot.repair.graph import apply_rewrites
+            from bot.graph.rules import apply_rewrites  # deferred: loads onnxscript's rewriter
 
             try:
                 model = onnx.load(str(outcome.dirs["optimize"] / "model.onnx"))

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from bot import metrics
+from bot.graph.host_part import complete, host_part_of
 from bot.records import Check
 
 PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any deployed one
@@ -16,9 +17,7 @@ PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any d
 def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
     """The model's original outputs on the CPU, in order: a graph whose tail was moved to the
     host (`aipc.host_postprocess`) gets that tail run after it, as the device run does."""
-    import onnxruntime as ort
-
-    from bot.repair.graph._host_cut import complete, host_part_of
+    import onnxruntime as ort  # deferred: a slow import, only the CPU parity checks need it
 
     so = ort.SessionOptions()
     so.log_severity_level = 3

@@ -49,7 +49,7 @@ class OptimizeStage(Stage):
         rewrites = ctx.opts("optimize").get("rewrites", [])
         applied: dict[str, int] = {}
         if rewrites:
-            from bot.repair.graph import apply_rewrites
+            from bot.graph.rules import apply_rewrites  # deferred: loads onnxscript's rewriter, needed only with rewrites
 
             model, applied = apply_rewrites(model, rewrites)
         out = work / "model.onnx"

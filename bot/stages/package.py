@@ -26,7 +26,7 @@ from bot import samples as S
 from bot.errors import BadInput
 from bot.paths import inside
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.repair.graph._host_cut import host_part_of
+from bot.graph.host_part import host_part_of
 from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS

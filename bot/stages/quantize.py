@@ -35,7 +35,7 @@ from bot import metrics as M
 from bot import samples as S
 from bot.errors import BadInput
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.repair.graph._host_cut import carry_host_part
+from bot.graph.host_part import carry_host_part
 from bot.stages import _ranges as R
 from bot.stages._onnx import cpu_outputs, stage_feeds
 from bot.stages.base import Stage, StageContext

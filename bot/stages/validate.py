@@ -18,7 +18,7 @@ from bot import metrics as M
 from bot import samples as S
 from bot.backends.base import Compiled
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.repair.graph._host_cut import complete, host_part_of
+from bot.graph.host_part import complete, host_part_of
 from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json

@@ -72,3 +72,65 @@ def quantize_qdq(m: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.Model
 
     quantize(str(src), str(dst), get_qnn_qdq_config(str(src), Reader()))
     return onnx.load(str(dst))
+
+
+RNG = np.random.default_rng(0)
+
+
+def rand(*shape, scale=1.0, loc=0.0):
+    return (loc + RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def rewritten(m, rid):
+    """The model after one rule, and how many places it rewrote."""
+    from bot.graph.rules import apply_rewrites
+
+    out, counts = apply_rewrites(m, [rid])
+    return out, counts[rid]
+
+
+def assert_rejected_then_full(before, after, tmp_path, op=None):
+    p0, p1 = probe(before, tmp_path), probe(after, tmp_path)
+    assert not p0.full, "the original was expected to be refused by the HTP"
+    if op is not None:
+        assert any(r.op == op for r in p0.rejected) or p0.fallback_nodes
+    assert p1.full, [(r.op, r.reason) for r in p1.rejected] + p1.fallback_nodes
+    return p0, p1
+
+
+def detector():
+    """Conv → boxes / Sigmoid scores → NonMaxSuppression → Gather: a tiny detector with NMS at its end."""
+    nodes = [h.make_node("Conv", ["x", "w"], ["f"]), h.make_node("Reshape", ["f", "s"], ["r"]),
+             h.make_node("Slice", ["r", "a0", "a4", "ax"], ["boxes"]),
+             h.make_node("Slice", ["r", "a4", "a6", "ax"], ["logits"]), h.make_node("Sigmoid", ["logits"], ["prob"]),
+             h.make_node("Transpose", ["prob"], ["scores"], perm=[0, 2, 1]),
+             h.make_node("NonMaxSuppression", ["boxes", "scores", "mo", "iou", "st"], ["sel"]),
+             h.make_node("Gather", ["sel", "col"], ["keep"], axis=1)]
+    inits = [const("w", rand(6, 3, 1, 1)), const("s", np.array([1, 16, 6], np.int64)),
+             const("a0", np.array([0], np.int64)), const("a4", np.array([4], np.int64)),
+             const("a6", np.array([6], np.int64)), const("ax", np.array([2], np.int64)),
+             const("mo", np.array([5], np.int64)), const("iou", np.array([0.5], np.float32)),
+             const("st", np.array([0.2], np.float32)), const("col", np.array(2, np.int64))]
+    return model(nodes, [("x", F, [1, 3, 4, 4])], [("keep", I64), ("prob", F)], inits)
+
+
+def packed():
+    """Boxes (×320) and Sigmoid scores packed in one output by a Concat: YOLO's detect head, tiny."""
+    F = onnx.TensorProto.FLOAT
+    nodes = [h.make_node("Mul", ["x", "k"], ["boxes"], name="mul"),
+             h.make_node("Mul", ["z0", "one"], ["z"], name="logits"),
+             h.make_node("Sigmoid", ["z"], ["prob"], name="sig"),
+             h.make_node("Concat", ["boxes", "prob"], ["out"], axis=1, name="cat")]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", F, [1, 4, 5]), h.make_tensor_value_info("z0", F, [1, 3, 5])],
+                     [h.make_tensor_value_info("out", F, [1, 7, 5])],
+                     [onnx.numpy_helper.from_array(np.array(320.0, np.float32), "k"),
+                      onnx.numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+
+
+def cpu(model, feeds) -> dict:
+    """Outputs by name on ONNX Runtime CPU."""
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, feeds)))

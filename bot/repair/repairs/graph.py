@@ -1,4 +1,4 @@
-"""Graph-level repairs: one catalogue entry per ONNX rewrite rule in `bot.repair.graph`.
+"""Graph-level repairs: one catalogue entry per ONNX rewrite rule in `bot.graph`.
 
 A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason), or,
 for an accuracy failure, the op of the first layer the device computes far worse than the CPU
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bot.records import FailureKind
 from bot.repair.catalogue import Repair, register
-from bot.repair.graph import all_rules
+from bot.graph.rules import all_rules
 
 ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.COMPILE_ERROR,
            FailureKind.ACCURACY)

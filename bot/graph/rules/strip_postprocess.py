@@ -8,7 +8,7 @@ cost a CPU↔NPU round trip when they are the last ops anyway.
 
 The rule seeds at every NonMaxSuppression (and NonZero), and at TopK / ArgMax / ArgMin whose
 downstream region is small (≤ 24 nodes) and ends only in graph outputs. The region cut is the
-seeds' whole downstream closure, moved to the host part (`_host_cut`: validate and the packaged
+seeds' whole downstream closure, moved to the host part (`bot.graph.host_part`: validate and the packaged
 `run.py` run it on the CPU after the device).
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 import onnx
 import onnx_ir as ir
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._host_cut import KEY, cut_to_host, host_postprocess, run_host_postprocess  # noqa: F401
-from bot.repair.graph._util import to_ir
+from bot.graph.host_part import cut_to_host
+from bot.graph.irutil import to_ir
+from bot.graph.rule import GraphRule
 
 ALWAYS = {"NonMaxSuppression", "NonZero"}
 TRAILING = {"TopK", "ArgMax", "ArgMin"}
@@ -55,11 +55,11 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return cut_to_host(model, m, set(cut)), seeds
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="strip-postprocess",
     summary="cut NMS / TopK / ArgMax decoding out of the deployed graph; the cut part runs on the host "
             "(metadata_props aipc.host_postprocess)",
     ops=("NonMaxSuppression", "NonZero", "TopK", "ArgMax", "ArgMin"),
     reasons=(),
     rewrite=rewrite,
-))
+)

@@ -24,8 +24,8 @@ import onnx_ir as ir
 from onnx import version_converter
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, const, opset, static_shape, to_ir, to_proto
+from bot.graph.irutil import attr, const, opset, static_shape, to_ir, to_proto
+from bot.graph.rule import GraphRule
 
 
 def _pattern(mean_sum: bool, square_pow: bool, clip: bool, reshaped: bool, norm: str, axes_input: bool,
@@ -196,7 +196,7 @@ def _constants_second(graph: ir.Graph) -> None:
                 node.replace_input_with(1, a)
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="layernorm-moments-form",
     summary="layer norm from moments (var = E[x²] − E[x]², Sqrt, Reciprocal/Div, γ, β; tf2onnx) → one "
             "LayerNormalization over the last axis (Transpose/Reshape around it when needed); quantized, "
@@ -205,4 +205,4 @@ register(GraphRule(
     reasons=(),
     rewrite=rewrite,
     device_numerics=True,
-))
+)

@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, const, static_shape
+from bot.graph.irutil import attr, const, static_shape
+from bot.graph.rule import GraphRule
 
 ACCEPTED = [  # nearest forms the HTP places, preferred first
     ("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"), ("half_pixel", "floor"),
@@ -120,13 +120,13 @@ def _replace(op, x, y, **_):
     return out
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="resize-to-htp")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="resize-to-htp")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="resize-to-htp",
     summary="nearest Resize in a form the HTP rejects → same-index accepted Resize form (or constant Gather)",
     ops=("Resize",),
     reasons=(),  # any: in QDQ form the reason sits on the unit, not the Resize
-    patterns=(RULE,),
-))
+    patterns=(PATTERN,),
+)

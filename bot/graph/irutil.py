@@ -1,13 +1,13 @@
-"""Small helpers shared by the graph rules: run an onnxscript rule set on a ModelProto, read constants."""
+"""Small ONNX IR helpers shared by the graph rules and the host-part format: convert between
+ModelProto and onnx_ir, read constants, shapes and attributes. onnx_ir only (no onnxscript), so the
+stages that read a host part do not load the rewriter."""
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 import onnx
 import onnx_ir as ir
-from onnxscript.rewriter import pattern
+from onnx_ir.passes.common import LiftConstantsToInitializersPass, RemoveUnusedNodesPass
 
 
 def to_ir(model: onnx.ModelProto) -> ir.Model:
@@ -15,8 +15,6 @@ def to_ir(model: onnx.ModelProto) -> ir.Model:
 
 
 def to_proto(model: ir.Model) -> onnx.ModelProto:
-    from onnx_ir.passes.common import LiftConstantsToInitializersPass, RemoveUnusedNodesPass
-
     LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
     RemoveUnusedNodesPass()(model)
     drop_unused_initializers(model.graph)
@@ -28,13 +26,6 @@ def drop_unused_initializers(graph: ir.Graph) -> None:
         if not v.uses() and not v.is_graph_output() and not v.is_graph_input():
             del graph.initializers[name]
 
-
-def apply_rules(model: onnx.ModelProto, rules: Sequence[pattern.RewriteRule], *, commute: bool = False
-                ) -> tuple[onnx.ModelProto, int]:
-    """Apply pattern → replacement rules; returns the model and how many places were rewritten."""
-    m = to_ir(model)
-    count = pattern.RewriteRuleSet(list(rules), commute=commute).apply_to_model(m)
-    return (to_proto(m), count) if count else (model, 0)
 
 
 def const(value: ir.Value | None) -> np.ndarray | None:

@@ -23,8 +23,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const, static_shape, to_ir, to_proto
+from bot.graph.irutil import attr, const, static_shape, to_ir, to_proto
+from bot.graph.rule import GraphRule, apply_rules
 
 I32 = np.iinfo(np.int32)
 
@@ -78,7 +78,7 @@ def _cast_replace(op, x, **_):
     return op.Cast(x, to=ir.DataType.INT32)
 
 
-RULES = [
+PATTERNS = [
     *(pattern.RewriteRule(_gather_target(t), _gather_replace_for(t), _gather_check, name=f"int64-{t}")
       for t in ("Gather", "GatherElements")),
     pattern.RewriteRule(_cast_target, _cast_replace, _cast_check, name="int64-cast"),
@@ -86,7 +86,7 @@ RULES = [
 
 
 def rewrite(model):
-    out, count = apply_rules(model, RULES)
+    out, count = apply_rules(model, PATTERNS)
     if count:  # the rewriter carries the old output's int64 type over to the new Cast's output
         m = to_ir(out)
         for node in m.graph:
@@ -96,10 +96,10 @@ def rewrite(model):
     return out, count
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="int64-to-int32",
     summary="int64 Gather indices and index Casts → int32 (negative indices made positive); older EPs refuse int64",
     ops=("Gather", "GatherElements", "Cast", "Expand", "Add", "Mul", "Sub", "Equal", "Where"),
     reasons=("Type not supported", "int64", "positive indices"),
     rewrite=rewrite,
-))
+)

@@ -1,6 +1,4 @@
-"""layernorm-last-axis and layernorm-moments-form on tiny graphs: CPU numerics unchanged, the HTP
-refuses a LayerNormalization over a non-last axis and places the rewrite, and a tf2onnx-style
-moments layer norm (magika's) quantizes far better once folded."""
+"""layernorm-moments-form: a tf2onnx-style moments layer norm (magika's) folds to one LayerNormalization and quantizes far better."""
 
 from __future__ import annotations
 
@@ -8,62 +6,15 @@ import numpy as np
 import onnx
 import pytest
 
-from bot.repair.graph import apply_rewrites
+from ._helpers import F, const, h, model, ops, probe, rand, rewritten, run_cpu, same_numerics
 
-from ._helpers import F, I64, const, h, model, ops, probe, run_cpu, same_numerics
-
-RNG = np.random.default_rng(0)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-
-
-def rand(*shape, scale=1.0, loc=0.0):
-    return (loc + RNG.standard_normal(shape) * scale).astype(np.float32)
-
-
-def rewritten(m, rid):
-    out, counts = apply_rewrites(m, [rid])
-    return out, counts[rid]
 
 
 def cosine(a, b):
     a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
-
-# --- layernorm-last-axis -------------------------------------------------------------------
-
-def _ln(axis, shape, beta=True):
-    tail = shape[axis:]
-    inits = [const("g", rand(*tail, scale=0.5, loc=1.0))] + ([const("b", rand(*tail, scale=0.3))] if beta else [])
-    node = h.make_node("LayerNormalization", ["x", "g"] + (["b"] if beta else []), ["y"], axis=axis, epsilon=1e-5)
-    return model([node], [("x", F, list(shape))], [("y", F)], inits)
-
-
-@pytest.mark.htp
-def test_layernorm_over_two_axes_refused_then_flattened_and_placed(tmp_path):
-    m = _ln(1, (1, 8, 16))
-    out, n = rewritten(m, "layernorm-last-axis")
-    assert n == 1 and ops(out) == ["Reshape", "LayerNormalization", "Reshape"]
-    assert same_numerics(m, out, {"x": rand(1, 8, 16, scale=2, loc=1)}, atol=1e-5)
-    p0, p1 = probe(m, tmp_path), probe(out, tmp_path)
-    assert [(r.op, "last axis" in r.reason) for r in p0.rejected] == [("LayerNormalization", True)]
-    assert p1.full, [(r.op, r.reason) for r in p1.rejected]
-
-
-@pytest.mark.parametrize("axis,shape,beta", [(-2, (2, 4, 6), False), (1, (1, 3, 4, 5), True)])
-def test_layernorm_last_axis_forms(axis, shape, beta):
-    m = _ln(axis, shape, beta)
-    out, n = rewritten(m, "layernorm-last-axis")
-    assert n == 1 and out.graph.node[1].op_type == "LayerNormalization"
-    assert same_numerics(m, out, {"x": rand(*shape, scale=2)}, atol=1e-5)
-
-
-def test_layernorm_already_over_last_axis_left_alone():
-    assert rewritten(_ln(-1, (1, 8, 16)), "layernorm-last-axis")[1] == 0
-    assert rewritten(_ln(2, (1, 8, 16)), "layernorm-last-axis")[1] == 0
-
-
-# --- layernorm-moments-form ----------------------------------------------------------------
 
 def _moments(shape, axis, *, form="tf2onnx", opset=15):
     """A layer norm from moments. tf2onnx (magika, jax2tf): ReduceSum keepdims=0 · 1/N, x·x,

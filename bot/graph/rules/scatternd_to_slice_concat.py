@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, const, static_shape
+from bot.graph.irutil import attr, const, static_shape
+from bot.graph.rule import GraphRule
 
 
 def box_of(indices: np.ndarray, data_shape: tuple[int, ...]):
@@ -70,13 +70,13 @@ def _replace(op, data, indices, updates, y, **_):
     return op.Concat(*parts, axis=axis) if len(parts) > 1 else op.Identity(u)
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="scatternd-to-slice-concat")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="scatternd-to-slice-concat")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="scatternd-to-slice-concat",
     summary="ScatterND with constant indices writing one contiguous box → Slice + Concat",
     ops=("ScatterND",),
     reasons=(),
-    patterns=(RULE,),
-))
+    patterns=(PATTERN,),
+)

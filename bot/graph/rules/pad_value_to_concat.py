@@ -15,8 +15,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, const, static_shape
+from bot.graph.irutil import attr, const, static_shape
+from bot.graph.rule import GraphRule
 
 
 def _target(op, x, pads, value):
@@ -51,14 +51,14 @@ def _replace(op, x, pads, value, **_):
     return op.Concat(*parts, axis=axis)
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="pad-value-to-concat")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="pad-value-to-concat")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="pad-value-to-concat",
     summary="constant Pad with a non-zero fill value → Concat with a constant block (the HTP loses the fill value)",
     ops=("Pad",),
     reasons=(),
-    patterns=(RULE,),
+    patterns=(PATTERN,),
     device_numerics=True,
-))
+)

@@ -13,8 +13,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, const
+from bot.graph.irutil import attr, const
+from bot.graph.rule import GraphRule
 
 
 def _target(op, x, scale, bias, mean, var):
@@ -41,13 +41,13 @@ def _replace(op, x, scale, bias, mean, var, y=None, **_):
     return op.Add(op.Mul(x, s_t), b_t)
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="batchnorm-to-mul-add")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="batchnorm-to-mul-add")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="batchnorm-to-mul-add",
     summary="unfolded inference BatchNormalization → Mul + Add by per-channel constants (QDQ BatchNorm refused on HTP)",
     ops=("BatchNormalization",),
     reasons=("unsupported datatype",),
-    patterns=(RULE,),
-))
+    patterns=(PATTERN,),
+)

@@ -15,8 +15,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const, static_shape
+from bot.graph.irutil import attr, const, static_shape
+from bot.graph.rule import GraphRule, apply_rules
 
 
 def _target(op, x, gamma, beta):
@@ -71,19 +71,19 @@ def _replace(op, x, gamma, y, beta=None, **_):
     return op.Reshape(ln, op.Constant(value=ir.tensor(np.array(shape, np.int64))))
 
 
-RULES = (pattern.RewriteRule(_target, _replace, _check, name="layernorm-last-axis"),
+PATTERNS = (pattern.RewriteRule(_target, _replace, _check, name="layernorm-last-axis"),
          pattern.RewriteRule(_target_no_beta, _replace, _check, name="layernorm-last-axis-no-beta"))
 
 
 def rewrite(model):
-    return apply_rules(model, list(RULES))
+    return apply_rules(model, list(PATTERNS))
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="layernorm-last-axis",
     summary="LayerNormalization over several trailing axes (axis ≠ −1) → Reshape · LayerNormalization(axis=−1) · "
             "Reshape; the HTP normalises along the last axis only",
     ops=("LayerNormalization",),
     reasons=("last axis",),
     rewrite=rewrite,
-))
+)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import onnx
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._host_cut import cut_to_host
-from bot.repair.graph._util import to_ir
+from bot.graph.host_part import cut_to_host
+from bot.graph.irutil import to_ir
+from bot.graph.rule import GraphRule
 
 BOUNDED = {"Sigmoid", "Softmax", "Tanh"}
 RESHAPES = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}
@@ -60,11 +60,11 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return cut_to_host(model, m, cut), seeds
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="split-packed-output",
     summary="an output Concat of differently scaled tensors (boxes + Sigmoid scores) is assembled on the host, "
             "so each part leaves the device with its own quantization scale",
     ops=(),
     output_ops=("Concat",),
     rewrite=rewrite,
-))
+)

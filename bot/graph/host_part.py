@@ -1,6 +1,8 @@
-"""Cut the tail of a graph out of the deployed model into a host part that runs on the CPU.
+"""The host-part artifact format: the tail of a graph cut out of the deployed model to run on the CPU.
 
-Shared by the rules that move work off the NPU (`strip-postprocess`, `split-packed-output`).
+Written by the rules that move work off the NPU (`strip-postprocess`, `split-packed-output`);
+read by the stages that run or ship the deployed model (validate, package, the float parity check)
+and carried through quantization.
 The deployed model keeps everything before the cut and exposes the tensors that crossed it as
 graph outputs; the cut nodes become a standalone ONNX model stored, base64, in the deployed
 model's metadata_props under `aipc.host_postprocess`, so the description travels with the graph
@@ -23,7 +25,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from bot.repair.graph._util import to_ir, to_proto
+from bot.graph.irutil import to_proto
 
 KEY = "aipc.host_postprocess"
 
@@ -110,7 +112,7 @@ def carry_host_part(src, dst) -> None:
 
 def run_host_postprocess(desc: dict, deployed_outputs: dict) -> dict:
     """Run every host part (ONNX Runtime, CPU) and return the original outputs, by name, in order."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: a slow import, and only running a host part needs it
 
     have = dict(deployed_outputs)
     for part in desc["parts"]:

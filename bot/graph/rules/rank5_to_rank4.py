@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, static_shape
+from bot.graph.irutil import attr, static_shape
+from bot.graph.rule import GraphRule
 
 MIN_RANK = 5
 
@@ -65,13 +65,13 @@ def _replace(op, x, s1, s2, mid, t, **_):
     return op.Reshape(y, s2)
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="rank5-to-rank4")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="rank5-to-rank4")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="rank5-to-rank4",
     summary="Reshape→Transpose→Reshape through rank ≥5 folded to the lowest rank (HTP: rank 6 refused, rank 5 slow/refused by FC)",
     ops=("Reshape", "Transpose"),
     reasons=("rank", "Failed to add node"),
-    patterns=(RULE,),
-))
+    patterns=(PATTERN,),
+)

@@ -20,8 +20,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, attr, const, opset, static_shape
+from bot.graph.irutil import attr, const, opset, static_shape
+from bot.graph.rule import GraphRule, apply_rules
 
 
 def _pattern(axes_input: bool, square_pow: bool, divide: bool):
@@ -76,10 +76,10 @@ def rewrite(model):
     return apply_rules(model, rules, commute=True)
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="layernorm-form",
     summary="written-out LayerNorm (ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add) → LayerNormalization (opset ≥17)",
     ops=("ReduceMean", "Pow", "Sqrt", "Div", "LayerNormalization"),
     reasons=(),
     rewrite=rewrite,
-))
+)

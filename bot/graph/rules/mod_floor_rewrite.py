@@ -13,8 +13,8 @@ from __future__ import annotations
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr
+from bot.graph.irutil import attr
+from bot.graph.rule import GraphRule
 
 _FLOATS = {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE, ir.DataType.BFLOAT16}
 
@@ -33,13 +33,13 @@ def _replace(op, x, c, **_):
     return op.Sub(x, op.Mul(t, c))
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="mod-floor-rewrite")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="mod-floor-rewrite")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="mod-floor-rewrite",
     summary="float Mod(fmod=1) → x − c·Sign(x/c)·Floor(|x/c|) (the HTP's Mod takes fmod=0, integers only)",
     ops=("Mod",),
     reasons=(),  # any rejection of a Mod
-    patterns=(RULE,),
-))
+    patterns=(PATTERN,),
+)

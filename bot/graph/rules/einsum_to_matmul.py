@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import attr, static_shape
+from bot.graph.irutil import attr, static_shape
+from bot.graph.rule import GraphRule
 
 
 def _plan(eq: str, sa, sb):
@@ -75,13 +75,13 @@ def _replace(op, a, b, y, **_):
     return m
 
 
-RULE = pattern.RewriteRule(_target, _replace, _check, name="einsum-to-matmul")
+PATTERN = pattern.RewriteRule(_target, _replace, _check, name="einsum-to-matmul")
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="einsum-to-matmul",
     summary="two-operand Einsum → Transpose/Reshape/MatMul (HTP rejects non-matmul equations; QAIRT has no Einsum)",
     ops=("Einsum",),
     reasons=(),  # any rejection of an Einsum
-    patterns=(RULE,),
-))
+    patterns=(PATTERN,),
+)

@@ -16,8 +16,8 @@ import math
 
 from onnxscript.rewriter import pattern
 
-from bot.repair.graph import GraphRule, register
-from bot.repair.graph._util import apply_rules, const, opset, to_ir, to_proto
+from bot.graph.irutil import const, opset, to_ir, to_proto
+from bot.graph.rule import GraphRule, apply_rules
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -63,10 +63,10 @@ def rewrite(model):
     return out, count
 
 
-register(GraphRule(
+RULE = GraphRule(
     id="gelu-form",
     summary="written-out erf GELU → one Gelu op (ONNX ≥20, else com.microsoft); the HTP refuses a bare Erf once QDQ splits the chain",
     ops=("Erf", "Gelu"),
     reasons=(),
     rewrite=rewrite,
-))
+)
