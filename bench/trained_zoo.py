@@ -220,7 +220,16 @@ def one(name: str, work: Path) -> dict:
     out = work / "deployments" / name
     shutil.rmtree(out, ignore_errors=True)  # a cold run: the figures must not come from the store
     t0 = time.perf_counter()
-    outcome = deploy(folder, out_dir=out)
+    try:
+        outcome = deploy(folder, out_dir=out)
+    except Exception as e:  # a bot crash is the bot's result; the naive row is kept beside it
+        import traceback
+
+        row["bot_seconds"] = round(time.perf_counter() - t0, 2)
+        row["bot"] = {"passed": False, "status": "crashed", "failure_stage": "crash",
+                      "failure": f"uncaught {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                      "traceback": traceback.format_exc()[-3000:]}
+        return row
     row["bot_seconds"] = round(time.perf_counter() - t0, 2)
     m = outcome.manifest
     v, c, qz, cp = (outcome.result(s) for s in ("validate", "compat", "quantize", "compile"))
