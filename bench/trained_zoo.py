@@ -16,7 +16,8 @@ child process (a crash or a hang costs one row):
 - bot: `bot.deploy.deploy` (what `aipc deploy` runs) from a cold store, repair loop on, no LLM key.
 
 Rows are appended to `docs/trained-zoo-results.jsonl` as soon as they are known (a killed run resumes
-where it stopped; `--fresh` forgets them); the table `docs/trained-zoo.md` is rewritten from it.
+where it stopped; `--fresh` forgets them); the table `docs/trained-zoo.md` is rewritten from it, followed by
+the hand-written notes of `docs/trained-zoo-notes.md` (edit those there, not in the table).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def float_onnx(spec, folder: Path, path: Path) -> list[str]:
         for i in spec.inputs:  # QNN needs static shapes: the documented fix, nothing else
             make_input_shape_fixed(model.graph, i.name, i.shape)
         model = onnx.shape_inference.infer_shapes(model)
+        # onnxruntime 1.32's qnn_preprocess_model does `dict.update(model.metadata_props)` on protobuf
+        # entries and raises TypeError for any model that carries metadata (nudenet, ppocr, magika):
+        # the props are informational, so drop them rather than lose the naive row
+        del model.metadata_props[:]
         onnx.save(model, str(path))
         return [o.name for o in model.graph.output]
     import numpy as np
@@ -215,7 +220,16 @@ def one(name: str, work: Path) -> dict:
     out = work / "deployments" / name
     shutil.rmtree(out, ignore_errors=True)  # a cold run: the figures must not come from the store
     t0 = time.perf_counter()
-    outcome = deploy(folder, out_dir=out)
+    try:
+        outcome = deploy(folder, out_dir=out)
+    except Exception as e:  # a bot crash is the bot's result; the naive row is kept beside it
+        import traceback
+
+        row["bot_seconds"] = round(time.perf_counter() - t0, 2)
+        row["bot"] = {"passed": False, "status": "crashed", "failure_stage": "crash",
+                      "failure": f"uncaught {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                      "traceback": traceback.format_exc()[-3000:]}
+        return row
     row["bot_seconds"] = round(time.perf_counter() - t0, 2)
     m = outcome.manifest
     v, c, qz, cp = (outcome.result(s) for s in ("validate", "compat", "quantize", "compile"))
@@ -339,12 +353,22 @@ sample (cells show the deployed value; ✗ = below the definition's bar). Second
 """
 
 
+def notes_of(path: Path) -> str:
+    """The hand-written notes (what a run measured, what it did not and why) live in their own file so that
+    rewriting the table from the JSONL never drops them."""
+    if not path.exists():
+        return ""
+    return "\n" + path.read_text().strip() + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default=None, help="comma-separated model folders (default: all, light first)")
     ap.add_argument("--work", default=str(HERE / "out" / "trained"))
     ap.add_argument("--results", default=str(ROOT / "docs" / "trained-zoo-results.jsonl"))
     ap.add_argument("--table", default=str(ROOT / "docs" / "trained-zoo.md"))
+    ap.add_argument("--notes", default=str(ROOT / "docs" / "trained-zoo-notes.md"),
+                    help="hand-written notes the table rewrite appends as they are")
     ap.add_argument("--timeout", type=float, default=1500, help="seconds per model (naive + bot)")
     ap.add_argument("--fresh", action="store_true", help="forget earlier results of the models run")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -375,12 +399,17 @@ def main() -> int:
         row["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         done[name] = row
         results.write_text("".join(json.dumps(done[k], default=str) + "\n" for k in done))
+        write_table(done, Path(a.table), Path(a.notes))  # after every row: each one can be committed
         print(table([row]).splitlines()[2], flush=True)
+    print(write_table(done, Path(a.table), Path(a.notes)))
+    return 0
+
+
+def write_table(done: dict[str, dict], path: Path, notes: Path) -> str:
     order = [n for n in ORDER if n in done] + [n for n in done if n not in ORDER]
     text = table([done[n] for n in order])
-    Path(a.table).write_text(HEADER.format(command=COMMAND) + text + "\n")
-    print(text)
-    return 0
+    path.write_text(HEADER.format(command=COMMAND) + text + "\n" + notes_of(notes))
+    return text
 
 
 if __name__ == "__main__":

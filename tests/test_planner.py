@@ -228,6 +228,27 @@ def test_quant_repairs_are_ordered_by_where_the_error_is(tmp_path, code, cause, 
     assert quant[-1] == "fp16-precision"
 
 
+def test_a_localization_or_attribution_that_cannot_run_does_not_end_the_search(tmp_path, monkeypatch):
+    """magika: localization runs the QDQ graph with constant folding off, where onnxruntime refused a
+    per-axis scale the quantize stage's own check had passed; the error escaped the loop as a traceback."""
+    import bot.repair.attribution as A
+    import bot.repair.localize as L
+
+    def refuse(*a, **k):
+        raise RuntimeError("For per axis quantization, scale must be 1D tensor with size 1")
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}, "validation": {"samples": 2}}, code=OUTLIER)
+    loop = _loop(folder, tmp_path / "o", workflow=CPU_STAGES)
+    best = loop.run_state(RepairState())
+    monkeypatch.setattr(L, "localize", refuse)
+    monkeypatch.setattr(A, "attribute", refuse)
+    assert loop.localize(best) == [] and loop.attribution(best) is None
+    quant = [r.id for r, _ in loop.plan(_accuracy(0.5), RepairState(), best) if r.level == "quant"]
+    assert "w8a16-all" in quant and "fp16-precision" in quant  # what needs no localization is still proposed
+    assert any("localization could not run" in n for n in loop.notes), loop.notes
+    assert any("attribution could not run" in n for n in loop.notes), loop.notes
+
+
 def test_limits_repair_order_comes_first(tmp_path):
     folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}, "validation": {"samples": 2},
                                           "limits": {"repair_order": ["calibration-percentile"]}}, code=OUTLIER)

@@ -39,7 +39,28 @@ def _gemm_with_2d_bias(folder):
     return folder
 
 
-def test_a_refused_per_axis_scale_is_a_classified_failure_and_a_repair_answers_it(tmp_path):
+def test_a_2d_gemm_bias_is_flattened_so_its_weight_stays_per_channel(tmp_path):
+    spec, folder = load_spec(_gemm_with_2d_bias(tmp_path / "m"))
+    loop = RepairLoop(spec, folder, tmp_path / "o", backends.for_target(spec.target), workflow=QUANT_STAGES)
+    run = loop.run_state(RepairState().with_option("quantize", "per_channel", True))
+    assert run.passed, run.failure and run.failure.message
+    q = onnx.load(str(run.dirs["quantize"] / "model.onnx"))
+    axes = {n.input[0]: next((a.i for a in n.attribute if a.name == "axis"), None)
+            for n in q.graph.node if n.op_type == "DequantizeLinear"}
+    assert any("w" in t and a is not None for t, a in axes.items()), axes  # the weight kept its scales per channel
+    # the localization graph (constant folding off) runs too: the refused scale was only masked by folding
+    from bot import samples as S
+    from bot.repair.localize import _run
+
+    outs = _run(q, S.load(run.dirs["load"] / "samples.npz"))
+    assert outs and outs[0]["y"].shape == (1, 6)
+
+
+def test_a_refused_per_axis_scale_is_a_classified_failure_and_a_repair_answers_it(tmp_path, monkeypatch):
+    # a refused per-axis scale the quantize step does not prevent (here: with the flattening turned off)
+    import bot.stages.quantize as Q
+
+    monkeypatch.setattr(Q, "flatten_gemm_biases", lambda model: 0)
     spec, folder = load_spec(_gemm_with_2d_bias(tmp_path / "m"))
     loop = RepairLoop(spec, folder, tmp_path / "o", backends.for_target(spec.target), workflow=QUANT_STAGES)
     first = loop.run_state(RepairState().with_option("quantize", "per_channel", True))

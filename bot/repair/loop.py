@@ -197,6 +197,12 @@ class RepairLoop:
         self._rewrites: dict[str, int | None] = {}
         self._attributions: dict[str, object] = {}
         self._attribution_used: dict | None = None
+        self.notes: list[str] = []  # what the planner could not compute (kept in the manifest)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            self.say(text)
 
     # -- running one state -------------------------------------------------------------------
     def run_state(self, state: RepairState, stop_after: str | None = None) -> RunOutcome:
@@ -227,8 +233,13 @@ class RepairLoop:
                 runner = getattr(self.backend, "run_graph", None) if on_device else None
                 device = (lambda m, f: runner(m, f, self.spec.target)) if runner else None
                 samples = S.load(outcome.dirs["load"] / "samples.npz")
-                layers, _ = localize(outcome.dirs["optimize"] / "model.onnx", outcome.dirs["quantize"] / "model.onnx",
-                                     samples[:1] if device else samples, device=device)
+                try:
+                    layers, _ = localize(outcome.dirs["optimize"] / "model.onnx",
+                                         outcome.dirs["quantize"] / "model.onnx",
+                                         samples[:1] if device else samples, device=device)
+                except Exception as e:  # noqa: BLE001 — localization informs the plan; it must not end the run
+                    self.note(f"localization could not run: {type(e).__name__}: {str(e)[:300]}")
+                    layers = []
                 self._localized[key] = layers
         return self._localized[key]
 
@@ -261,10 +272,14 @@ class RepairLoop:
             from bot import samples as S
             from bot.repair.attribution import attribute
 
-            self._attributions[key] = attribute(outcome.dirs["optimize"] / "model.onnx",
-                                                outcome.dirs["quantize"] / "model.onnx",
-                                                S.load(outcome.dirs["load"] / "samples.npz"),
-                                                S.load(outcome.dirs["load"] / "golden.npz"))
+            try:
+                self._attributions[key] = attribute(outcome.dirs["optimize"] / "model.onnx",
+                                                    outcome.dirs["quantize"] / "model.onnx",
+                                                    S.load(outcome.dirs["load"] / "samples.npz"),
+                                                    S.load(outcome.dirs["load"] / "golden.npz"))
+            except Exception as e:  # noqa: BLE001 — without attribution the catalogue order stands
+                self.note(f"weights/activations attribution could not run: {type(e).__name__}: {str(e)[:300]}")
+                self._attributions[key] = None
         return self._attributions[key]
 
     def precision_of(self, state: RepairState) -> str:
@@ -314,7 +329,11 @@ class RepairLoop:
                    if failure.kind in r.answers and r.level in order and r.id not in self.exclude]
         out = []
         for r in self._order(repairs, failure, best):
-            new = r.propose(failure, state, ctx)
+            try:
+                new = r.propose(failure, state, ctx)
+            except Exception as e:  # noqa: BLE001 — a repair that cannot decide is not proposed
+                self.note(f"repair {r.id} could not propose: {type(e).__name__}: {str(e)[:300]}")
+                new = None
             if new is not None:
                 out.append((r, new))
         return out
@@ -476,7 +495,8 @@ class RepairLoop:
                                                       "patches": len(result.state.patches),
                                                       "stopped": result.stopped,
                                                       "attribution": result.attribution,
-                                                      "screened": result.screened})
+                                                      "screened": result.screened,
+                                                      "planner_notes": self.notes})
         update_section(self.out_dir, "started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)))
         update_section(self.out_dir, "seconds_total", round(time.time() - self.started, 3))
         from bot.store import read_json

@@ -262,6 +262,12 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
     src = _without_metadata(src, work / "no-metadata.onnx")
     model_in = pre if qnn_preprocess_model(str(src), str(pre), fuse_layernorm=True) else src
     model = onnx.load(str(model_in), load_external_data=False)
+    if unshare_biases(model) + flatten_gemm_biases(model):  # before onnxruntime quantizes the biases
+        model_in, full = work / "unshared-biases.onnx", onnx.load(str(model_in))
+        unshare_biases(full)
+        flatten_gemm_biases(full)
+        onnx.save(full, str(model_in))
+        model = onnx.load(str(model_in), load_external_data=False)
     init_overrides: dict[str, list[dict]] = {}
     if settings.per_channel:
         init_overrides |= {w: o for w, o in per_channel_overrides(model, settings.weight_type).items()
@@ -298,8 +304,85 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
         quantize(str(model_in), str(out), cfg)
     finally:
         os.chdir(cwd)
-    for tmp in (pre, work / "no-metadata.onnx"):
+    for tmp in (pre, work / "no-metadata.onnx", work / "unshared-biases.onnx"):
         tmp.unlink(missing_ok=True)
+
+
+BIAS_OPS = ("Conv", "ConvTranspose", "Gemm")
+
+
+def unshare_biases(model: onnx.ModelProto) -> int:
+    """Give every op its own copy of a bias initializer that several ops read; returns the copies made.
+
+    A bias's int32 scale is its op's input scale × weight scale, so onnxruntime's QDQ quantizer copies a
+    shared bias per op, naming the copy `<bias><n>` after checking only initializer names. tf2onnx names
+    a Conv's output `<bias>2` (basic-pitch: bias `…conv1d_25`, output `…conv1d_252`), so the copy's
+    DequantizeLinear took over that activation and the graph failed onnxruntime's shape check
+    ("Invalid attribute perm {0, 2, 3, 1}, input shape = {36}"). Copies made here carry names no
+    tensor has, so the quantizer never makes its own."""
+    inits = {i.name: i for i in model.graph.initializer}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    taken = set(_tensor_names(model)) | set(inits)
+    made = 0
+    seen: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type not in BIAS_OPS or len(node.input) < 3 or node.input[2] not in inits:
+            continue
+        bias = node.input[2]
+        if readers[bias] < 2 or bias not in seen:
+            seen.add(bias)
+            continue
+        k = 0
+        while f"{bias}_unshared{k}" in taken:
+            k += 1
+        copy = onnx.TensorProto()
+        copy.CopyFrom(inits[bias])
+        copy.name = f"{bias}_unshared{k}"
+        taken.add(copy.name)
+        model.graph.initializer.append(copy)
+        node.input[2] = copy.name
+        made += 1
+    return made
+
+
+def flatten_gemm_biases(model: onnx.ModelProto) -> int:
+    """Reshape a Gemm's [1, N] bias initializer to [N]; returns how many were reshaped.
+
+    onnxruntime quantizes a bias per channel on axis 0 whenever its weight is per channel, so a
+    [1, N] bias (tf2onnx / jax2tf write them: magika's Dense layers) gets N scales on an axis of
+    size 1, which onnxruntime's DequantizeLinear refuses ("For per axis quantization, scale must be
+    1D tensor with size 1") once constant folding is off, as in localization. Gemm broadcasts C
+    to (M, N), so [N] computes the same. A bias other ops read too keeps its shape; Gemm gets a copy."""
+    inits = {i.name: i for i in model.graph.initializer}
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    taken = set(_tensor_names(model)) | set(inits)
+    done = 0
+    for node in model.graph.node:
+        if node.op_type != "Gemm" or len(node.input) < 3 or node.input[2] not in inits:
+            continue
+        bias = inits[node.input[2]]
+        if len(bias.dims) != 2 or bias.dims[0] != 1:
+            continue
+        flat = numpy_helper.from_array(numpy_helper.to_array(bias).reshape(-1), bias.name)
+        if all(r.op_type == "Gemm" for r in readers[bias.name]):
+            bias.CopyFrom(flat)
+        else:
+            k = 0
+            while f"{bias.name}_flat{k}" in taken:
+                k += 1
+            flat.name = f"{bias.name}_flat{k}"
+            taken.add(flat.name)
+            model.graph.initializer.append(flat)
+            inits[flat.name] = flat
+            node.input[2] = flat.name
+        done += 1
+    return done
 
 
 PER_AXIS_SCALE = "For per axis quantization"

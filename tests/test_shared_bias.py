@@ -1,0 +1,54 @@
+"""A bias initializer shared by two Convs, where a Conv's output is named like onnxruntime's copy of
+that bias (tf2onnx names outputs `<bias>2`; basic-pitch broke this way): the quantize step must
+write a graph whose every tensor has one producer and that runs on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from bot.stages.quantize import QuantSettings, quantize_with_ort, unshare_biases
+
+
+def _shared_bias_model(path):
+    rng = np.random.RandomState(0)
+    w1 = numpy_helper.from_array(rng.randn(4, 4, 3, 3).astype(np.float32) * 0.3, "w1")
+    w2 = numpy_helper.from_array(rng.randn(4, 4, 3, 3).astype(np.float32) * 0.3, "w2")
+    b = numpy_helper.from_array(np.linspace(-0.5, 0.5, 4).astype(np.float32), "b")
+    # onnxruntime copies the shared bias as "b0": the first Conv's output already has that name
+    nodes = [helper.make_node("Conv", ["x", "w1", "b"], ["b0"], pads=[1, 1, 1, 1], name="conv_a"),
+             helper.make_node("Sigmoid", ["b0"], ["r"], name="sigmoid"),
+             helper.make_node("Conv", ["r", "w2", "b"], ["y"], pads=[1, 1, 1, 1], name="conv_b")]
+    graph = helper.make_graph(nodes, "shared_bias", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w1, w2, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return model
+
+
+def test_unshare_biases_gives_the_second_reader_a_fresh_name(tmp_path):
+    model = _shared_bias_model(tmp_path / "m.onnx")
+    assert unshare_biases(model) == 1
+    biases = [n.input[2] for n in model.graph.node if n.op_type == "Conv"]
+    assert biases[0] == "b" and biases[1] not in ("b", "b0") and biases[1] in {i.name for i in model.graph.initializer}
+    assert unshare_biases(model) == 0  # nothing left to share
+
+
+def test_quantizing_a_shared_bias_keeps_every_activation(tmp_path):
+    src = tmp_path / "m.onnx"
+    _shared_bias_model(src)
+    rng = np.random.RandomState(1)
+    calib = [{"x": rng.randn(1, 4, 8, 8).astype(np.float32)} for _ in range(4)]
+    out = tmp_path / "q.onnx"
+    quantize_with_ort(src, out, tmp_path, calib, QuantSettings(precision="w8a8"))
+    q = onnx.load(str(out))
+    outputs = [o for n in q.graph.node for o in n.output]
+    assert len(outputs) == len(set(outputs)), "two nodes write the same tensor"
+    feed = calib[0]
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    cos = float(np.ravel(ref) @ np.ravel(got) / (np.linalg.norm(ref) * np.linalg.norm(got)))
+    assert cos > 0.99
