@@ -17,6 +17,7 @@ from bot.errors import BadInput
 MODELS = "models"
 DEFINITION = "aipc.yaml"
 NO_COMMIT = re.compile(r"0*")  # what GitHub sends as `before` for a new branch
+MATRIX_LIMIT = 256  # GitHub's jobs per matrix (bot.nightly.shards.MATRIX_LIMIT); max-parallel is the workflow's
 
 
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -37,8 +38,11 @@ def models_in(paths: list[str]) -> list[str]:
     return names
 
 
-def _has_definition(root: Path, rev: str, name: str) -> bool:
-    return _git(root, "cat-file", "-e", f"{rev}:{MODELS}/{name}/{DEFINITION}", check=False).returncode == 0
+def _with_definition(root: Path, rev: str) -> set[str]:
+    """Every model that has a definition at `rev`, in one git call (not one per model: a push may touch
+    a hundred)."""
+    listed = _git(root, "ls-tree", "--name-only", "-r", rev, "--", MODELS).stdout.splitlines()
+    return {p.split("/")[1] for p in listed if p.count("/") == 2 and p.endswith("/" + DEFINITION)}
 
 
 def changed_models(root: Path, base: str | None, head: str) -> list[str]:
@@ -53,7 +57,12 @@ def changed_models(root: Path, base: str | None, head: str) -> list[str]:
         paths = _git(root, "ls-tree", "-r", "--name-only", head, "--", MODELS).stdout.splitlines()
     else:
         paths = _git(root, "diff", "--name-only", f"{base}...{head}", "--", MODELS).stdout.splitlines()
-    return sorted(n for n in models_in(paths) if _has_definition(root, head, n))
+    defined = _with_definition(root, head)
+    names = sorted(n for n in models_in(paths) if n in defined)
+    if len(names) > MATRIX_LIMIT:
+        raise BadInput(f"{len(names)} models changed; one workflow matrix holds at most {MATRIX_LIMIT} jobs",
+                       where=str(root), hint="push the change in parts, or dispatch the deploy workflow per model")
+    return names
 
 
 def one_model(root: Path, name: str) -> list[str]:

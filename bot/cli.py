@@ -183,13 +183,56 @@ def nightly(root: Optional[Path] = typer.Option(None, help="repository root [def
                                                                         "else today's UTC date]"),
             history: Optional[Path] = typer.Option(None, "--history", help="history file [default: "
                                                                            "deployments/nightly-history.jsonl]"),
+            deployments: Optional[str] = typer.Option(None, "--deployments", help="a shard's share: folder names "
+                                                      "under deployments/, space- or comma-separated "
+                                                      "(`aipc nightly-plan`) [default: all]"),
+            results: Optional[Path] = typer.Option(None, "--results", help="a shard: write its results here for "
+                                                   "`aipc nightly-merge` (history and issue are left to the merge)"),
             debug: bool = typer.Option(False)):
     """Re-compile and re-validate every deployment with the toolchain installed now; report regressions
     against the figures accepted on main (exit 1 when any)."""
     from bot.report.commands import nightly_command
 
+    share = [d for d in (deployments or "").replace(",", " ").split() if d] if deployments is not None else None
     _run(lambda: nightly_command(root, out_file=summary, post=post, baseline_ref=baseline_ref, tolerances=tolerance,
-                                 run_id=run_id, history=history, echo=typer.echo), debug)
+                                 run_id=run_id, history=history, echo=typer.echo, deployments=share,
+                                 results=results), debug)
+
+
+@app.command("nightly-plan")
+def nightly_plan(root: Path = typer.Option(Path("."), help="the checkout"),
+                 shards: int = typer.Option(4, "--shards", help="split the deployments into at most this many "
+                                                                "shards (one more per extra set of runner labels)"),
+                 max_parallel: Optional[int] = typer.Option(None, "--max-parallel", help="shards running at once "
+                                                            "[default: all of them]"),
+                 output: Optional[Path] = typer.Option(None, "--output", help="append matrix=, max_parallel=, "
+                                                                              "count= here ($GITHUB_OUTPUT)"),
+                 debug: bool = typer.Option(False)):
+    """Split the deployments into shards for the nightly's matrix: runner labels per target, longest first
+    onto the least-loaded shard (docs/nightly.md)."""
+    from bot.nightly.shards import plan_command
+
+    _run(lambda: plan_command(root, shards=shards, max_parallel=max_parallel, output=output, echo=typer.echo), debug)
+
+
+@app.command("nightly-merge")
+def nightly_merge(results: list[Path] = typer.Argument(..., help="the shards' --results files (or folders of them)"),
+                  root: Optional[Path] = typer.Option(None, help="repository root [default: this checkout]"),
+                  summary: Optional[Path] = typer.Option(None, "--summary", help="also write the report here"),
+                  post: str = typer.Option("none", "--post", help="issue: open/update the one regressions issue"),
+                  history: Optional[Path] = typer.Option(None, "--history", help="history file [default: "
+                                                                                 "deployments/nightly-history.jsonl]"),
+                  expected: Optional[str] = typer.Option(None, "--expected", help="every planned deployment "
+                                                         "(space- or comma-separated): one without results "
+                                                         "is reported as a failure"),
+                  debug: bool = typer.Option(False)):
+    """Merge the shards of one night: one history write, one report, one regressions issue (exit 1 when any
+    shard regressed)."""
+    from bot.nightly.merge import merge_command
+
+    planned = [d for d in (expected or "").replace(",", " ").split() if d] if expected is not None else None
+    _run(lambda: merge_command(results, root=root, history=history, out_file=summary, post=post,
+                               expected=planned, echo=typer.echo), debug)
 
 
 @app.command()

@@ -96,6 +96,8 @@ def upfront_state(spec, folder: Path, exclude: list[str] | None = None) -> Repai
     with a stand-in failure of the first kind it answers. A graph rule is simply switched on. A
     repair that needs a failing run to decide (localization, a patch, a collapsed output) or that
     changes nothing for this definition is refused by name rather than silently ignored."""
+    if not spec.repairs:
+        return RepairState()  # nothing asked for up front: the catalogue (graph rules, onnxscript) stays unloaded
     from bot.records import Failure
     from bot.repair.catalogue import all_repairs
 

@@ -313,3 +313,100 @@ def test_the_report_stays_under_githubs_body_limit():
     assert len(body) < GITHUB_BODY_LIMIT - 1000 and "## aipc nightly: 300 regressions in 300 of 300" in body
     one = render(NightlyResult("n1", "main", "`main` (abc)", total=1, regressions=res.regressions[:1]))
     assert "the cause" in one and "characters cut" in one  # a long error keeps its tail
+
+
+# ---------------------------------------------------------------------- the sharded night (nightly.yml)
+
+def test_two_shards_each_with_a_regression_make_one_issue_and_one_history(repo, tmp_path, monkeypatch):
+    """The workflow's three jobs in turn: plan → two shards (real rebuilds, one deployment each, both
+    regressed) → merge, which posts one issue naming both and writes each model's night once."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    for name in ("drift", "steady"):
+        _accepted_earlier(repo, name)
+    sh(repo, "commit", "-q", "-am", "both accepted under onnxruntime-qnn 2.6.0")
+    cli = CliRunner()
+    outputs = tmp_path / "github-output"
+    planned = cli.invoke(app, ["nightly-plan", "--root", str(repo), "--shards", "2", "--output", str(outputs)])
+    assert planned.exit_code == 0, planned.output
+    out = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    matrix = json.loads(out["matrix"])["include"]
+    assert out["count"] == "2" and out["max_parallel"] == "2"
+    assert sorted(e["deployments"] for e in matrix) == ["drift", "steady"]
+    assert all(e["labels"] == ["self-hosted", "linux", "x64", "htp-sim"] and e["of"] == 2 for e in matrix)
+
+    history = repo / "deployments" / H.FILE
+    shard_dir = tmp_path / "shards"
+    for e in matrix:
+        shard = cli.invoke(app, ["nightly", "--root", str(repo), "--deployments", e["deployments"], "--run-id",
+                                 "night-7", "--tolerance", "latency_rel=5",
+                                 "--results", str(shard_dir / f"shard-{e['shard']}" / "results.json")])
+        assert shard.exit_code == 1, shard.output  # each shard found its own regression
+        assert f"| `{e['deployments']}` | accuracy | y SQNR dB |" in shard.output
+        assert "## aipc nightly: 1 regression in 1 of 1 deployment" in shard.output
+    assert not history.exists()  # shards leave the history to the merge
+    refused = cli.invoke(app, ["nightly", "--root", str(repo), "--deployments", "drift", "--results",
+                               str(tmp_path / "x.json"), "--post", "issue"])
+    assert refused.exit_code == 2 and "does not post" in refused.output
+
+    bare = repo.parent / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    with serving(bare, monkeypatch) as fake:
+        for _ in range(2):  # a re-run of the aggregate job changes nothing
+            merged = cli.invoke(app, ["nightly-merge", str(shard_dir), "--root", str(repo), "--post", "issue"])
+            assert merged.exit_code == 1, merged.output
+        assert len(fake.issues) == 1 and len(fake.calls("POST", "/issues")) == 1
+        (issue,) = fake.issues.values()
+        assert issue["state"] == "open" and "## aipc nightly: 2 regressions in 2 of 2 deployments" in issue["body"]
+        assert "| `drift` | accuracy | y SQNR dB |" in issue["body"]
+        assert "| `steady` | accuracy | y SQNR dB |" in issue["body"]
+    lines = H.read(history)
+    assert sorted((e["run"], e["model"], tuple(e["regressions"])) for e in lines) == [
+        ("night-7", "drift", ("y SQNR dB",)), ("night-7", "steady", ("y SQNR dB",))]
+
+    # one deployment in two shards is a broken plan, not a night
+    dup = shard_dir / "shard-3" / "results.json"
+    dup.parent.mkdir()
+    shutil.copy(shard_dir / "shard-1" / "results.json", dup)
+    bad = cli.invoke(app, ["nightly-merge", str(shard_dir), "--root", str(repo)])
+    assert bad.exit_code == 2 and "re-checked by two shards" in bad.output
+
+
+def test_the_plan_deals_the_longest_first_and_gives_each_set_of_labels_its_own_runners():
+    from bot.errors import BadInput
+    from bot.nightly.shards import Deployment, labels_for, plan
+
+    sim, phone = labels_for({"engine": "auto"}), labels_for({"engine": "adb", "soc": "SM8750"})
+    assert phone == ("self-hosted", "linux", "x64", "device", "soc-sm8750")
+    found = [Deployment(f"m{i}", sim, s) for i, s in enumerate([50, 40, 30, 20, 10, 10])] + \
+            [Deployment("p0", phone, 5)]
+    p = plan(found, shards=3, max_parallel=2)
+    assert [(s.labels[-1], s.deployments, s.seconds) for s in p.shards] == [
+        ("soc-sm8750", ["p0"], 5), ("htp-sim", ["m0", "m3", "m4"], 80), ("htp-sim", ["m1", "m2", "m5"], 80)]
+    assert p.max_parallel == 2 and json.loads(p.outputs()["matrix"])["include"][1]["deployments"] == "m0 m3 m4"
+    # no more shards than deployments; one shard per label set at least
+    assert len(plan(found[:2], shards=8).shards) == 2 and len(plan(found, shards=1).shards) == 2
+    with pytest.raises(BadInput):
+        plan(found, shards=0)
+
+
+def test_the_merge_reports_a_planned_deployment_whose_shard_sent_nothing(tmp_path):
+    from bot.nightly import merge as M
+    from bot.nightly.run import NightlyResult
+
+    one = NightlyResult("r9", "main", "`main` (abc)", total=1, unchanged=1, deployments=["a"],
+                        entries=[H.entry("r9", "a", _fig(), baseline="main@abc", regressions=[])])
+    M.write(one, tmp_path / "s" / "shard-1.json")
+    out = []
+    code = M.merge_command([tmp_path / "s"], root=tmp_path, expected=["a", "b"], echo=out.append)
+    assert code == 1 and "| `b` | failure | re-check |" in out[1] and "its shard uploaded no results" in out[1]
+    assert "`a`" not in out[1] and "1 model unchanged." in out[1]
+    assert [(e["model"], e["regressions"]) for e in H.read(tmp_path / "deployments" / H.FILE)] == [
+        ("a", []), ("b", ["re-check"])]
+    other = NightlyResult("r10", "main", "x", total=1, deployments=["b"])
+    M.write(other, tmp_path / "s" / "shard-2.json")
+    from bot.errors import BadInput
+    with pytest.raises(BadInput, match="different runs"):
+        M.merge([tmp_path / "s" / "shard-1.json", tmp_path / "s" / "shard-2.json"], history_path=tmp_path / "h")

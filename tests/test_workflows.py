@@ -118,7 +118,8 @@ def test_every_aipc_command_line_in_the_workflows_exists_with_those_options():
             assert not unknown, f"{where}: unknown option(s) {unknown}; known: {sorted(known)}"
             seen.add((name, sub))
     assert {("deploy.yml", "changed"), ("aipc-reusable.yml", "deploy"), ("aipc-reusable.yml", "report"),
-            ("commands.yml", "command"), ("fork-gate.yml", "command"), ("nightly.yml", "nightly")} <= seen
+            ("commands.yml", "command"), ("fork-gate.yml", "command"), ("nightly.yml", "nightly"),
+            ("nightly.yml", "nightly-plan"), ("nightly.yml", "nightly-merge")} <= seen
 
 
 def test_workflow_shape_least_privilege_and_no_fork_code_on_the_self_hosted_runner():
@@ -156,12 +157,28 @@ def test_workflow_shape_least_privilege_and_no_fork_code_on_the_self_hosted_runn
         assert all(j.get("runs-on") != ["self-hosted", "linux", "x64", "qairt"] for j in wf["jobs"].values())
     # only the nightly (default branch, no PR code) writes the Actions cache: its history, night to night
     assert {n: wf["cache-mode"] for n, wf in flows.items()} == {**{n: "none" for n in flows}, "nightly.yml": "write"}
-    nightly = flows["nightly.yml"]["jobs"]["revalidate"]
-    assert set(flows["nightly.yml"]["on"]) == {"schedule", "workflow_dispatch"}
-    assert nightly["permissions"] == {"contents": "read", "issues": "write"}
-    assert any("--post issue" in s.get("run", "") for s in nightly["steps"])
-    cached = [s["with"]["path"] for s in nightly["steps"] if s.get("uses", "").startswith("actions/cache/")]
+    # the nightly fans out: a hosted plan, one matrix job per shard on the labelled runners, a hosted merge
+    night = flows["nightly.yml"]
+    assert set(night["on"]) == {"schedule", "workflow_dispatch"}
+    assert list(night["jobs"]) == ["plan", "revalidate", "aggregate"]
+    plan, shard, merge = (night["jobs"][j] for j in ("plan", "revalidate", "aggregate"))
+    assert plan["runs-on"] == merge["runs-on"] == "ubuntu-latest"
+    assert shard["runs-on"] == "${{ matrix.labels }}" and shard["needs"] == "plan"
+    assert shard["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert shard["strategy"]["max-parallel"] == "${{ fromJSON(needs.plan.outputs.max_parallel) }}"
+    assert shard["strategy"]["fail-fast"] is False
+    assert "AIPC_MAX_PARALLEL" in plan["steps"][-1]["env"]["MAX_PARALLEL"]
+    assert shard["permissions"] == {"contents": "read"} and plan["permissions"] == {"contents": "read"}
+    assert merge["permissions"] == {"contents": "read", "issues": "write"}
+    assert any("--results" in s.get("run", "") for s in shard["steps"])
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in shard["steps"])
+    assert any("nightly-merge" in s.get("run", "") and "--post issue" in s.get("run", "") for s in merge["steps"])
+    assert not any("--post issue" in s.get("run", "") for s in shard["steps"])  # only the merge posts
+    cached = [s["with"]["path"] for s in merge["steps"] if s.get("uses", "").startswith("actions/cache/")]
     assert cached == ["deployments/nightly-history.jsonl"] * 2  # restored before, saved after
+    assert not any(s.get("uses", "").startswith("actions/cache/") for s in shard["steps"])
+    # a push's fan-out per model obeys the same limit on parallel jobs
+    assert deploy["jobs"]["deploy"]["strategy"]["max-parallel"] == "${{ fromJSON(vars.AIPC_MAX_PARALLEL || '4') }}"
     tests = flows["tests.yml"]["jobs"]["pytest"]
     assert tests["runs-on"] == "ubuntu-latest"
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
@@ -185,7 +202,7 @@ def test_the_hosted_jobs_install_the_light_cli_with_the_projects_own_ranges():
         name = re.split(r"[<>=!~]", spec, 1)[0].lower()
         assert by_name.get(name) == spec, f"{spec!r} in the aipc-cli action; pyproject says {by_name.get(name)!r}"
     users = sorted(p.name for p in WORKFLOWS if "./.github/actions/aipc-cli" in p.read_text())
-    assert users == ["commands.yml", "deploy.yml", "fork-gate.yml"]
+    assert users == ["commands.yml", "deploy.yml", "fork-gate.yml", "nightly.yml"]
 
 
 # ---------------------------------------------------------------------- the gates against the fake GitHub

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from bot.records import FailureKind, StageFailed
 from bot.backends.sdk_errors import tool_failure
@@ -61,6 +60,7 @@ class GraphIO:
 
 def graph_io(model: Path) -> GraphIO:
     """Names, static shapes and dtypes of the graph's inputs and outputs (after shape inference)."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     m = onnx.load(str(model), load_external_data=False)
     inits = {i.name for i in m.graph.initializer}
     try:
@@ -177,6 +177,7 @@ def write_overrides(encodings_path: Path, float_onnx: Path, dest: Path) -> Path:
     The QDQ graph also holds tensors that exist only there (e.g. the `…_DequantizeLinear_Output`
     of an 8→16-bit conversion pair); they have no counterpart in the DLC and are left out.
     """
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     enc = json.loads(encodings_path.read_text())
     m = onnx.load(str(float_onnx), load_external_data=False)
     params = {i.name for i in m.graph.initializer}

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from bot.backends import qairt_io as Q
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register
@@ -206,6 +205,7 @@ class QairtSdkBackend:
 
     # ── probe ──────────────────────────────────────────────────────────────────────────────────
     def probe(self, model: Path, target: TargetSpec) -> Placement:
+        import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
         tool = "snpe-onnx-to-dlc" if target.runtime == "snpe" else "qairt-converter"
         graph = onnx.load(str(model), load_external_data=False).graph
         total = len(graph.node)

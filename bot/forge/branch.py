@@ -106,7 +106,10 @@ def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict, p
         elif composite and rel in TIMING_FILES and top_kept:
             entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_timing)
         else:
-            entries[rel] = git.hash_file(repo, p)
+            entries[rel] = p  # hashed below, all in one git call
+    plain = [rel for rel, e in entries.items() if isinstance(e, Path)]
+    for rel, entry in zip(plain, git.hash_files(repo, [entries[r] for r in plain])):
+        entries[rel] = entry
     if lfs_paths:
         attrs = "".join(f"{r} filter=lfs diff=lfs merge=lfs -text\n" for r in lfs_paths)
         entries[".gitattributes"] = git.hash_bytes(repo, attrs.encode())

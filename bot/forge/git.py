@@ -132,10 +132,25 @@ class Step:
     files: dict[str, Entry] = field(default_factory=dict)
 
 
+def _mode(path: Path) -> str:
+    return "100755" if os.access(path, os.X_OK) and path.suffix in (".py", ".sh") else "100644"
+
+
 def hash_file(repo: Repo, path: Path) -> Entry:
     blob = repo.git("hash-object", "-w", "--no-filters", "--", str(path))
-    mode = "100755" if os.access(path, os.X_OK) and path.suffix in (".py", ".sh") else "100644"
-    return Entry(mode, blob)
+    return Entry(_mode(path), blob)
+
+
+def hash_files(repo: Repo, paths: list[Path]) -> list[Entry]:
+    """`hash_file` for many files in one git process (a deployment has dozens; one process each cost
+    ~0.3 s of an unchanged re-run)."""
+    if not paths:
+        return []
+    out = repo.git("hash-object", "-w", "--no-filters", "--stdin-paths",
+                   input="".join(f"{p}\n" for p in paths)).split()
+    if len(out) != len(paths):
+        raise GitError(f"git hash-object --stdin-paths gave {len(out)} ids for {len(paths)} files")
+    return [Entry(_mode(p), blob) for p, blob in zip(paths, out)]
 
 
 def hash_bytes(repo: Repo, data: bytes) -> Entry:
@@ -154,6 +169,8 @@ def commit_steps(repo: Repo, parent: str, steps: list[Step], *, trailers: dict[s
 
     Returns the new tip and the messages of the commits made (empty when nothing changed).
     """
+    if _unchanged(repo, parent, steps):
+        return parent, []
     name, email = bot_identity()
     env_id = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
               "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
@@ -179,6 +196,29 @@ def commit_steps(repo: Repo, parent: str, steps: list[Step], *, trailers: dict[s
             tree = new_tree
             made.append(step.message.splitlines()[0])
     return tip, made
+
+
+def _owned(path: str, owned: str) -> bool:
+    return path == owned or path.startswith(owned.rstrip("/") + "/")
+
+
+def _unchanged(repo: Repo, parent: str, steps: list[Step]) -> bool:
+    """Every step would leave `parent`'s tree as it is: one `ls-tree` instead of three git calls per step
+    (the unchanged re-run's case, which must stay cheap)."""
+    owns = sorted({o for s in steps for o in s.owns})
+    if not owns:
+        return not any(s.files for s in steps)
+    have = {}
+    for rec in repo.git("ls-tree", "-r", "-z", parent, "--", *owns).split("\0"):
+        if rec:
+            meta, path = rec.split("\t", 1)
+            mode, _kind, blob = meta.split()
+            have[path] = (mode, blob)
+    for s in steps:
+        under = {p: v for p, v in have.items() if any(_owned(p, o) for o in s.owns)}
+        if under != {p: (e.mode, e.blob) for p, e in s.files.items()}:
+            return False
+    return True
 
 
 def move_branch(repo: Repo, branch: str, new: str, old: str | None) -> None:

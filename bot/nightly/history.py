@@ -43,11 +43,16 @@ def entry(run_id: str, model: str, figures: dict, *, baseline: str, regressions:
             "baseline": baseline, "regressions": regressions, **{k: figures.get(k) for k in KEPT}}
 
 
+def merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` then `new`, an entry of `new` replacing any of `old` with the same (run, model)."""
+    mine = {(e["run"], e["model"]) for e in new}
+    return [e for e in old if (e.get("run"), e.get("model")) not in mine] + new
+
+
 def record(path: Path, new: list[dict]) -> list[dict]:
     """Append tonight's entries, replacing any with the same (run, model); returns the whole history."""
     path = Path(path)
-    mine = {(e["run"], e["model"]) for e in new}
-    kept = [e for e in read(path) if (e.get("run"), e.get("model")) not in mine] + new
+    kept = merged(read(path), new)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(json.dumps(e, sort_keys=True, allow_nan=True) + "\n" for e in kept))

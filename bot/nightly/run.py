@@ -15,7 +15,7 @@ from bot.nightly import baseline as B
 from bot.nightly import history as H
 from bot.nightly.figures import empty, from_manifest
 from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
-from bot.pipeline.manifest import MANIFEST
+from bot.nightly.shards import MANIFEST
 from bot.store import read_json
 
 
@@ -42,6 +42,8 @@ class NightlyResult:
     toolchain: dict = field(default_factory=dict)  # model → [{name, baseline, now}] that changed
     history: list[dict] = field(default_factory=list)
     history_path: Path | None = None
+    entries: list[dict] = field(default_factory=list)  # tonight's history lines (a shard's are recorded by the merge)
+    deployments: list[str] = field(default_factory=list)  # the folders under deployments/ re-checked
 
     @property
     def regressed(self) -> bool:
@@ -66,12 +68,21 @@ def find_model_dir(root: Path, name: str) -> Path | None:
     return None
 
 
-def units(root: Path) -> list[Unit]:
-    """Every deployment under `<root>/deployments/`, composites split into their parts."""
+def units(root: Path, only: list[str] | None = None) -> list[Unit]:
+    """Every deployment under `<root>/deployments/` (or the folders named in `only`, a shard's share),
+    composites split into their parts."""
     from bot.report.view import is_composite
 
     out = []
-    for mf in sorted((root / "deployments").glob(f"*/{MANIFEST}")):
+    manifests = sorted((root / "deployments").glob(f"*/{MANIFEST}"))
+    if only is not None:
+        have = {mf.parent.name for mf in manifests}
+        missing = sorted(set(only) - have)
+        if missing:
+            raise BadInput(f"no deployment {', '.join(map(repr, missing))} under deployments/",
+                           where=str(root / "deployments"), hint=f"known: {', '.join(sorted(have)) or 'none'}")
+        manifests = [mf for mf in manifests if mf.parent.name in set(only)]
+    for mf in manifests:
         dep = mf.parent
         m = read_json(mf) or {}
         name = m.get("model") or dep.name
@@ -111,11 +122,13 @@ def recheck_unit(root: Path, unit: Unit, *, backends_cache: dict, say: Callable[
 
 def run_nightly(root: Path, *, ref: str = "main", tolerances: Tolerances | None = None, run_id: str | None = None,
                 history_path: Path | None = None, recheck: Callable | None = None,
-                say: Callable[[str], None] = lambda m: None) -> NightlyResult:
-    """Re-check every deployment and compare with `ref`. `recheck(root, unit) -> figures` is replaceable
-    for tests of the flow; the default rebuilds for real (`bot.nightly.recompile`)."""
+                say: Callable[[str], None] = lambda m: None, only: list[str] | None = None,
+                record: bool = True) -> NightlyResult:
+    """Re-check every deployment (or those in `only`) and compare with `ref`. `recheck(root, unit) -> figures`
+    is replaceable for tests of the flow; the default rebuilds for real (`bot.nightly.recompile`).
+    `record=False` (a shard) leaves the history file alone: tonight's lines stay in `entries` for the merge."""
     root = Path(root).resolve()
-    todo = units(root)
+    todo = units(root, only)
     if not todo:
         raise BadInput("no deployments to re-check", where=str(root / "deployments"))
     tol = tolerances or Tolerances()
@@ -154,8 +167,33 @@ def run_nightly(root: Path, *, ref: str = "main", tolerances: Tolerances | None 
         res.regressions += rows
         entries.append(H.entry(res.run_id, unit.label, now, baseline=base.source,
                                regressions=[r.metric for r in rows]))
-    res.history = H.record(res.history_path, entries)
+    res.entries = entries
+    res.deployments = sorted({u.dep.name for u in todo})
+    res.history = H.record(res.history_path, entries) if record else H.merged(H.read(res.history_path), entries)
     return res
+
+
+def publish_night(root: Path, result: NightlyResult, *, out_file: Path | None = None, post: str = "none",
+                  echo: Callable[[str], None] = print, forge=None, recorded: bool = True) -> int:
+    """The report of one night (a whole run, a shard's share, or the merge of every shard): stdout,
+    `out_file`, `$GITHUB_STEP_SUMMARY` once, and with `post="issue"` the one issue. Returns the exit code."""
+    import os
+
+    from bot.nightly.report import render
+
+    text = render(result)
+    if out_file:
+        Path(out_file).write_text(text)
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step and not (out_file and Path(out_file).resolve() == Path(step).resolve()):  # `--summary $GITHUB_STEP_SUMMARY`
+        with open(step, "a") as f:
+            f.write(text + "\n")
+    echo(text)
+    echo(f"history: {result.history_path}" if recorded else "history: left to `aipc nightly-merge`")
+    if post == "issue":
+        issue = post_issue(root, text, result.regressed, forge=forge)
+        echo(f"issue: {issue.action} {issue.url}" if issue.number else "issue: none open, nothing to close")
+    return 1 if result.regressed else 0
 
 
 def post_issue(root: Path, text: str, regressed: bool, *, forge=None):

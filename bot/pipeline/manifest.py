@@ -22,13 +22,12 @@ KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "a
 
 
 def tool_versions(backend_versions: dict[str, str]) -> dict[str, str]:
-    import numpy
-    import onnx
-    import onnxslim
-    import torch
+    """Read from the installed packages' metadata, not by importing them (torch alone takes seconds,
+    and every stage key hashes these: a fully cached run must not pay for them)."""
+    from importlib.metadata import version
 
-    return {"aipc-bot": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "onnx": onnx.__version__, "onnxslim": onnxslim.__version__, "numpy": numpy.__version__,
+    return {"aipc-bot": __version__, "python": platform.python_version(), "torch": version("torch"),
+            "onnx": version("onnx"), "onnxslim": version("onnxslim"), "numpy": version("numpy"),
             **backend_versions}
 
 

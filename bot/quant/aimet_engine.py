@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import onnx
 
 from bot.errors import BadInput
 
@@ -97,6 +96,7 @@ def htp_config_for(arch: int, available: list[int] | None = None) -> str:
 def quantize(src: Path, out: Path, work: Path, calib: list[dict[str, np.ndarray]], precision: str, htp_arch: int,
              options: AimetOptions) -> AimetRun:
     """`src` (float ONNX) → `out` (QDQ ONNX) plus `work/aimet.encodings` and `work/aimet_float.onnx`."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     import aimet_onnx
     from aimet_onnx.quantsim import QuantizationSimModel
 
@@ -170,6 +170,7 @@ def _legacy_entries(e: dict) -> list[dict]:
 def write_sdk_overrides(aimet_encodings: Path, float_onnx: Path, dest: Path) -> Path:
     """The AIMET engine's encodings as `--quantization_overrides` for the float graph the SDK converts
     (tensors that graph lacks, e.g. ones onnxruntime's preprocessing added, are left out)."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     m = onnx.load(str(float_onnx), load_external_data=False)
     known = ({i.name for i in m.graph.initializer} | {i.name for i in m.graph.input}
              | {o for n in m.graph.node for o in n.output})

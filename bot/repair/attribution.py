@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
 from bot import metrics as M
 
@@ -48,6 +46,8 @@ def _round(v: float) -> float:
 
 def float_weights(qdq: onnx.ModelProto, float_model: onnx.ModelProto) -> onnx.ModelProto:
     """The QDQ graph with every dequantized initializer replaced by the float graph's original."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+    from onnx import helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     originals = {i.name: i for i in float_model.graph.initializer}
     inits = {i.name for i in qdq.graph.initializer}
     m = onnx.ModelProto()
@@ -71,6 +71,8 @@ def float_weights(qdq: onnx.ModelProto, float_model: onnx.ModelProto) -> onnx.Mo
 
 def float_activations(qdq: onnx.ModelProto) -> onnx.ModelProto:
     """The QDQ graph with every activation's Quantize→Dequantize pair bypassed."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+    from onnx import helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inits = {i.name for i in qdq.graph.initializer}
     q_src = {n.output[0]: n.input[0] for n in qdq.graph.node
              if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
@@ -111,6 +113,7 @@ def _worst_cosine(model: onnx.ModelProto, feeds: list[dict], golden: list[dict])
 
 def attribute(float_path: Path, qdq_path: Path, feeds: list[dict], golden: list[dict]) -> Attribution | None:
     """Both halves measured on the CPU; None when the QDQ graph cannot be split this way."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     try:
         qdq, fl = onnx.load(str(qdq_path)), onnx.load(str(float_path))
         w = _worst_cosine(float_activations(qdq), feeds, golden)

@@ -28,7 +28,6 @@ from bot.pipeline import Pipeline, RunOutcome
 from bot.pipeline.manifest import update_section
 from bot.records import Failure, FailureKind
 from bot.repair.catalogue import Repair, RepairState, all_repairs
-from bot.repair.localize import divergent
 from bot.repair.taxonomy import classify
 
 PRECISION_LADDER = ("w8a8", "w8a16", "fp16")  # cheapest first; each step costs latency and size
@@ -317,6 +316,8 @@ class RepairLoop:
 
     # -- the loop ----------------------------------------------------------------------------
     def context(self, best: RunOutcome) -> dict:
+        from bot.repair.localize import divergent  # deferred: imports onnx; only a failing run is localized
+
         return {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best),
                 "divergent": lambda: divergent(self.localize(best, on_device=True)),
                 "output_producers": lambda: output_producers(best),
@@ -490,7 +491,9 @@ class RepairLoop:
         update_section(self.out_dir, "localization", result.localization)
         update_section(self.out_dir, "repairs", [asdict(a) for a in result.attempts])
         update_section(self.out_dir, "reverted", sorted(self.exclude))
-        update_section(self.out_dir, "repairs_unavailable", unavailable_repairs() or None)
+        # only when repairs were looked for: a run that needed none leaves the catalogue (graph rules, onnxscript) unloaded
+        looked = bool(result.attempts) or bool(self.spec.repairs) or not final.passed
+        update_section(self.out_dir, "repairs_unavailable", (unavailable_repairs() or None) if looked else None)
         update_section(self.out_dir, "repair_state", {"options": result.state.options,
                                                       "patches": len(result.state.patches),
                                                       "stopped": result.stopped,

@@ -6,7 +6,6 @@ code (0 all good, 1 something failed) and raises `BadInput` for the user's mista
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -43,32 +42,31 @@ def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path |
 def nightly_command(root: Path | None = None, *, out_file: Path | None = None, post: str = "none",
                     baseline_ref: str = "main", tolerances: list[str] | dict | None = None,
                     run_id: str | None = None, history: Path | None = None,
-                    echo: Callable[[str], None] = print, recheck=None, forge=None) -> int:
+                    echo: Callable[[str], None] = print, recheck=None, forge=None,
+                    deployments: list[str] | None = None, results: Path | None = None) -> int:
     """Re-compile and re-validate every deployment with tonight's toolchain, compare with `baseline_ref`,
     record the history, render the regression report (stdout, `out_file`, `$GITHUB_STEP_SUMMARY`) and,
     with `post="issue"`, keep one GitHub issue up to date. Exit code 1 when anything regressed.
 
+    A shard (`deployments`: its share, `results`: the file for `aipc nightly-merge`) re-checks only its
+    share and leaves the history and the issue to the merge (`bot.nightly.merge`).
     The flow lives in `bot.nightly`; `recheck` and `forge` are replaceable for tests."""
     from bot.cli_paths import repo_root
-    from bot.nightly.report import render
     from bot.nightly.rules import Tolerances
-    from bot.nightly.run import post_issue, run_nightly
+    from bot.nightly.run import publish_night, run_nightly
 
     if post not in ("none", "issue"):
         raise BadInput(f"--post {post!r}: expected issue or none", where="--post")
+    if results is not None and post != "none":
+        raise BadInput("a shard (--results) does not post: `aipc nightly-merge` posts the merged night",
+                       where="--post")
     root = Path(root) if root else (repo_root(Path.cwd()) or Path.cwd())
     result = run_nightly(root, ref=baseline_ref, tolerances=Tolerances().with_overrides(tolerances),
-                         run_id=run_id, history_path=history, recheck=recheck)
-    text = render(result)
-    if out_file:
-        Path(out_file).write_text(text)
-    step = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step and not (out_file and Path(out_file).resolve() == Path(step).resolve()):  # `--summary $GITHUB_STEP_SUMMARY`
-        with open(step, "a") as f:
-            f.write(text + "\n")
-    echo(text)
-    echo(f"history: {result.history_path}")
-    if post == "issue":
-        issue = post_issue(root, text, result.regressed, forge=forge)
-        echo(f"issue: {issue.action} {issue.url}" if issue.number else "issue: none open, nothing to close")
-    return 1 if result.regressed else 0
+                         run_id=run_id, history_path=history, recheck=recheck, only=deployments,
+                         record=results is None)
+    if results is not None:
+        from bot.nightly.merge import write
+
+        echo(f"shard results: {write(result, results)}")
+    return publish_night(root, result, out_file=out_file, post=post, echo=echo, forge=forge,
+                         recorded=results is None)

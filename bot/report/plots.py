@@ -21,9 +21,29 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+PLOTS_VERSION = 1  # bump when a plot's drawing changes: its PNGs are drawn again though their numbers did not
+
+
+def _key(*inputs) -> str:
+    """What a plot is drawn from; written into the PNG, so an unchanged re-run neither imports
+    matplotlib (~0.5 s) nor draws: `_fresh` finds the same key in the PNG already there."""
+    from importlib.metadata import version
+
+    from bot.store import sha256_json
+
+    return "aipc-plot:" + sha256_json([PLOTS_VERSION, version("matplotlib"), *inputs])
+
+
+def _fresh(path: Path, key: str) -> bool:
+    try:
+        return key.encode() in Path(path).read_bytes()
+    except OSError:
+        return False
+
+
+def _save(fig, path: Path, key: str = "") -> None:
     # Fixed metadata: the same numbers give the same bytes, so a re-run makes no new commit.
-    fig.savefig(path, dpi=80, metadata={"Software": None})
+    fig.savefig(path, dpi=80, metadata={"Software": None, **({"Description": key} if key else {})})
 
 
 def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
@@ -39,8 +59,11 @@ def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
 
 
 def seconds_per_stage(manifest: dict, path: Path) -> Path:
-    plt = _plt()
     names, secs, ok, what = _bars(manifest)
+    key = _key("seconds", manifest.get("model", "?"), names, secs, ok, what)
+    if _fresh(path, key):
+        return path
+    plt = _plt()
     colors = ["#2da44e" if p else "#cf222e" for p in ok]
     fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(names), 1) + 1.2))
     ax.barh(names[::-1], secs[::-1], color=colors[::-1])
@@ -51,7 +74,7 @@ def seconds_per_stage(manifest: dict, path: Path) -> Path:
                  **({} if what == "stage" else {"fontsize": 9}))
     ax.set_xlim(0, max(secs + [0.1]) * 1.25)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, key)
     plt.close(fig)
     return path
 
@@ -61,6 +84,9 @@ def layer_error(manifest: dict, path: Path) -> Path | None:
     layers = loc.get("layers") or []
     if not layers:
         return None
+    key = _key("layers", manifest.get("model", "?"), layers, loc.get("first_bad_layer"))
+    if _fresh(path, key):
+        return path
     plt = _plt()
     xs = list(range(len(layers)))
     cos = [l.get("cosine") if l.get("cosine") is not None else float("nan") for l in layers]
@@ -80,7 +106,7 @@ def layer_error(manifest: dict, path: Path) -> Path | None:
                     color="#cf222e", rotation=90, va="bottom", ha="right")
     ax.set_title(f"{manifest.get('model', '?')}: per-layer error of the quantized model")
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, key)
     plt.close(fig)
     return path
 

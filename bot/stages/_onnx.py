@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from bot import metrics
 from bot.graph.host_part import complete, host_part_of
@@ -78,6 +77,7 @@ def graph_output_names(model: Path, declared: list[str], where: str) -> list[str
     in any order (basic-pitch's nmp.onnx: names sorted differently from the outputs), or be left
     out; any other name is refused here, at load, with the graph's names listed — not found at
     validate after quantizing and compiling."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     graph = onnx.load(str(model), load_external_data=False).graph
     names = [o.name for o in graph.output]
     if not declared:

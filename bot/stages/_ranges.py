@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 BINS = 2048
 PERCENTILE = 99.999  # the share of values kept inside the range (onnxruntime's default)
@@ -26,6 +25,7 @@ FIXED_OUTPUT_OPS = {"Softmax", "Sigmoid", "Tanh"}  # onnxruntime / the QNN confi
 
 def float_tensors(model: onnx.ModelProto) -> list[str]:
     """Activations onnxruntime's quantizer may give a range: float graph inputs and node outputs."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inferred = onnx.shape_inference.infer_shapes(model)
     vi = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
     inits = {i.name for i in model.graph.initializer}
@@ -36,6 +36,7 @@ def float_tensors(model: onnx.ModelProto) -> list[str]:
 
 
 def _session(model: onnx.ModelProto, outputs: list[str]):
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     import onnxruntime as ort
 
     m = onnx.ModelProto()
@@ -55,6 +56,7 @@ def activation_ranges(model_path: Path, calib, method: str, bits: dict[str, int]
                       default_bits: int = 8) -> dict[str, tuple[float, float]]:
     """(rmin, rmax) per activation tensor for `method` in minmax | percentile | mse; `bits` gives the
     activation width of tensors not at `default_bits` (MSE weighs rounding against clipping)."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     model = onnx.load(str(model_path))
     names = float_tensors(model)
     sess, inputs = _session(model, names)

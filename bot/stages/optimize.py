@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-from onnx import version_converter
 
 from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
@@ -27,6 +25,8 @@ class OptimizeStage(Stage):
     depends_on = ("inputs",)
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
+        import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+        from onnx import version_converter  # deferred: ~0.4 s to import; a fully cached run opens no graph
         import onnxslim
 
         src = ctx.artifact("export", "onnx")
@@ -77,6 +77,7 @@ class OptimizeStage(Stage):
 
 def _fix_output_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
     """Pin outputs to the shapes PyTorch produced and re-infer everything in between."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     for vi in model.graph.output:
         if vi.name in shapes:
             for d, v in zip(vi.type.tensor_type.shape.dim, shapes[vi.name]):

@@ -20,13 +20,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from bot import samples as S
 from bot.errors import BadInput
 from bot.paths import inside
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.graph.host_part import host_part_of
 from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
@@ -48,6 +46,8 @@ class PackageStage(Stage):
             shutil.copyfile(cdir / f, work / f)
         shutil.copyfile(RUN_SCRIPT, work / "run.py")
         iface = self._interface(ctx, comp.artifacts["entry"])
+        from bot.graph.host_part import host_part_of  # deferred: onnx_ir and onnxscript (~1 s), for packaging only
+
         host = host_part_of(ctx.artifact("quantize", "onnx"))
         host_files = {}
         if host:  # the tail moved off the device ships as small CPU models run.py applies in order
@@ -74,6 +74,7 @@ class PackageStage(Stage):
         return self.result(arts, checks, {"files": sorted(arts.values())})
 
     def _interface(self, ctx: StageContext, entry: str) -> dict:
+        import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
         spec = ctx.spec
         enc = {}
         if "encodings" in ctx.results["quantize"].artifacts:

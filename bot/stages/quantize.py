@@ -28,14 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from bot import metrics as M
 from bot import samples as S
 from bot.errors import BadInput
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.graph.host_part import carry_host_part
 from bot.stages import _ranges as R
 from bot.stages._onnx import cpu_outputs, stage_feeds
 from bot.stages.base import Stage, StageContext
@@ -83,6 +80,7 @@ class QuantizeStage(Stage):
     depends_on = ("target", "calibration", "quantization")
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
+        import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
         src = ctx.artifact("optimize", "onnx")
         out = work / "model.onnx"
         opts = ctx.opts("quantize")
@@ -103,6 +101,8 @@ class QuantizeStage(Stage):
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
                                       log=str(e)[-2000:])) from None
+        from bot.graph.host_part import carry_host_part  # deferred: onnx_ir and onnxscript (~1 s)
+
         carry_host_part(src, out)
         deployed = onnx.load(str(out))
         encodings = encodings_of(deployed)
@@ -144,6 +144,7 @@ class QuantizeStage(Stage):
 def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[QuantSettings, dict[str, str]]:
     """The definition's quantization section, the repairs' options on top, and the 16-bit outputs
     the bot chooses itself (returned with the reason, for the manifest)."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     q = spec.quantization
     model = onnx.load(str(src), load_external_data=False)
     _check_override_names(q.overrides, model)
@@ -186,6 +187,7 @@ def _tensor_names(model: onnx.ModelProto) -> list[str]:
 
 
 def _attr(node, name: str, default):
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
@@ -246,6 +248,7 @@ def per_channel_overrides(model: onnx.ModelProto, weight_type: str) -> dict[str,
 def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSettings) -> None:
     """The onnxruntime engine: QNN preprocessing, the QNN QDQ config, static quantization.
     Other engines take the same arguments and write the same thing: a QDQ model at `out`."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize
     from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
 
@@ -443,6 +446,7 @@ def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc
 def _without_metadata(src: Path, dst: Path) -> Path:
     """onnxruntime 1.32's `qnn_preprocess_model` fails on any metadata_props (it dict-updates a
     protobuf list), so the graph is quantized without them; `carry_host_part` puts ours back."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     m = onnx.load(str(src), load_external_data=False)
     if not len(m.metadata_props):
         return src
@@ -454,6 +458,8 @@ def _without_metadata(src: Path, dst: Path) -> Path:
 
 def saturated_biases(model: onnx.ModelProto) -> list[dict]:
     """int32 biases with an element at the type's limit: clipped when quantized, not rounded."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+    from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inits = {i.name: i for i in model.graph.initializer}
     lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
     out = []
@@ -482,6 +488,7 @@ def per_channel_weights(model: onnx.ModelProto) -> dict[str, int]:
 
 def encodings_of(model: onnx.ModelProto) -> dict[str, dict]:
     """Scale, zero-point and bit width of every quantized tensor (from its QuantizeLinear)."""
+    from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inits = {i.name: i for i in model.graph.initializer}
     out = {}
     for node in model.graph.node:

@@ -18,7 +18,6 @@ from bot import metrics as M
 from bot import samples as S
 from bot.backends.base import Compiled
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.graph.host_part import complete, host_part_of
 from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
@@ -49,6 +48,8 @@ class ValidateStage(Stage):
         golden = S.load(ctx.artifact("load", "golden"))
         ctx.say(f"running {len(feeds)} sample(s) on {ctx.backend.name}")
         run = ctx.backend.run(compiled, feeds, ctx.spec.target)
+        from bot.graph.host_part import complete, host_part_of  # deferred: onnx_ir and onnxscript (~1 s)
+
         host = host_part_of(ctx.artifact("quantize", "onnx"))
         if host:  # a tail moved off the device runs here, as it does in the packaged run.py
             run.outputs = [complete(host, {**f, **o}) for f, o in zip(feeds, run.outputs)]
