@@ -169,6 +169,8 @@ def _file_refs(spec: Spec) -> list[tuple[str, str, bool]]:
                 refs.append((f"decode.{name}", ref.partition(":")[0], True))
     if spec.chain:
         refs.append(("chain.reference", spec.chain.reference.partition(":")[0], True))
+    if spec.transformers and spec.transformers.weights:
+        refs.append(("transformers.weights", spec.transformers.weights, True))
     data, task = getattr(spec, "data", None), getattr(spec, "task", None)
     if data is not None:  # inside the folder; whether they exist is bot.datafiles' and bot.task's to say
         refs += [(f"data.{k}", getattr(data, k).partition(":")[0], False) for k in ("preprocess", "make")
@@ -184,7 +186,11 @@ def _file_refs(spec: Spec) -> list[tuple[str, str, bool]]:
 
 
 def check_paths(spec: Spec, folder: Path, where: str) -> None:
+    from bot.adapters import ADAPTERS
+
     for field, ref, must_exist in _file_refs(spec):
+        if ref in ADAPTERS:  # an adapter's reference (`transformers:step`), not a file of the folder
+            continue
         target = inside_folder(folder, ref, field, where)
         if must_exist and not target.is_file():
             raise BadInput(f"{field}: file {ref!r} not found in the model folder", where=where)

@@ -10,7 +10,7 @@ counterpart in bot/spec/json_schema.py.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -179,7 +179,8 @@ class LLMSpec(Strict):
     price_out_per_mtok: float | None = Field(default=None, ge=0)
 
 
-ENTRY_POINT = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"  # file.py:function, relative to the model folder
+# file.py:function, relative to the model folder; or an adapter's reference (bot.adapters: `transformers:step`)
+ENTRY_POINT = r"^(?:[^:]+\.py|transformers):[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class DataSpec(Strict):
@@ -413,6 +414,27 @@ class ChainSpec(Strict):
     cosine_min: float | None = Field(default=None, ge=-1, le=1)
 
 
+class TransformersSpec(Strict):
+    """A Hugging Face `transformers` model built from a config with seeded random weights (no hub):
+    the bot lays out its graphs (bot.adapters.transformers), so no model.py is needed."""
+
+    model_class: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$",
+                             description="the transformers class, e.g. LlamaForCausalLM, BertForTokenClassification")
+    config: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the class's config")
+    seed: int = Field(default=0, description="torch.manual_seed before the weights are initialised")
+    weights: str | None = Field(default=None, pattern=r"^[^:]+\.(pt|pth|safetensors)$",
+                                description="a state dict in the model folder (your trained weights) loaded over "
+                                            "the seeded ones")
+    max_length: int = Field(default=32, ge=2, le=4096, description="causal LM: static cache length (tokens)")
+    mask_value: float = Field(default=-1000.0, lt=0, description="causal LM: additive mask of unwritten cache slots")
+    cache_range: float = Field(default=8.0, gt=0, description="causal LM: value range of random cache samples")
+    prompts: list[list[int]] = Field(default_factory=list, description="causal LM: token prompts (default: 4 seeded)")
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    min_token_agreement: float | None = Field(default=None, ge=0, le=1)
+    calibration_samples: int = Field(default=16, ge=1, le=256)
+    sequence_length: int = Field(default=16, ge=1, description="encoders: static number of tokens")
+
+
 class Spec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     entry: str | None = Field(default=None, description="file.py:function returning a torch.nn.Module")
@@ -434,6 +456,19 @@ class Spec(Strict):
     chain: ChainSpec | None = None
     data: DataSpec | None = Field(default=None, description="real inputs from files in the model folder")
     task: TaskSpec | None = Field(default=None, description="task-level checks beside the tensor metrics")
+    transformers: TransformersSpec | None = Field(default=None, description="a transformers model from its config; "
+                                                  "the bot lays out its graphs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adapter_layout(cls, data: Any) -> Any:
+        """A `transformers:` section with no entry/onnx/graphs of its own gets the adapter's layout."""
+        if isinstance(data, dict) and isinstance(data.get("transformers"), dict) and not (
+                data.get("entry") or data.get("onnx") or data.get("graphs")):
+            from bot.adapters.transformers import expand
+
+            return expand(data)
+        return data
 
     @field_validator("entry")
     @classmethod

@@ -36,9 +36,12 @@ def where_in(folder: Path, exc: BaseException) -> str:
 
 
 def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
-    """`file.py:function` relative to the model folder."""
+    """`file.py:function` relative to the model folder, or an adapter's `name:function` (bot.adapters)."""
+    from bot.adapters import is_adapter_ref
     from bot.spec.loader import inside_folder
 
+    if is_adapter_ref(ref):
+        return _adapter_callable(folder, ref, field)
     file, _, func = ref.partition(":")
     path = inside_folder(folder, file, field)  # never import a file from outside the model folder
     if not path.exists():
@@ -56,6 +59,17 @@ def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
     if not callable(fn):
         raise BadInput(f"{file} has no function {func!r}", where=f"{folder / 'aipc.yaml'} ({field})")
     return fn
+
+
+def _adapter_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
+    import functools
+    import importlib
+
+    name, _, func = ref.partition(":")
+    fn = getattr(importlib.import_module(f"bot.adapters.{name}"), func, None)
+    if not callable(fn) or func.startswith("_"):
+        raise BadInput(f"the {name} adapter has no function {func!r}", where=f"{folder / 'aipc.yaml'} ({field})")
+    return functools.partial(fn, Path(folder))
 
 
 def call(folder: Path, fn: Callable[..., Any], *args, what: str) -> Any:

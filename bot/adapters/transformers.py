@@ -1,0 +1,308 @@
+"""Hugging Face `transformers` models as people bring them: a class name and a small config.
+
+The definition's `transformers:` section names the class (`LlamaForCausalLM`, `BertForTokenClassification`,
+`ViTForImageClassification` …) and the keyword arguments of its config; the model is built from
+that config with seeded random weights (no hub access: `HF_HUB_OFFLINE=1`). `expand` turns the
+section into the graphs the bot deploys, so the user writes no `model.py`:
+
+- a causal LM becomes one KV-cache *step* graph with a fixed maximum length (`max_length`): inputs
+  `token`, `position`, an additive `mask` over the cache slots and the caches `k_cache` / `v_cache`
+  ([layers, kv_heads, max_length, head_dim]); outputs `logits` and this position's entries `k_new` /
+  `v_new`. The step runs the model's *own* decoder layers, attention modules and rotary embedding;
+  only the cache is ours (`StepCache`: the attention's `past_key_values.update` call concatenates
+  the static cache with the new entry, which the host writes back). The packaged decode loop runs it
+  and is compared with the model's own greedy `generate`;
+- an encoder or classifier (token / sequence / image classification) becomes one graph whose output
+  is `logits`.
+
+The references this module answers (`transformers:step`, `transformers:calibration`,
+`transformers:greedy`, `transformers:model`) are resolved by `bot.stages._model.load_callable`,
+which passes the model folder; every function reads the definition from there.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BadInput
+
+# Model-class suffix → what the bot builds for it.
+TASKS = {"ForCausalLM": "causal-lm", "ForTokenClassification": "token-classification",
+         "ForSequenceClassification": "sequence-classification", "ForImageClassification": "image-classification"}
+
+
+def task_of(model_class: str) -> str | None:
+    return next((t for suffix, t in TASKS.items() if model_class.endswith(suffix)), None)
+
+
+# -- definition expansion (pure: no torch / transformers import, so `aipc plan` stays light) ------
+def _need(cfg: dict, key: str, section: str = "transformers.config") -> Any:
+    if key not in cfg:
+        raise ValueError(f"{section}.{key}: required to lay out the graphs (give it in the config)")
+    return cfg[key]
+
+
+def lm_dims(cfg: dict) -> dict[str, int]:
+    """The cache layout of a Llama / Qwen2-style decoder, from the config (transformers' defaults
+    for what is left out: kv heads = heads, head_dim = hidden / heads). The built model is checked
+    against it (`_check_dims`)."""
+    heads = int(_need(cfg, "num_attention_heads"))
+    return {"vocab": int(_need(cfg, "vocab_size")), "layers": int(_need(cfg, "num_hidden_layers")),
+            "kv_heads": int(cfg.get("num_key_value_heads") or heads),
+            "head_dim": int(cfg.get("head_dim") or int(_need(cfg, "hidden_size")) // heads)}
+
+
+def expand(raw: dict) -> dict:
+    """Fill a raw definition's graphs (and decode section) from its `transformers:` section."""
+    t = raw["transformers"]
+    cls, cfg = t.get("model_class", ""), t.get("config") or {}
+    task = t.get("task") or task_of(cls)
+    out = dict(raw)
+    if task == "causal-lm":
+        d, T = lm_dims(cfg), int(t.get("max_length", 32))
+        mask_value = float(t.get("mask_value", -1000.0))
+        cache = [d["layers"], d["kv_heads"], T, d["head_dim"]]
+        r = float(t.get("cache_range", 8.0))
+        prompts = t.get("prompts") or _default_prompts(d["vocab"], int(t.get("seed", 0)))
+        longest = max(len(p) for p in prompts)
+        if longest >= T:
+            raise ValueError(f"transformers.prompts: a prompt of {longest} tokens does not fit max_length {T}")
+        out["graphs"] = [{
+            "name": "step", "entry": "transformers:step",
+            "inputs": [{"name": "token", "shape": [1, 1], "dtype": "int32", "range": [0, d["vocab"] - 1]},
+                       {"name": "position", "shape": [1, 1], "dtype": "int32", "range": [0, T - 1]},
+                       {"name": "mask", "shape": [1, T], "range": [mask_value, 0]},
+                       {"name": "k_cache", "shape": cache, "range": [-r, r]},
+                       {"name": "v_cache", "shape": cache, "range": [-r, r]}],
+            "outputs": ["logits", "k_new", "v_new"],
+            "calibration": {"generator": "transformers:calibration", "samples": int(t.get("calibration_samples", 16))},
+        }]
+        dec = {"step": "step", "mask_value": mask_value, "prompts": prompts,
+               "cache": [{"input": "k_cache", "output": "k_new", "axis": 2},
+                         {"input": "v_cache", "output": "v_new", "axis": 2}],
+               "max_new_tokens": int(t.get("max_new_tokens") or T - longest),
+               "eos": cfg.get("eos_token_id") if isinstance(cfg.get("eos_token_id"), int) else None,
+               "reference": "transformers:greedy"}
+        if t.get("min_token_agreement") is not None:
+            dec["min_token_agreement"] = t["min_token_agreement"]
+        out["decode"] = dec
+    elif task in ("token-classification", "sequence-classification"):
+        S, V = int(t.get("sequence_length", 16)), int(_need(cfg, "vocab_size"))
+        out.update(entry="transformers:model", outputs=["logits"],
+                   inputs=[{"name": "input_ids", "shape": [1, S], "dtype": "int32", "range": [0, V - 1]}])
+    elif task == "image-classification":
+        size, ch = int(_need(cfg, "image_size")), int(cfg.get("num_channels", 3))
+        out.update(entry="transformers:model", outputs=["logits"],
+                   inputs=[{"name": "pixel_values", "shape": [1, ch, size, size], "range": [-1, 1]}])
+    else:
+        raise ValueError(f"transformers.model_class: {cls!r} is not a class the adapter lays out "
+                         f"(its name ends in one of {', '.join(TASKS)})")
+    return out
+
+
+def _default_prompts(vocab: int, seed: int, n: int = 4, length: int = 4) -> list[list[int]]:
+    import random
+
+    rng = random.Random(seed)
+    return [[rng.randrange(vocab) for _ in range(length)] for _ in range(n)]
+
+
+# -- building the model (torch / transformers imported here, only when a graph is built) ----------
+@lru_cache(maxsize=4)
+def _section(folder: str, mtime_ns: int):
+    from bot.spec.loader import load_spec
+
+    spec, _ = load_spec(folder)
+    if spec.transformers is None:
+        raise BadInput("the definition has no 'transformers' section", where=f"{folder}/aipc.yaml")
+    return spec.transformers
+
+
+def section(folder: Path):
+    folder = Path(folder).resolve()
+    return _section(str(folder), (folder / "aipc.yaml").stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _built(folder: str, mtime_ns: int):
+    t = _section(folder, mtime_ns)
+    os.environ["HF_HUB_OFFLINE"] = "1"  # before the import: huggingface_hub reads it once
+    import torch
+    import transformers  # deferred: seconds to import; only a graph build or a reference needs it
+
+    cls = getattr(transformers, t.model_class, None)
+    if cls is None or not hasattr(cls, "config_class"):
+        raise BadInput(f"transformers.model_class: transformers {transformers.__version__} has no model class "
+                       f"{t.model_class!r}", where=f"{folder}/aipc.yaml")
+    try:
+        cfg = cls.config_class(**t.config)
+    except (TypeError, ValueError) as e:
+        raise BadInput(f"transformers.config: {cls.config_class.__name__} refused it: {e}",
+                       where=f"{folder}/aipc.yaml") from None
+    torch.manual_seed(t.seed)
+    with torch.no_grad():
+        model = cls(cfg).eval()
+    if t.weights:
+        _load_weights(model, Path(folder) / t.weights, f"{folder}/aipc.yaml (transformers.weights)")
+    return model
+
+
+def _load_weights(model, path: Path, where: str) -> None:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file  # a dependency of transformers
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    missing = [k for k in missing if k not in tied]
+    if missing or unexpected:
+        raise BadInput(f"{path.name} does not fit {type(model).__name__} built from the config: "
+                       f"missing {missing[:4]}, unexpected {list(unexpected)[:4]}", where=where)
+
+
+def reference_model(folder: Path):
+    """The model as transformers builds it (its default attention implementation)."""
+    folder = Path(folder).resolve()
+    return _built(str(folder), (folder / "aipc.yaml").stat().st_mtime_ns)
+
+
+def graph_model(folder: Path):
+    """The same weights with eager attention (matmul + softmax: what the ONNX export and the HTP take)."""
+    m = copy.deepcopy(reference_model(folder))
+    m.config._attn_implementation = "eager"
+    return m.eval()
+
+
+def _check_dims(model, t) -> None:
+    d, c = lm_dims(t.config), model.config
+    got = {"vocab": c.vocab_size, "layers": c.num_hidden_layers,
+           "kv_heads": getattr(c, "num_key_value_heads", None) or c.num_attention_heads,
+           "head_dim": getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads}
+    if got != d:
+        raise BadInput(f"transformers.config: the built model's cache layout {got} differs from the one read "
+                       f"from the definition {d}; give these keys explicitly", where="aipc.yaml (transformers)")
+
+
+class StepCache:
+    """What the attention modules see as `past_key_values`: the static cache of one step.
+
+    Each decoder layer's attention calls `update(key, value, layer_idx)` after RoPE; we return the
+    layer's cache slots with this position's entry appended (the mask hides slots not yet written)
+    and keep the entry, which the step graph outputs for the host to write back at `position`."""
+
+    def __init__(self, k_cache, v_cache):
+        self.k_cache, self.v_cache, self.new_k, self.new_v = k_cache, v_cache, [], []
+
+    def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
+        import torch
+
+        self.new_k.append(key_states)
+        self.new_v.append(value_states)
+        return (torch.cat([self.k_cache[layer_idx:layer_idx + 1], key_states], 2),
+                torch.cat([self.v_cache[layer_idx:layer_idx + 1], value_states], 2))
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return int(self.k_cache.shape[2])
+
+
+def _step_module(lm):
+    import torch
+
+    class CausalLMStep(torch.nn.Module):
+        """One token through the model's own layers with a static cache: see the module docstring."""
+
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, token, position, mask, k_cache, v_cache):
+            base = self.lm.get_decoder()
+            h = base.embed_tokens(token)  # [1, 1, hidden]
+            rope = base.rotary_emb(h, position)
+            # additive bias over [cache slots …, this token]: the current token always sees itself
+            bias = torch.cat([mask, torch.zeros_like(mask[:, :1])], 1)[:, None, None, :]
+            cache = StepCache(k_cache, v_cache)
+            for layer in base.layers:
+                h = layer(h, attention_mask=bias, position_ids=position, past_key_values=cache,
+                          position_embeddings=rope)
+                h = h[0] if isinstance(h, tuple) else h
+            logits = self.lm.lm_head(base.norm(h))
+            return logits[:, -1], torch.cat(cache.new_k, 0), torch.cat(cache.new_v, 0)
+
+    return CausalLMStep(lm).eval()
+
+
+# -- the references load_callable resolves ------------------------------------------------------
+def step(folder: Path):
+    """Entry point of the step graph."""
+    m = graph_model(folder)
+    _check_dims(m, section(folder))
+    return _step_module(m)
+
+
+def model(folder: Path):
+    """Entry point of an encoder / classifier graph: the tensor inputs → `logits`."""
+    import torch
+
+    t, m = section(folder), graph_model(folder)
+    key = "pixel_values" if task_of(t.model_class) == "image-classification" else "input_ids"
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(**{key: x}).logits
+
+    return Logits(m).eval()
+
+
+def greedy(folder: Path, prompt: list[int], max_new_tokens: int, encoder_inputs=None) -> list[int]:
+    """The reference: transformers' own greedy `generate` (its own cache and attention)."""
+    import torch
+
+    t, m = section(folder), reference_model(folder)
+    eos = t.config.get("eos_token_id") if isinstance(t.config.get("eos_token_id"), int) else None
+    m.generation_config.eos_token_id = eos  # the decode loop stops on the same token, or on none
+    m.generation_config.pad_token_id = eos if eos is not None else 0
+    ids = torch.tensor([list(prompt)])
+    with torch.no_grad():
+        out = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
+                         min_new_tokens=0)
+    return [int(x) for x in out[0, len(prompt):]]
+
+
+def calibration(folder: Path, n: int):
+    """Real decode states: the step graph's feeds while decoding seeded prompts in PyTorch."""
+    import numpy as np
+    import torch
+
+    t = section(folder)
+    d, T = lm_dims(t.config), t.max_length
+    s, rng, out = step(folder), np.random.default_rng(t.seed + 7), []
+    shape = (d["layers"], d["kv_heads"], T, d["head_dim"])
+    with torch.no_grad():
+        while len(out) < n:
+            toks = [int(x) for x in rng.integers(0, d["vocab"], 3)]
+            kc, vc = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+            mask = np.full((1, T), t.mask_value, np.float32)
+            for pos in range(T):
+                feed = {"token": np.array([[toks[pos]]], np.int32), "position": np.array([[pos]], np.int32),
+                        "mask": mask.copy(), "k_cache": kc.copy(), "v_cache": vc.copy()}
+                if pos % 3 == 2 or pos == T - 1:
+                    out.append(feed)
+                logits, k, v = s(*(torch.from_numpy(feed[k]) for k in ("token", "position", "mask", "k_cache",
+                                                                        "v_cache")))
+                kc[:, :, pos], vc[:, :, pos], mask[0, pos] = k[:, :, 0].numpy(), v[:, :, 0].numpy(), 0.0
+                if pos + 1 >= len(toks):
+                    toks.append(int(logits[0].argmax()))
+    return out[:n]

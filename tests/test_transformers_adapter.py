@@ -1,0 +1,131 @@
+"""The transformers adapter (bot/adapters/transformers.py): a definition names a transformers class
+and a small config; the bot lays out the graphs (a KV-cache step graph for a causal LM) itself.
+
+The layout tests need no transformers; the others skip without it (it is the `[hf]` extra: about a
+minute to install, so the suite's own set-up leaves it out; the tests.yml `pytest-hf` job installs it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.errors import BadInput
+from bot.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+LLAMA = {"vocab_size": 32, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 32}
+
+
+@pytest.fixture(autouse=True)
+def _no_forge(monkeypatch):
+    monkeypatch.setenv("AIPC_FORGE", "off")
+
+
+def _write(folder: Path, section: dict, **top) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "aipc.yaml").write_text(yaml.safe_dump({"transformers": section, **top}))
+    return folder
+
+
+# -- layout: no transformers import ------------------------------------------------------------
+def test_causal_lm_layout_comes_from_the_config(tmp_path):
+    spec, _ = load_spec(_write(tmp_path / "m", {"model_class": "Qwen2ForCausalLM", "config": LLAMA,
+                                                "max_length": 12, "prompts": [[1, 2, 3]]}))
+    (step,) = spec.graphs
+    shapes = {i.name: (i.shape, i.dtype) for i in step.inputs}
+    # grouped-query attention: the cache holds the 2 kv heads, not the 4 query heads; head_dim 32/4
+    assert shapes == {"token": ([1, 1], "int32"), "position": ([1, 1], "int32"), "mask": ([1, 12], "float32"),
+                      "k_cache": ([2, 2, 12, 8], "float32"), "v_cache": ([2, 2, 12, 8], "float32")}
+    assert step.entry == "transformers:step" and step.outputs == ["logits", "k_new", "v_new"]
+    assert spec.decode.reference == "transformers:greedy" and spec.decode.max_new_tokens == 9
+    assert spec.decode.mask_value == spec.transformers.mask_value
+
+
+def test_encoder_layouts(tmp_path):
+    bert, _ = load_spec(_write(tmp_path / "b", {"model_class": "BertForTokenClassification",
+                                                "config": {"vocab_size": 50}, "sequence_length": 10}))
+    assert [(i.name, i.shape, i.dtype, i.range) for i in bert.inputs] == [("input_ids", [1, 10], "int32", (0, 49))]
+    vit, _ = load_spec(_write(tmp_path / "v", {"model_class": "ViTForImageClassification",
+                                               "config": {"image_size": 32, "num_channels": 3}}))
+    assert vit.inputs[0].shape == [1, 3, 32, 32] and vit.entry == "transformers:model"
+
+
+def test_layout_errors_name_the_field(tmp_path):
+    with pytest.raises(BadInput, match=r"transformers\.config\.vocab_size: required"):
+        load_spec(_write(tmp_path / "a", {"model_class": "LlamaForCausalLM",
+                                          "config": {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1}}))
+    with pytest.raises(BadInput, match=r"transformers\.model_class: 'LlamaModel' is not a class the adapter lays out"):
+        load_spec(_write(tmp_path / "b", {"model_class": "LlamaModel", "config": LLAMA}))
+    with pytest.raises(BadInput, match=r"transformers\.prompts: a prompt of 12 tokens does not fit max_length 8"):
+        load_spec(_write(tmp_path / "c", {"model_class": "LlamaForCausalLM", "config": LLAMA, "max_length": 8,
+                                          "prompts": [list(range(12))]}))
+    with pytest.raises(BadInput, match=r"transformers\.weights: file 'w\.pt' not found"):
+        load_spec(_write(tmp_path / "d", {"model_class": "LlamaForCausalLM", "config": LLAMA, "weights": "w.pt"}))
+
+
+def test_loading_a_definition_does_not_import_transformers(tmp_path):
+    """`aipc plan` and a cached deploy read the definition; they must not pay transformers' import."""
+    folder = _write(tmp_path / "m", {"model_class": "LlamaForCausalLM", "config": LLAMA})
+    code = (f"import sys; from bot.spec import load_spec; load_spec({str(folder)!r}); "
+            "assert 'transformers' not in sys.modules, 'imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-600:]
+
+
+# -- the step graph in PyTorch against transformers' own generate --------------------------------
+@pytest.mark.parametrize("model_class", ["LlamaForCausalLM", "Qwen2ForCausalLM"])
+def test_step_graph_decodes_like_generate(tmp_path, model_class):
+    """Random weights, fp32 on the CPU: the static-cache step (the model's own layers, our cache)
+    must reproduce generate's greedy tokens exactly; a wrong RoPE position, mask or GQA layout would not."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+
+    from bot.adapters import transformers as A
+
+    T = 12
+    folder = _write(tmp_path / "m", {"model_class": model_class, "config": dict(LLAMA, initializer_range=0.3),
+                                     "max_length": T, "prompts": [[1, 5, 9]]})
+    step, (layers, kv, dh) = A.step(folder), (2, 2, 8)
+    for prompt in ([1, 5, 9], [3, 30, 2, 7]):
+        ref = A.greedy(folder, prompt, T - len(prompt))
+        kc, vc = np.zeros((layers, kv, T, dh), np.float32), np.zeros((layers, kv, T, dh), np.float32)
+        mask, toks = np.full((1, T), -1000.0, np.float32), list(prompt)
+        with torch.no_grad():
+            for pos in range(T - 1):
+                logits, k, v = step(torch.tensor([[toks[pos]]], dtype=torch.int32),
+                                    torch.tensor([[pos]], dtype=torch.int32), torch.from_numpy(mask),
+                                    torch.from_numpy(kc), torch.from_numpy(vc))
+                kc[:, :, pos], vc[:, :, pos], mask[0, pos] = k[:, :, 0].numpy(), v[:, :, 0].numpy(), 0.0
+                if pos + 1 >= len(toks):
+                    toks.append(int(logits[0].argmax()))
+        assert toks[len(prompt):] == ref and len(ref) == T - len(prompt)
+        assert len(set(ref)) > 2  # not a degenerate repeat
+
+
+# -- on the HTP: a trained tiny Llama through the whole pipeline ----------------------------------
+@pytest.mark.htp
+def test_trained_llama_decodes_on_htp_like_generate(tmp_path):
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(ROOT))
+    from bench.hf_train import rule_prompts, train_causal_lm
+    from bot.deploy import deploy
+
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    acc = train_causal_lm("LlamaForCausalLM", LLAMA, folder / "weights.pt", steps=120, seed=0)
+    assert acc > 0.9  # trained: its greedy decode is well defined (no near-ties)
+    _write(folder, {"model_class": "LlamaForCausalLM", "config": LLAMA, "weights": "weights.pt", "max_length": 12,
+                    "prompts": rule_prompts(3, 32, seed=5)}, target={"precision": "fp16"})
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    dec = json.loads((tmp_path / "out" / "manifest.json").read_text())["e2e"][0]
+    assert dec["token_agreement"] == 1.0 and dec["sequences_equal"] == dec["sequences"] == 3
+    assert all(len(t) == 9 for t in dec["reference"]) and dec["generated"] == dec["reference"]
+    assert dec["seconds_per_token"] > 0
