@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from bot import metrics
-from bot.graph.host_part import complete, host_part_of
 from bot.records import Check
 
 PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any deployed one
@@ -17,6 +16,8 @@ def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np
     """The model's original outputs on the CPU, in order: a graph whose tail was moved to the
     host (`aipc.host_postprocess`) gets that tail run after it, as the device run does."""
     import onnxruntime as ort  # deferred: a slow import, only the CPU parity checks need it
+
+    from bot.graph.host_part import complete, host_part_of  # deferred: onnx_ir (~1 s); a cached run opens no graph
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
