@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from bot import metrics
-from bot.graph.host_part import complete, host_part_of
 from bot.records import Check
 
 PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any deployed one
@@ -23,6 +22,8 @@ def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np
     sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     wanted = {i.name for i in sess.get_inputs()}
     names = [o.name for o in sess.get_outputs()]
+    from bot.graph.host_part import complete, host_part_of  # deferred: onnx_ir and sympy (~1 s), not on a cached run
+
     host = host_part_of(model)
     outs = [sess.run(None, {k: v for k, v in f.items() if k in wanted}) for f in feeds]
     if host is None:
