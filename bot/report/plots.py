@@ -1,4 +1,5 @@
-"""The report's plots as PNG files (matplotlib, Agg: CI runners have no display).
+"""The report's plots as PNG files (matplotlib, Agg: CI runners have no display; the seconds per stage,
+drawn on every deploy, with Pillow).
 
 PNGs, not inline base64, because GitHub Markdown does not render data URIs: they are committed
 under `deployments/<model>/report/` and linked from the PR body.
@@ -58,24 +59,52 @@ def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
     return [r[0] for r in rows], [float(r[1] or 0) for r in rows], [bool(r[2]) for r in rows], what
 
 
+def _ticks(top: float) -> list[float]:
+    """Round tick values from 0 to `top` (1, 2 or 5 times a power of ten apart, at most 6 of them)."""
+    import math
+
+    raw = top / 5
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [i * step for i in range(int(top / step) + 1)]
+
+
 def seconds_per_stage(manifest: dict, path: Path) -> Path:
+    """Horizontal bars, first stage on top, drawn with Pillow: every deploy with the forge on draws this
+    one, and importing matplotlib (~0.5 s) cost more than all the forge's git work."""
     names, secs, ok, what = _bars(manifest)
-    key = _key("seconds", manifest.get("model", "?"), names, secs, ok, what)
+    key = _key("seconds-pil", manifest.get("model", "?"), names, secs, ok, what)
     if _fresh(path, key):
         return path
-    plt = _plt()
-    colors = ["#2da44e" if p else "#cf222e" for p in ok]
-    fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(names), 1) + 1.2))
-    ax.barh(names[::-1], secs[::-1], color=colors[::-1])
-    for y, v in enumerate(secs[::-1]):
-        ax.text(v, y, f" {v:.2f}s", va="center", fontsize=8)
-    ax.set_xlabel("seconds")
-    ax.set_title(f"{manifest.get('model', '?')}: seconds per {what} (red = failed)",
-                 **({} if what == "stage" else {"fontsize": 9}))
-    ax.set_xlim(0, max(secs + [0.1]) * 1.25)
-    fig.tight_layout()
-    _save(fig, path, key)
-    plt.close(fig)
+    from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+
+    font, small = ImageFont.load_default(size=13), ImageFont.load_default(size=11)
+    title = f"{manifest.get('model', '?')}: seconds per {what} (red = failed)"
+    row, top, width = 24, 34, 480
+    left = 12 + max([font.getlength(n) for n in names] + [20.0])
+    plot_w = width - left - 64
+    height = top + row * max(len(names), 1) + 44
+    img = Image.new("RGB", (width, int(height)), "white")
+    d = ImageDraw.Draw(img)
+    d.text((width / 2, 10), title, fill="black", font=font, anchor="mt")
+    xmax = max(secs + [0.1]) * 1.25
+    bottom = top + row * len(names)
+    for t in _ticks(xmax):
+        x = left + t / xmax * plot_w
+        d.line([(x, top), (x, bottom)], fill="#eeeeee")
+        d.line([(x, bottom), (x, bottom + 4)], fill="black")
+        d.text((x, bottom + 6), f"{t:g}", fill="black", font=small, anchor="mt")
+    for i, (name, sec, passed) in enumerate(zip(names, secs, ok)):
+        y = top + i * row
+        d.text((left - 6, y + row / 2), name, fill="black", font=font, anchor="rm")
+        end = left + sec / xmax * plot_w
+        d.rectangle([left, y + 4, max(end, left + 1), y + row - 4], fill="#2da44e" if passed else "#cf222e")
+        d.text((end + 3, y + row / 2), f"{sec:.2f}s", fill="black", font=small, anchor="lm")
+    d.line([(left, top), (left, bottom), (left + plot_w, bottom)], fill="black")
+    d.text((left + plot_w / 2, bottom + 24), "seconds", fill="black", font=small, anchor="mt")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Description", key)  # Pillow writes no timestamp: the same numbers give the same bytes
+    img.save(path, pnginfo=info)
     return path
 
 

@@ -24,6 +24,8 @@ def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np
     sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     wanted = {i.name for i in sess.get_inputs()}
     names = [o.name for o in sess.get_outputs()]
+    from bot.graph.host_part import complete, host_part_of  # deferred: onnx_ir and sympy (~1 s), not on a cached run
+
     host = host_part_of(model)
     outs = [sess.run(None, {k: v for k, v in f.items() if k in wanted}) for f in feeds]
     if host is None:
