@@ -61,3 +61,41 @@ def rule_prompts(n: int, vocab: int, seed: int) -> list[list[int]]:
     import numpy as np
 
     return rule_sequences(n, 3, vocab, np.random.default_rng(seed)).tolist()
+
+
+def word_tokens(text: str, eos: int = 2) -> list[int]:
+    """A character 'tokenizer' for the speech benchmark: a–z → 3…28, space → 29, then eos."""
+    return [29 if c == " " else ord(c) - ord("a") + 3 for c in text] + [eos]
+
+
+def train_whisper(config: dict, features: list, texts: list[str], out: Path, *, steps: int = 150,
+                  seed: int = 0, lr: float = 3e-3) -> float:
+    """Train a config-built WhisperForConditionalGeneration to transcribe the given utterances
+    (log-mel features) into `word_tokens`, save its state dict; returns the teacher-forced token
+    accuracy on them. A few words, seconds of CPU: enough that its greedy decode follows the audio."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import numpy as np
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration  # deferred: only training needs it
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(WhisperConfig(**config))
+    eos, pad = config.get("eos_token_id", 2), -100
+    labels = [word_tokens(t, eos) for t in texts]
+    width = max(map(len, labels))
+    y = torch.tensor([lab + [pad] * (width - len(lab)) for lab in labels])
+    x = torch.from_numpy(np.concatenate(features)).float()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_features=x, labels=y).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model(input_features=x, labels=y).logits.argmax(-1)
+    acc = float((pred == y)[y != pad].float().mean())
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+    return acc

@@ -129,3 +129,64 @@ def test_trained_llama_decodes_on_htp_like_generate(tmp_path):
     assert dec["token_agreement"] == 1.0 and dec["sequences_equal"] == dec["sequences"] == 3
     assert all(len(t) == 9 for t in dec["reference"]) and dec["generated"] == dec["reference"]
     assert dec["seconds_per_token"] > 0
+
+
+WHISPER = {"vocab_size": 40, "d_model": 32, "encoder_layers": 1, "decoder_layers": 2, "encoder_attention_heads": 2,
+           "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "num_mel_bins": 8,
+           "max_source_positions": 10, "max_target_positions": 16, "decoder_start_token_id": 1, "pad_token_id": 0,
+           "bos_token_id": 1, "eos_token_id": 39, "init_std": 0.3}
+FEATURES = '''
+import numpy as np
+def feats(n):
+    rng = np.random.default_rng(3)
+    return [rng.normal(0, 1, (1, 8, 20)).astype(np.float32) for _ in range(n)]
+'''
+
+
+def _whisper(folder: Path, **extra) -> Path:
+    _write(folder, {"model_class": "WhisperForConditionalGeneration", "config": WHISPER, "features": "f.py:feats",
+                    "max_length": 10, **extra})
+    (folder / "f.py").write_text(FEATURES)
+    return folder
+
+
+def test_whisper_layout_encoder_and_decoder_step(tmp_path):
+    spec, _ = load_spec(_whisper(tmp_path / "w"))
+    enc, dec = spec.graphs
+    assert [(i.name, i.shape) for i in enc.inputs] == [("input_features", [1, 8, 20])]
+    assert {i.name: i.shape for i in dec.inputs} == {
+        "token": [1, 1], "position": [1, 1], "mask": [1, 10], "k_cache": [2, 2, 10, 16], "v_cache": [2, 2, 10, 16],
+        "encoder_out": [1, 10, 32]}
+    assert spec.decode.encoder == "encoder" and spec.decode.prompts == [[1]] and spec.decode.eos == 39
+    with pytest.raises(BadInput, match=r"transformers\.features: a speech model needs"):
+        load_spec(_write(tmp_path / "x", {"model_class": "WhisperForConditionalGeneration", "config": WHISPER}))
+
+
+def test_whisper_decoder_step_decodes_like_generate(tmp_path):
+    """Random weights, fp32: encoder graph + static-cache decoder step (self-attention cached,
+    cross-attention over encoder_out) reproduce transformers' greedy generate."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+
+    from bot.adapters import transformers as A
+
+    folder, T = _whisper(tmp_path / "w"), 10
+    enc, step = A.encoder(folder), A.decoder_step(folder)
+    refs = []
+    for x in A._features(folder, 2):
+        ref = A.greedy(folder, [1], T - 1, {"input": x})
+        with torch.no_grad():
+            e = enc(torch.from_numpy(x))
+        kc, vc = np.zeros((2, 2, T, 16), np.float32), np.zeros((2, 2, T, 16), np.float32)
+        mask, toks = np.full((1, T), -1000.0, np.float32), [1]
+        with torch.no_grad():
+            for pos in range(len(ref)):
+                logits, k, v = step(torch.tensor([[toks[pos]]], dtype=torch.int32),
+                                    torch.tensor([[pos]], dtype=torch.int32), torch.from_numpy(mask),
+                                    torch.from_numpy(kc), torch.from_numpy(vc), e)
+                kc[:, :, pos], vc[:, :, pos], mask[0, pos] = k[:, :, 0].numpy(), v[:, :, 0].numpy(), 0.0
+                toks.append(int(logits[0].argmax()))
+        assert toks[1:] == ref and ref
+        refs.append(ref)
+    assert refs[0] != refs[1]  # the audio features reach the decoder through cross-attention

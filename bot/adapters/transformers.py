@@ -31,7 +31,7 @@ from typing import Any
 from bot.errors import BadInput
 
 # Model-class suffix → what the bot builds for it.
-TASKS = {"ForCausalLM": "causal-lm", "ForTokenClassification": "token-classification",
+TASKS = {"ForCausalLM": "causal-lm", "WhisperForConditionalGeneration": "speech-seq2seq", "ForTokenClassification": "token-classification",
          "ForSequenceClassification": "sequence-classification", "ForImageClassification": "image-classification"}
 
 
@@ -90,6 +90,8 @@ def expand(raw: dict) -> dict:
         if t.get("min_token_agreement") is not None:
             dec["min_token_agreement"] = t["min_token_agreement"]
         out["decode"] = dec
+    elif task == "speech-seq2seq":
+        out.update(_whisper_layout(t, cfg))
     elif task in ("token-classification", "sequence-classification"):
         S, V = int(t.get("sequence_length", 16)), int(_need(cfg, "vocab_size"))
         out.update(entry="transformers:model", outputs=["logits"],
@@ -102,6 +104,47 @@ def expand(raw: dict) -> dict:
         raise ValueError(f"transformers.model_class: {cls!r} is not a class the adapter lays out "
                          f"(its name ends in one of {', '.join(TASKS)})")
     return out
+
+
+def whisper_dims(cfg: dict) -> dict[str, int]:
+    d, heads = int(_need(cfg, "d_model")), int(_need(cfg, "decoder_attention_heads"))
+    return {"vocab": int(_need(cfg, "vocab_size")), "layers": int(_need(cfg, "decoder_layers")), "d_model": d,
+            "heads": heads, "head_dim": d // heads, "mel": int(cfg.get("num_mel_bins", 80)),
+            "source": int(_need(cfg, "max_source_positions")), "start": int(_need(cfg, "decoder_start_token_id"))}
+
+
+def _whisper_layout(t: dict, cfg: dict) -> dict:
+    """Whisper: an encoder graph (log-mel features → encoder_out) run once, and a decoder step graph
+    (self-attention KV cache as above; cross-attention over `encoder_out`, recomputed each step)."""
+    d, T = whisper_dims(cfg), int(t.get("max_length", 32))
+    mask_value, r = float(t.get("mask_value", -1000.0)), float(t.get("cache_range", 8.0))
+    if not t.get("features"):
+        raise ValueError("transformers.features: a speech model needs file.py:function(n) → log-mel features "
+                         f"[1, {d['mel']}, {2 * d['source']}] (e.g. from recorded or synthesized speech)")
+    cache = [d["layers"], d["heads"], T, d["head_dim"]]
+    prompts = t.get("prompts") or [[d["start"]]]
+    dec = {"step": "decoder", "encoder": "encoder", "mask_value": mask_value, "prompts": prompts,
+           "cache": [{"input": "k_cache", "output": "k_new", "axis": 2},
+                     {"input": "v_cache", "output": "v_new", "axis": 2}],
+           "max_new_tokens": int(t.get("max_new_tokens") or T - max(len(p) for p in prompts)),
+           "eos": cfg.get("eos_token_id") if isinstance(cfg.get("eos_token_id"), int) else None,
+           "reference": "transformers:greedy", "samples": t["features"],
+           "sample_count": int(t.get("sample_count", 2))}
+    if t.get("min_token_agreement") is not None:
+        dec["min_token_agreement"] = t["min_token_agreement"]
+    return {"graphs": [
+        {"name": "encoder", "entry": "transformers:encoder", "outputs": ["encoder_out"],
+         "inputs": [{"name": "input_features", "shape": [1, d["mel"], 2 * d["source"]], "range": [-1, 1.5]}],
+         "calibration": {"generator": "transformers:encoder_calibration", "samples": 4}},
+        {"name": "decoder", "entry": "transformers:decoder_step", "outputs": ["logits", "k_new", "v_new"],
+         "inputs": [{"name": "token", "shape": [1, 1], "dtype": "int32", "range": [0, d["vocab"] - 1]},
+                    {"name": "position", "shape": [1, 1], "dtype": "int32", "range": [0, T - 1]},
+                    {"name": "mask", "shape": [1, T], "range": [mask_value, 0]},
+                    {"name": "k_cache", "shape": cache, "range": [-r, r]},
+                    {"name": "v_cache", "shape": cache, "range": [-r, r]},
+                    {"name": "encoder_out", "shape": [1, d["source"], d["d_model"]], "range": [-r, r]}],
+         "calibration": {"generator": "transformers:calibration", "samples": int(t.get("calibration_samples", 16))}}],
+        "decode": dec}
 
 
 def _default_prompts(vocab: int, seed: int, n: int = 4, length: int = 4) -> list[list[int]]:
@@ -132,7 +175,12 @@ def _built(folder: str, mtime_ns: int):
     t = _section(folder, mtime_ns)
     os.environ["HF_HUB_OFFLINE"] = "1"  # before the import: huggingface_hub reads it once
     import torch
-    import transformers  # deferred: seconds to import; only a graph build or a reference needs it
+
+    try:
+        import transformers  # deferred: seconds to import; only a graph build or a reference needs it
+    except ImportError:
+        raise BadInput("the definition has a 'transformers' section but transformers is not installed: install "
+                       "the bot with its [hf] extra (pip install 'aipc-bot[hf]')", where=f"{folder}/aipc.yaml") from None
 
     cls = getattr(transformers, t.model_class, None)
     if cls is None or not hasattr(cls, "config_class"):
@@ -204,6 +252,10 @@ class StepCache:
     def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
         import torch
 
+        if key_states.shape[2] != 1:
+            # an encoder-decoder's cross-attention (Whisper) hands over the whole encoder sequence:
+            # recomputed from `encoder_out` each step, not cached
+            return key_states, value_states
         self.new_k.append(key_states)
         self.new_v.append(value_states)
         return (torch.cat([self.k_cache[layer_idx:layer_idx + 1], key_states], 2),
@@ -240,12 +292,72 @@ def _step_module(lm):
     return CausalLMStep(lm).eval()
 
 
+def _whisper_step_module(m):
+    import torch
+
+    class WhisperDecoderStep(torch.nn.Module):
+        """One decoder token with a static self-attention cache, cross-attending to `encoder_out`."""
+
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, token, position, mask, k_cache, v_cache, encoder_out):
+            dec = self.m.get_decoder()
+            h = dec.embed_tokens(token) + dec.embed_positions(token, position_ids=position)
+            bias = torch.cat([mask, torch.zeros_like(mask[:, :1])], 1)[:, None, None, :]
+            cache = StepCache(k_cache, v_cache)
+            for layer in dec.layers:
+                h = layer(h, attention_mask=bias, encoder_hidden_states=encoder_out, past_key_values=cache)
+                h = h[0] if isinstance(h, tuple) else h
+            logits = self.m.proj_out(dec.layer_norm(h))
+            return logits[:, -1], torch.cat(cache.new_k, 0), torch.cat(cache.new_v, 0)
+
+    return WhisperDecoderStep(m).eval()
+
+
 # -- the references load_callable resolves ------------------------------------------------------
 def step(folder: Path):
     """Entry point of the step graph."""
     m = graph_model(folder)
     _check_dims(m, section(folder))
     return _step_module(m)
+
+
+def encoder(folder: Path):
+    """Entry point of a speech model's encoder graph: log-mel features → `encoder_out`."""
+    import torch
+
+    m = graph_model(folder)
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.enc = m.get_encoder()
+
+        def forward(self, input_features):
+            return self.enc(input_features).last_hidden_state
+
+    return Encoder(m).eval()
+
+
+def decoder_step(folder: Path):
+    """Entry point of a speech model's decoder step graph."""
+    return _whisper_step_module(graph_model(folder))
+
+
+def _features(folder: Path, n: int):
+    import numpy as np
+
+    from bot.stages._model import call, load_callable
+
+    ref = section(folder).features
+    fn = load_callable(folder, ref, "transformers.features")
+    return [np.asarray(x, np.float32) for x in call(folder, lambda: list(fn(n)), what=f"the features {ref}")]
+
+
+def encoder_calibration(folder: Path, n: int):
+    return [{"input_features": x} for x in _features(folder, n)]
 
 
 def model(folder: Path):
@@ -276,8 +388,17 @@ def greedy(folder: Path, prompt: list[int], max_new_tokens: int, encoder_inputs=
     m.generation_config.pad_token_id = eos if eos is not None else 0
     ids = torch.tensor([list(prompt)])
     with torch.no_grad():
-        out = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
-                         min_new_tokens=0)
+        if task_of(t.model_class) == "speech-seq2seq":
+            from transformers import GenerationMixin
+
+            # the generic greedy generate (its own EncoderDecoderCache); Whisper's own generate adds
+            # language / timestamp logic that a config-built model has no tokens for
+            feats = torch.from_numpy(next(iter(encoder_inputs.values()))).float()
+            out = GenerationMixin.generate(m, input_features=feats, decoder_input_ids=ids,
+                                           max_new_tokens=max_new_tokens, do_sample=False)
+        else:
+            out = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, min_new_tokens=0)
     return [int(x) for x in out[0, len(prompt):]]
 
 
@@ -287,21 +408,29 @@ def calibration(folder: Path, n: int):
     import torch
 
     t = section(folder)
-    d, T = lm_dims(t.config), t.max_length
-    s, rng, out = step(folder), np.random.default_rng(t.seed + 7), []
-    shape = (d["layers"], d["kv_heads"], T, d["head_dim"])
+    T, rng, out = t.max_length, np.random.default_rng(t.seed + 7), []
+    extra: dict = {}
+    if task_of(t.model_class) == "speech-seq2seq":
+        d = whisper_dims(t.config)
+        shape, s, enc = (d["layers"], d["heads"], T, d["head_dim"]), decoder_step(folder), encoder(folder)
+        with torch.no_grad():
+            encoded = [enc(torch.from_numpy(x)).numpy() for x in _features(folder, 2)]
+    else:
+        d = lm_dims(t.config)
+        shape, s, encoded = (d["layers"], d["kv_heads"], T, d["head_dim"]), step(folder), [None]
     with torch.no_grad():
         while len(out) < n:
+            e = encoded[len(out) % len(encoded)]
+            extra = {} if e is None else {"encoder_out": e}
             toks = [int(x) for x in rng.integers(0, d["vocab"], 3)]
             kc, vc = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
             mask = np.full((1, T), t.mask_value, np.float32)
             for pos in range(T):
                 feed = {"token": np.array([[toks[pos]]], np.int32), "position": np.array([[pos]], np.int32),
-                        "mask": mask.copy(), "k_cache": kc.copy(), "v_cache": vc.copy()}
+                        "mask": mask.copy(), "k_cache": kc.copy(), "v_cache": vc.copy(), **extra}
                 if pos % 3 == 2 or pos == T - 1:
                     out.append(feed)
-                logits, k, v = s(*(torch.from_numpy(feed[k]) for k in ("token", "position", "mask", "k_cache",
-                                                                        "v_cache")))
+                logits, k, v = s(*(torch.from_numpy(a) for a in feed.values()))
                 kc[:, :, pos], vc[:, :, pos], mask[0, pos] = k[:, :, 0].numpy(), v[:, :, 0].numpy(), 0.0
                 if pos + 1 >= len(toks):
                     toks.append(int(logits[0].argmax()))

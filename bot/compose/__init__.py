@@ -209,7 +209,7 @@ def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -
            "cache": [c.model_dump() for c in d.cache], "max_new_tokens": max_new, "samples": []}
     raws = [None]
     if d.samples:
-        raws = list(call(folder, lambda: list(_ref_fn(folder, d.samples, "decode.samples")(2)),
+        raws = list(call(folder, lambda: list(_ref_fn(folder, d.samples, "decode.samples")(d.sample_count)),
                          what=f"the sample generator {d.samples}"))
         (rt / "samples").mkdir()
         for k, r in enumerate(raws):

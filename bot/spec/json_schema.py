@@ -107,12 +107,15 @@ def _refine(schema: dict) -> dict:
     # CustomMetric._bound: min and/or max (TaskSpec._unique, unique metric names, only the loader says)
     defs["CustomMetric"].update(_holds({"anyOf": [_given("min", {}), _given("max", {})]},
                                        "give 'min' and/or 'max' for a custom metric"))
-    schema["else"] = {"allOf": [
+    single = {"allOf": [
         EXACTLY_ONE_SOURCE,
         {"not": {"properties": {"inputs": {"type": "array", "maxItems": 0}}},
          "errorMessage": "inputs: at least one input is required"},
         {"not": {"anyOf": [_given("decode", {}), _given("chain", {})]},
          "errorMessage": "'decode' and 'chain' need 'graphs'"}]}
+    # Spec._adapter_layout: a `transformers:` section alone is a whole definition (the adapter lays
+    # out its entry/inputs or graphs and decode section)
+    schema["else"] = {"if": _given("transformers", {}), "then": True, "else": single}
     return schema
 
 

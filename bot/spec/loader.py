@@ -171,6 +171,8 @@ def _file_refs(spec: Spec) -> list[tuple[str, str, bool]]:
         refs.append(("chain.reference", spec.chain.reference.partition(":")[0], True))
     if spec.transformers and spec.transformers.weights:
         refs.append(("transformers.weights", spec.transformers.weights, True))
+    if spec.transformers and spec.transformers.features:
+        refs.append(("transformers.features", spec.transformers.features.partition(":")[0], True))
     data, task = getattr(spec, "data", None), getattr(spec, "task", None)
     if data is not None:  # inside the folder; whether they exist is bot.datafiles' and bot.task's to say
         refs += [(f"data.{k}", getattr(data, k).partition(":")[0], False) for k in ("preprocess", "make")

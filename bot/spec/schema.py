@@ -401,6 +401,7 @@ class DecodeSpec(Strict):
     frontend: str | None = Field(default=None, description="file.py:function, numpy only: raw input → encoder inputs "
                                                            "(e.g. waveform → log-mel), run on the host")
     samples: str | None = Field(default=None, description="file.py:function(n) → raw inputs for the frontend/encoder")
+    sample_count: int = Field(default=2, ge=1, le=64, description="how many raw inputs `samples` is asked for")
     min_token_agreement: float = Field(default=1.0, ge=0, le=1)
 
 
@@ -432,7 +433,11 @@ class TransformersSpec(Strict):
     max_new_tokens: int | None = Field(default=None, ge=1)
     min_token_agreement: float | None = Field(default=None, ge=0, le=1)
     calibration_samples: int = Field(default=16, ge=1, le=256)
+    sample_count: int = Field(default=2, ge=1, le=64, description="speech models: utterances the decode check runs")
     sequence_length: int = Field(default=16, ge=1, description="encoders: static number of tokens")
+    features: str | None = Field(default=None, pattern=ENTRY_POINT,
+                                 description="speech models: file.py:function(n) → n log-mel feature arrays "
+                                             "[1, num_mel_bins, 2 × max_source_positions]")
 
 
 class Spec(Strict):

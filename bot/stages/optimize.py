@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.stages._onnx import (correct_output_shapes, dynamic_dims, fix_input_shapes, opset, parity_checks,
@@ -26,8 +25,7 @@ class OptimizeStage(Stage):
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
-        from onnx import version_converter  # deferred: ~0.4 s to import; a fully cached run opens no graph
-        import onnxslim
+        from onnx import version_converter  # deferred with onnx
 
         src = ctx.artifact("export", "onnx")
         model = onnx.load(str(src))
@@ -35,7 +33,7 @@ class OptimizeStage(Stage):
         fix_input_shapes(model, {i.name: i.shape for i in ctx.spec.inputs})
         if opset(model) < MIN_OPSET:
             model = version_converter.convert_version(model, MIN_OPSET)
-        model = onnxslim.slim(model)
+        model, slim_refused = slim(model)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
         golden0 = {n: list(a.shape) for n, a in S.load(ctx.artifact("load", "golden"))[0].items()}
         # a wrong static output shape (declared, or inferred from a wrong declaration) would become
@@ -66,13 +64,35 @@ class OptimizeStage(Stage):
         if corrected:
             checks.append(Check("output shapes as the model produces them", True, corrected))
         metrics = {"nodes_before": nodes_before, "nodes_after": len(model.graph.node), "opset": opset(model),
-                   "rewrites": applied, "parity": worst, **({"output_shapes_corrected": corrected} if corrected else {})}
+                   "rewrites": applied, "parity": worst,
+                   **({"onnxslim_refused": slim_refused} if slim_refused else {}), **({"output_shapes_corrected": corrected} if corrected else {})}
         res = self.result({"onnx": "model.onnx"}, checks, metrics)
         if not res.passed:
             raise StageFailed(Failure(self.name, FailureKind.EXPORT_ERROR,
                                       "the optimized graph no longer matches PyTorch", details={"parity": worst}),
                               checks, metrics)
         return res
+
+
+def slim(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    """onnxslim's simplification, unless it breaks the graph: then the graph as it came, and why.
+
+    Found on Whisper's decoder step (transformers 5.23, onnxslim 0.1.98): a fusion dropped the
+    attention's `q_proj(x) * scaling` Mul while its Reshape consumer kept reading the Mul's output,
+    so ONNX Runtime refused the model. An unsimplified graph is slower to compile, never wrong."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+    import onnxslim  # deferred with onnx
+
+    before = onnx.ModelProto()
+    before.CopyFrom(model)
+    slimmed = onnxslim.slim(model)
+    if slimmed.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF:
+        return slimmed, None  # too large for the in-memory checker; ORT's load will tell
+    try:
+        onnx.checker.check_model(slimmed)
+    except onnx.checker.ValidationError as e:
+        return before, f"onnxslim produced an invalid graph ({str(e).splitlines()[0][:200]}); kept it unsimplified"
+    return slimmed, None
 
 
 def _fix_output_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
