@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Callable
 
 from bot import backends
-from bot.cli_paths import resolve_out_dir
+from bot.deployment_dir import resolve_out_dir
 from bot.errors import BadInput
 from bot.pipeline import RunOutcome
 from bot.pipeline.manifest import MANIFEST
 from bot.records import StageResult
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import LoopResult, RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from bot.stages.base import StageContext
 from bot.stages.validate import ValidateStage

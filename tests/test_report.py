@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.report import GITHUB_BODY_LIMIT, html_report, pr_body
-from bot.report.commands import nightly_command, report_command
+from bot.cli_actions import nightly_command, report_command
 from fake_github import make_deployment, repair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ def test_every_example_model_has_a_pr_sample_rendered_by_the_current_templates()
         assert m["model"] == name
         expected = pr_body(m, images={"seconds": f"{name}/seconds_per_stage.png"},
                            links={"HTML report": f"{name}/index.html"})
-        assert md.read_text() == expected, f"{md} is stale: python -m bot.report.samples <deployment>"
+        assert md.read_text() == expected, f"{md} is stale: python -m bot.report.pr_samples <deployment>"
         assert (SAMPLES / name / "seconds_per_stage.png").is_file() and (SAMPLES / name / "index.html").is_file()
         if (m.get("localization") or {}).get("layers"):
             assert (SAMPLES / name / "layer_error.png").is_file()

@@ -1,6 +1,6 @@
-"""`aipc report` and `aipc nightly`: reports for deployments that already exist.
+"""What the CLI's `aipc report` and `aipc nightly` do: reports for deployments that already exist.
 
-Kept out of `bot/cli.py` so the CLI stays a list of thin commands; each function returns the exit
+(PR comment commands are `bot/pr_commands.py`.) Kept out of `bot/cli.py` so the CLI stays a list of thin commands; each function returns the exit
 code (0 all good, 1 something failed) and raises `BadInput` for the user's mistakes.
 """
 
@@ -18,7 +18,7 @@ from bot.store import read_json
 def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path | None = None,
                    body_file: Path | None = None, echo: Callable[[str], None] = print) -> int:
     """Render the PR body (stdout or `body_file`) and the HTML report for an existing deployment."""
-    from bot.cli_paths import resolve_out_dir
+    from bot.deployment_dir import resolve_out_dir
     from bot.report import html_report, pr_body
     from bot.spec import load_spec
 
@@ -51,7 +51,7 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
     A shard (`deployments`: its share, `results`: the file for `aipc nightly-merge`) re-checks only its
     share and leaves the history and the issue to the merge (`bot.nightly.merge`).
     The flow lives in `bot.nightly`; `recheck` and `forge` are replaceable for tests."""
-    from bot.cli_paths import repo_root
+    from bot.deployment_dir import repo_root
     from bot.nightly.rules import Tolerances
     from bot.nightly.run import publish_night, run_nightly
 

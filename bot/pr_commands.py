@@ -1,4 +1,4 @@
-"""PR comment commands: `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`.
+"""PR comment commands (not CLI commands: those are `bot/cli.py`): `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`.
 
 A reviewer who disagrees with a repair reverts it by name; the bot re-deploys without it and
 remembers the choice in the manifest (`reverted`), so later runs (nightly included) respect it.
