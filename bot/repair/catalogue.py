@@ -7,13 +7,15 @@ repairs in catalogue order, so AIMET's come after the onnxruntime quantization r
 
 from __future__ import annotations
 
+from functools import cache
+
 from bot.repair.base import Repair
-from bot.repair.repairs import aimet, export, graph, quant, source
-
-CATALOGUE: dict[str, Repair] = {r.id: r for r in (*export.REPAIRS, *graph.REPAIRS, *quant.REPAIRS,
-                                                   *source.REPAIRS, *aimet.REPAIRS)}
 
 
+@cache
 def all_repairs() -> dict[str, Repair]:
     """The whole catalogue, by id, in order."""
-    return CATALOGUE
+    # deferred: the graph repairs import every graph rule (onnxscript, ~1 s); a cached deploy never asks
+    from bot.repair.repairs import aimet, export, graph, quant, source
+
+    return {r.id: r for r in (*export.REPAIRS, *graph.REPAIRS, *quant.REPAIRS, *source.REPAIRS, *aimet.REPAIRS)}
