@@ -326,3 +326,20 @@ def test_composite_html_report_is_well_formed(tmp_path):
     assert "token agreement with the PyTorch greedy decode" in text and "<script>alert" not in text
     assert (path.parent / "seconds_per_stage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (path.parent / "layer_error.png").exists()
+
+
+@pytest.mark.htp
+def test_every_deploy_writes_its_report_without_a_forge_and_outside_git(tiny_model, tmp_path):
+    """The deploy renders the report from the manifest itself: with AIPC_FORGE=off (conftest) and a
+    model folder outside any git repository, report/ is still written, and it is what the manifest renders."""
+    from bot.deploy import deploy
+    from bot.deployment_dir import repo_root
+
+    assert repo_root(tiny_model) is None
+    out = tmp_path / "out"
+    outcome = deploy(tiny_model, out_dir=out, repair=False)
+    assert outcome.passed
+    html = out / "report" / "index.html"
+    assert html.is_file() and (out / "report" / "seconds_per_stage.png").is_file()
+    again = html_report(json.loads((out / "manifest.json").read_text()), tmp_path / "again")
+    assert html.read_text() == again.read_text()

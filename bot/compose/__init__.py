@@ -94,7 +94,9 @@ def expand(spec: Spec) -> list[Part]:
 
 
 def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool = True, events=None,
-                 say: Callable[[str], None] = lambda m: None, push: bool = False, pr: bool = False) -> MultiOutcome:
+                 say: Callable[[str], None] = lambda m: None) -> MultiOutcome:
+    """Every part through the pipeline, then the end-to-end checks and the top manifest; no forge
+    (the caller writes the report and publishes, as for a single graph)."""
     from bot.deploy import deploy_one
 
     t0, out = time.time(), Path(out)
@@ -146,10 +148,6 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool =
     top["artifacts"] = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                         for p in sorted((out / "runtime").rglob("*")) if p.is_file()} if (out / "runtime").exists() else {}
     write_json(out / "manifest.json", top)
-    # The whole composite folder goes to `aipc/<model>` like a single-graph deployment.
-    from bot.forge import publish
-
-    publish(deployment_dir=out, model_dir=folder, manifest=top, push=push, pr=pr, say=say)
     return MultiOutcome(top, out, results, failure, rows)
 
 
