@@ -251,7 +251,8 @@ def pr_command(text: Optional[str] = typer.Option(None, help="the PR comment, e.
                                                                            "($GITHUB_STEP_SUMMARY)"),
             debug: bool = typer.Option(False)):
     """Act on a PR comment command: `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`."""
-    from bot.pr_commands import execute, model_of_branch, parse, parse_bot_branch
+    from bot.cli_actions import execute
+    from bot.pr_commands import model_of_branch, parse, parse_bot_branch
 
     def note(lines: list[str]) -> None:
         for line in lines:
@@ -262,7 +263,7 @@ def pr_command(text: Optional[str] = typer.Option(None, help="the PR comment, e.
 
     def go():
         if fork_gate or plan:
-            from bot.forge.gate import plan_command, post_gate
+            from bot.fork_gate import plan_command, post_gate
             from bot.forge.git import Repo
             from bot.forge.github import GitHubForge
 
@@ -283,7 +284,7 @@ def pr_command(text: Optional[str] = typer.Option(None, help="the PR comment, e.
         if text is None:
             raise BadInput("give --text (the comment)")
         if actor is not None:
-            from bot.forge.gate import check_permission
+            from bot.fork_gate import check_permission
             from bot.forge.git import Repo
             from bot.forge.github import GitHubForge
 

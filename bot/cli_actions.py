@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from bot.errors import BadInput
+from bot.pr_commands import Command
 from bot.nightly.run import find_model_dir  # noqa: F401  (kept importable from here)
 from bot.pipeline.manifest import MANIFEST
 from bot.store import read_json
@@ -70,3 +71,15 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
         echo(f"shard results: {write(result, results)}")
     return publish_night(root, result, out_file=out_file, post=post, echo=echo, forge=forge,
                          recorded=results is None)
+
+
+def execute(cmd: Command, model: Path, *, out_dir: Path | None = None, push: bool = False, pr: bool = False,
+            events=None, say: Callable[[str], None] = lambda m: None, for_pr: int | None = None):
+    from bot.deploy import deploy  # deferred: the stages and backends; aipc report and nightly deploy nothing
+
+    if cmd.verb == "approve" and for_pr is None:
+        raise BadInput("`/aipc approve` is for a contributor's pull request", hint="use `/aipc retry` on a bot PR")
+    exclude = [cmd.repair] if cmd.verb == "revert" else []
+    say(f"{cmd.text()}: re-deploying {model}")
+    return deploy(model, out_dir=out_dir, push=push, pr=pr, events=events, say=say, exclude=exclude,
+                  rerun_from=cmd.stage, for_pr=for_pr)

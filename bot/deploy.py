@@ -55,7 +55,8 @@ def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, 
     if composite:  # several graphs / static sizes: composed above the pipeline
         from bot.compose import deploy_multi
 
-        outcome = deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say)
+        outcome = deploy_multi(spec, folder, out, backend, deploy_part=deploy_one, repair=repair, events=events,
+                               say=say)
     else:
         outcome = deploy_one(spec, folder, out, backend, repair=repair, events=events, say=say, exclude=exclude)
     # deferred like the stages: jinja2 and PyGithub are needed only once the run is over

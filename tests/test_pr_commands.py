@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bot.pr_commands import Command, execute, parse
+from bot.cli_actions import execute
+from bot.pr_commands import Command, parse
 from bot.errors import BadInput
 from tests.conftest import write_model
 from tests.test_repair_loop import OUTLIER

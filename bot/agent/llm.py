@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bot.agent import budget as B
-from bot.agent.skills import catalogue_prompt, load_skills
+from bot.skills import catalogue_prompt, load_skills
 from bot.agent.tools import SCHEMAS, ToolBox, describe_failure, short
 from bot.records import Failure
 

@@ -20,7 +20,7 @@ from bot.forge import git
 from bot.forge.base import Draft, PrResult, Status
 from bot.forge.registry import get_forge
 from bot.report import Texts, is_composite, write_files
-from bot.report.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
+from bot.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
 
 DEPLOYMENTS = "deployments"
 

@@ -20,7 +20,7 @@ ANSWERS = re.compile(r"^#\s*aipc-answers:\s*(.+)$", re.M)
 
 def known_patches() -> list[tuple[str, set[str], str]]:
     """(patch file, ops it answers, diff text) for every skill patch."""
-    from bot.agent.skills import SKILLS_DIR
+    from bot.skills import SKILLS_DIR
 
     out = []
     for p in sorted(SKILLS_DIR.glob("*/patches/*.diff")):
