@@ -77,7 +77,7 @@ def float_onnx(spec, folder: Path, path: Path) -> list[str]:
     import numpy as np
     import torch
 
-    from bot.stages._model import build_module
+    from bot.model_code import build_module
 
     module = build_module(folder, spec.entry)
     example = tuple(torch.from_numpy(np.zeros(i.shape, dtype=i.dtype)) for i in spec.inputs)
@@ -191,7 +191,7 @@ def prepare(folder: Path) -> None:
 
     raw = yaml.safe_load((folder / "aipc.yaml").read_text())
     if raw.get("onnx") and not (folder / raw["onnx"]).exists():
-        from bot.stages._model import call, load_callable
+        from bot.model_code import call, load_callable
 
         make = raw["data"]["make"]
         call(folder, load_callable(folder, make, "data.make"), folder, raw["data"].get("seed", 0),

@@ -53,7 +53,7 @@ def one(name: str, work: Path) -> dict:
     from bot import samples as S
     from bot.deploy import deploy
     from bot.spec import load_spec
-    from bot.stages._model import build_module
+    from bot.model_code import build_module
     from naive import run_naive
     from zoo_models import zoo
 

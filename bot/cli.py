@@ -165,7 +165,7 @@ def report(model: Path = typer.Argument(..., help="the model's folder (with aipc
            body: Optional[Path] = typer.Option(None, "--body", help="write the PR body here instead of stdout"),
            debug: bool = typer.Option(False)):
     """Render the PR body and the HTML report of an existing deployment."""
-    from bot.report.commands import report_command
+    from bot.cli_actions import report_command
 
     _run(lambda: report_command(model, out_dir=out_dir, html_dir=html_dir, body_file=body, echo=typer.echo), debug)
 
@@ -191,7 +191,7 @@ def nightly(root: Optional[Path] = typer.Option(None, help="repository root [def
             debug: bool = typer.Option(False)):
     """Re-compile and re-validate every deployment with the toolchain installed now; report regressions
     against the figures accepted on main (exit 1 when any)."""
-    from bot.report.commands import nightly_command
+    from bot.cli_actions import nightly_command
 
     share = [d for d in (deployments or "").replace(",", " ").split() if d] if deployments is not None else None
     _run(lambda: nightly_command(root, out_file=summary, post=post, baseline_ref=baseline_ref, tolerances=tolerance,
@@ -235,8 +235,8 @@ def nightly_merge(results: list[Path] = typer.Argument(..., help="the shards' --
                                expected=planned, echo=typer.echo), debug)
 
 
-@app.command()
-def command(text: Optional[str] = typer.Option(None, help="the PR comment, e.g. '/aipc revert int16-localized'"),
+@app.command("command")
+def pr_command(text: Optional[str] = typer.Option(None, help="the PR comment, e.g. '/aipc revert int16-localized'"),
             model: Optional[Path] = typer.Option(None, help="the model's folder [default: from the PR's branch]"),
             pr: Optional[int] = typer.Option(None, help="the pull request the comment is on (GitHub)"),
             actor: Optional[str] = typer.Option(None, help="who commented: refused unless their role is "
@@ -251,7 +251,8 @@ def command(text: Optional[str] = typer.Option(None, help="the PR comment, e.g. 
                                                                            "($GITHUB_STEP_SUMMARY)"),
             debug: bool = typer.Option(False)):
     """Act on a PR comment command: `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`."""
-    from bot.commands import execute, model_of_branch, parse, parse_bot_branch
+    from bot.cli_actions import execute
+    from bot.pr_commands import model_of_branch, parse, parse_bot_branch
 
     def note(lines: list[str]) -> None:
         for line in lines:
@@ -262,7 +263,7 @@ def command(text: Optional[str] = typer.Option(None, help="the PR comment, e.g. 
 
     def go():
         if fork_gate or plan:
-            from bot.forge.gate import plan_command, post_gate
+            from bot.fork_gate import plan_command, post_gate
             from bot.forge.git import Repo
             from bot.forge.github import GitHubForge
 
@@ -283,7 +284,7 @@ def command(text: Optional[str] = typer.Option(None, help="the PR comment, e.g. 
         if text is None:
             raise BadInput("give --text (the comment)")
         if actor is not None:
-            from bot.forge.gate import check_permission
+            from bot.fork_gate import check_permission
             from bot.forge.git import Repo
             from bot.forge.github import GitHubForge
 

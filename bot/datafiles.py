@@ -19,7 +19,7 @@ from bot import samples as S
 from bot.errors import BadInput
 from bot.paths import glob_inside, inside, relative
 from bot.spec.schema import DataSpec, InputSpec
-from bot.stages._model import call, load_callable
+from bot.model_code import call, load_callable
 
 
 @dataclass

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Callable
 
 from bot import backends
-from bot.cli_paths import resolve_out_dir
+from bot.deployment_dir import resolve_out_dir
 from bot.errors import BadInput
 from bot.pipeline import RunOutcome
 from bot.pipeline.manifest import MANIFEST
 from bot.records import StageResult
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import LoopResult, RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from bot.stages.base import StageContext
 from bot.stages.validate import ValidateStage
@@ -55,14 +55,19 @@ def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, 
     if composite:  # several graphs / static sizes: composed above the pipeline
         from bot.compose import deploy_multi
 
-        outcome = deploy_multi(spec, folder, out, backend, repair=repair, events=events, say=say,
-                               push=push and not for_pr, pr=pr and not for_pr)
+        outcome = deploy_multi(spec, folder, out, backend, deploy_part=deploy_one, repair=repair, events=events,
+                               say=say)
     else:
         outcome = deploy_one(spec, folder, out, backend, repair=repair, events=events, say=say, exclude=exclude)
-        if not for_pr:
-            from bot.forge import publish
+    # deferred like the stages: jinja2 and PyGithub are needed only once the run is over
+    from bot.forge import publish
+    from bot.report import write_files
 
-            publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push, pr=pr, say=say)
+    # the report and the patches, from the manifest, on every deploy (with or without a forge)
+    write_files(out, outcome.manifest)
+    if composite or not for_pr:  # a composite's folder also goes to `aipc/<model>` locally for a contributor PR
+        publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push and not for_pr,
+                pr=pr and not for_pr, say=say)
     if for_pr:
         from bot.forge.contributor import publish_for_pr
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from bot import backends
-from bot.cli_paths import resolve_out_dir
+from bot.deployment_dir import resolve_out_dir
 from bot.pipeline.manifest import MANIFEST
 from bot.pipeline.runner import Pipeline, _dig, default_workflow
 from bot.spec import load_spec

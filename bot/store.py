@@ -72,8 +72,9 @@ def commit(work: Path) -> Path:
     return final
 
 
-def publish(src: Path, dest: Path) -> None:
-    """Make `dest` a view of `src` (hard links where the filesystem allows)."""
+def link_view(src: Path, dest: Path) -> None:
+    """Make `dest` a view of `src` (hard links where the filesystem allows): a stored stage result
+    shown at its place in the deployment folder. (Not the forge's publish, which delivers a deployment.)"""
     tmp = dest.with_name(dest.name + ".publishing")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, copy_function=_link_or_copy)

@@ -16,7 +16,7 @@ from openai import OpenAI
 from bot.agent.llm import AgentRequest, configured, run_agent
 from bot.pipeline import RunOutcome
 from bot.records import Failure, FailureKind, StageResult
-from bot.repair.catalogue import RepairState
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from bot.spec.schema import LimitsSpec
 from fake_openai import FakeOpenAI, Sleep, Status, text, tool_call

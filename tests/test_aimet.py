@@ -20,7 +20,8 @@ from onnx import TensorProto, helper
 from bot.errors import BadInput
 from bot.quant import aimet_engine as A
 from bot.records import Failure, FailureKind
-from bot.repair.catalogue import RepairState, all_repairs
+from bot.repair.catalogue import all_repairs
+from bot.repair.state import RepairState
 
 HAVE_AIMET = importlib.util.find_spec("aimet_onnx") is not None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.forge.contributor import publish_for_pr, report_marker
+from bot.report import write_files
 from fake_github import FAST, make_deployment, make_repo, repair, serving, sh
 
 
@@ -30,6 +31,7 @@ def contribute(work, branch="tune-tiny") -> str:
 
 def run(work, out, manifest, number):
     said = []
+    write_files(out, manifest)  # what a deploy writes before it publishes
     res = publish_for_pr(number, deployment_dir=out, model_dir=work / "models" / "tiny", manifest=manifest,
                          say=said.append, forge_options=FAST)
     return res, said

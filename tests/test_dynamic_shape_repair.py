@@ -7,8 +7,8 @@ from onnx import TensorProto, helper
 
 from bot import backends
 from bot.records import FailureKind
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 
 

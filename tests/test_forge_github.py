@@ -11,6 +11,7 @@ import pytest
 
 from bot.errors import BadInput
 from bot.forge import publish
+from bot.report import write_files
 from fake_github import FAST, make_deployment, make_repo, repair, serving, sh
 
 
@@ -24,6 +25,7 @@ def world(tmp_path, monkeypatch):
 
 def run(work, out, manifest, **opts):
     said = []
+    write_files(out, manifest)  # what a deploy writes before it publishes
     res = publish(deployment_dir=out, model_dir=work / "models" / "tiny", manifest=manifest, push=True, pr=True,
                   say=said.append, forge_options={**FAST, **opts})
     return res, said

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from bot.forge import publish
+from bot.report import write_files
 from fake_github import make_deployment, make_repo, repair, sh
 
 
@@ -21,6 +22,7 @@ def world(tmp_path, monkeypatch):
 
 def run(work, out, manifest, **kw):
     said = []
+    write_files(out, manifest)  # what a deploy writes before it publishes
     res = publish(deployment_dir=out, model_dir=work / "models" / "tiny", manifest=manifest, push=kw.pop("push", False),
                   pr=False, say=said.append, **kw)
     return res, said

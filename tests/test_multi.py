@@ -131,7 +131,7 @@ def test_detector_variants_one_binary_each_and_chain_end_to_end(tmp_path):
 
 def test_rejected_op_is_fixed_by_a_skill_source_patch_at_no_cost(tmp_path):
     from bot import backends
-    from bot.repair.catalogue import RepairState
+    from bot.repair.state import RepairState
     from bot.repair.loop import RepairLoop
 
     spec, folder = load_spec(MODELS / "angle_head")

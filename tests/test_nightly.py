@@ -20,7 +20,7 @@ import pytest
 from bot.nightly import history as H
 from bot.nightly.figures import empty, from_manifest
 from bot.nightly.rules import Tolerances, compare, toolchain_changes
-from bot.report.commands import nightly_command
+from bot.cli_actions import nightly_command
 from conftest import write_model
 from fake_github import serving, sh
 

@@ -13,8 +13,8 @@ from onnx import numpy_helper as nh
 
 from bot import backends
 from bot import samples as S
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from tests.test_cli import _assert_bad_input, aipc
 

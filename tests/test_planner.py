@@ -13,8 +13,8 @@ import pytest
 from bot import backends
 from bot.pipeline import RunOutcome
 from bot.records import Failure, FailureKind, RejectedNode, StageResult
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from tests.conftest import write_model
 from tests.test_repair_loop import OUTLIER

@@ -9,8 +9,9 @@ import pytest
 from bot import backends
 from bot.deploy import deploy
 from bot.records import Failure, FailureKind, RejectedNode
-from bot.repair.catalogue import RepairState, all_repairs
+from bot.repair.catalogue import all_repairs
 from bot.repair.loop import RepairLoop, score
+from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.spec import load_spec
 from tests.conftest import write_model

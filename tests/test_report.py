@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.report import GITHUB_BODY_LIMIT, html_report, pr_body
-from bot.report.commands import nightly_command, report_command
+from bot.cli_actions import nightly_command, report_command
 from fake_github import make_deployment, repair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,7 +215,7 @@ def test_every_example_model_has_a_pr_sample_rendered_by_the_current_templates()
         assert m["model"] == name
         expected = pr_body(m, images={"seconds": f"{name}/seconds_per_stage.png"},
                            links={"HTML report": f"{name}/index.html"})
-        assert md.read_text() == expected, f"{md} is stale: python -m bot.report.samples <deployment>"
+        assert md.read_text() == expected, f"{md} is stale: python -m bot.report.pr_samples <deployment>"
         assert (SAMPLES / name / "seconds_per_stage.png").is_file() and (SAMPLES / name / "index.html").is_file()
         if (m.get("localization") or {}).get("layers"):
             assert (SAMPLES / name / "layer_error.png").is_file()
@@ -326,3 +326,20 @@ def test_composite_html_report_is_well_formed(tmp_path):
     assert "token agreement with the PyTorch greedy decode" in text and "<script>alert" not in text
     assert (path.parent / "seconds_per_stage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (path.parent / "layer_error.png").exists()
+
+
+@pytest.mark.htp
+def test_every_deploy_writes_its_report_without_a_forge_and_outside_git(tiny_model, tmp_path):
+    """The deploy renders the report from the manifest itself: with AIPC_FORGE=off (conftest) and a
+    model folder outside any git repository, report/ is still written, and it is what the manifest renders."""
+    from bot.deploy import deploy
+    from bot.deployment_dir import repo_root
+
+    assert repo_root(tiny_model) is None
+    out = tmp_path / "out"
+    outcome = deploy(tiny_model, out_dir=out, repair=False)
+    assert outcome.passed
+    html = out / "report" / "index.html"
+    assert html.is_file() and (out / "report" / "seconds_per_stage.png").is_file()
+    again = html_report(json.loads((out / "manifest.json").read_text()), tmp_path / "again")
+    assert html.read_text() == again.read_text()

@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from bot.agent.skills import SKILLS_DIR, load_skill, load_skills, parse_repairs, repairs_named, validate
+from bot.skills import SKILLS_DIR, load_skill, load_skills, parse_repairs, repairs_named, validate
 from bot.errors import BadInput
 
 REQUIRED = {"pytorch-onnx-export", "qnn-operator-compat", "quantization-accuracy", "qnn-context-binary",

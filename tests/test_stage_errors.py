@@ -13,8 +13,8 @@ from onnx import helper as h
 from bot import backends
 from bot.pipeline import Pipeline
 from bot.records import FailureKind
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from tests.conftest import write_model
 

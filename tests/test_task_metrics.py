@@ -197,7 +197,7 @@ def _magenta(px) -> int:
 
 
 def test_boxes_are_drawn_on_the_photo(tmp_path):
-    from bot.report import plots
+    from bot import plots
 
     photo = _png(tmp_path / "photo.png")
     box = [{"box": [8, 8, 40, 30], "score": 0.9, "label": "car"}]
@@ -214,7 +214,7 @@ def test_boxes_are_drawn_on_the_photo(tmp_path):
 
 
 def test_a_curve_over_time_shows_where_the_deployed_model_departs(tmp_path):
-    from bot.report import plots
+    from bot import plots
 
     f0 = np.array([220.0, 221, np.nan, 223, 224])
     plots.curve_over_time(f0, f0, tmp_path / "same.png", "t", "Hz")

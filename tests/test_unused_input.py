@@ -10,8 +10,8 @@ import pytest
 
 from bot import backends
 from bot import samples as S
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from tests.conftest import write_model
 

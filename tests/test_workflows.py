@@ -17,7 +17,7 @@ import yaml
 
 from bot.changes import changed_models, one_model
 from bot.errors import BadInput
-from bot.forge.gate import GATE_MARKER, approval_ref, check_permission, plan_command, post_gate
+from bot.fork_gate import GATE_MARKER, approval_ref, check_permission, plan_command, post_gate
 from bot.forge.git import Repo
 from bot.forge.github import GitHubForge
 from fake_github import FAST, FakeGitHub, make_repo, serving, sh

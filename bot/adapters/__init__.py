@@ -2,7 +2,7 @@
 
 A definition names an adapter instead of hand-written entry points; its references look like
 `transformers:step` (no `.py`, so they can never name a file of the model folder), and
-`bot.stages._model.load_callable` resolves them here, passing the model folder.
+`bot.model_code.load_callable` resolves them here, passing the model folder.
 """
 
 from __future__ import annotations

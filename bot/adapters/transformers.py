@@ -16,7 +16,7 @@ section into the graphs the bot deploys, so the user writes no `model.py`:
   is `logits`.
 
 The references this module answers (`transformers:step`, `transformers:calibration`,
-`transformers:greedy`, `transformers:model`) are resolved by `bot.stages._model.load_callable`,
+`transformers:greedy`, `transformers:model`) are resolved by `bot.model_code.load_callable`,
 which passes the model folder; every function reads the definition from there.
 """
 
@@ -349,7 +349,7 @@ def decoder_step(folder: Path):
 def _features(folder: Path, n: int):
     import numpy as np
 
-    from bot.stages._model import call, load_callable
+    from bot.model_code import call, load_callable
 
     ref = section(folder).features
     fn = load_callable(folder, ref, "transformers.features")

@@ -236,7 +236,7 @@ def _read_onnx(folder: Path, rel: str, given) -> Found:
 def _read_torch(folder: Path, pick: tuple[str, str], given) -> Found:
     import torch
 
-    from bot.stages._model import call, load_callable
+    from bot.model_code import call, load_callable
 
     kind, ref = pick
     fn = load_callable(folder, ref, "entry")

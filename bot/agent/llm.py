@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bot.agent import budget as B
-from bot.agent.skills import catalogue_prompt, load_skills
+from bot.skills import catalogue_prompt, load_skills
 from bot.agent.tools import SCHEMAS, ToolBox, describe_failure, short
 from bot.records import Failure
 
@@ -31,7 +31,7 @@ DEFAULT_MAX_OUTPUT = 4096
 @dataclass
 class AgentRequest:
     failure: Failure  # the structured failure the rules could not fix
-    state: Any  # bot.repair.catalogue.RepairState: options + patches so far
+    state: Any  # bot.repair.state.RepairState: options + patches so far
     model_dir: Path
     out_dir: Path
     spec: Any  # bot.spec.Spec

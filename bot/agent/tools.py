@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.agent.skills import Skill
+from bot.skills import Skill
 from bot.errors import BadInput
 from bot.records import Failure
 

@@ -93,10 +93,11 @@ def expand(spec: Spec) -> list[Part]:
     return parts
 
 
-def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool = True, events=None,
-                 say: Callable[[str], None] = lambda m: None, push: bool = False, pr: bool = False) -> MultiOutcome:
-    from bot.deploy import deploy_one
-
+def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, deploy_part: Callable[..., Any],
+                 repair: bool = True, events=None, say: Callable[[str], None] = lambda m: None) -> MultiOutcome:
+    """Every part through the pipeline, then the end-to-end checks and the top manifest; no forge
+    (the caller writes the report and publishes, as for a single graph). `deploy_part` is
+    `bot.deploy.deploy_one`, handed in so this module does not import its caller."""
     t0, out = time.time(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts, outcomes, rows, results = expand(spec), {}, [], []
@@ -104,7 +105,7 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool =
         say(f"── {part.rel}: {', '.join(f'{i.name}{i.shape}' for i in part.spec.inputs)}")
         pout = out / part.rel
         t1 = time.perf_counter()
-        outcome = deploy_one(part.spec, folder, pout, backend, repair=repair, events=events, say=say)
+        outcome = deploy_part(part.spec, folder, pout, backend, repair=repair, events=events, say=say)
         outcomes[part.rel] = outcome
         rows.append(_part_row(part, outcome, pout, out, time.perf_counter() - t1))
         results.append(StageResult(part.rel, outcome.passed, seconds=round(time.perf_counter() - t1, 3),
@@ -146,10 +147,6 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, repair: bool =
     top["artifacts"] = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                         for p in sorted((out / "runtime").rglob("*")) if p.is_file()} if (out / "runtime").exists() else {}
     write_json(out / "manifest.json", top)
-    # The whole composite folder goes to `aipc/<model>` like a single-graph deployment.
-    from bot.forge import publish
-
-    publish(deployment_dir=out, model_dir=folder, manifest=top, push=push, pr=pr, say=say)
     return MultiOutcome(top, out, results, failure, rows)
 
 
@@ -179,14 +176,14 @@ def _part_row(part: Part, outcome, pout: Path, out: Path, seconds: float) -> dic
 
 
 def _ref_fn(folder: Path, ref: str, field: str):
-    from bot.stages._model import load_callable
+    from bot.model_code import load_callable
 
     return load_callable(folder, ref, field)
 
 
 def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -> dict:
     """Package runtime/decode_loop.py, run it in a child process, compare with PyTorch greedy."""
-    from bot.stages._model import call
+    from bot.model_code import call
 
     d, t0 = spec.decode, time.perf_counter()
     rt = out / "runtime"
@@ -259,7 +256,7 @@ def _chain_checks(spec: Spec, folder: Path, out: Path, parts: list[Part], outcom
     from bot import metrics as M
     from bot import samples as S
     from bot.backends.base import Compiled
-    from bot.stages._model import call, flatten_outputs
+    from bot.model_code import call, flatten_outputs
 
     ch = spec.chain
     by_graph = {g: [p for p in parts if p.graph == g] for g in ch.graphs}

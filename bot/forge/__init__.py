@@ -13,7 +13,8 @@ forge and never touches the user's working tree, index or HEAD (see `bot.forge.g
   branch, and the forge says so once (a PR comment on GitHub, a comments file locally).
 
 Forges: `local` (default; PR body in `<git-dir>/aipc/prs/<model>.md`) and `github` (`--pr`).
-Set `AIPC_FORGE=off` to skip publishing entirely (e.g. in tests that deploy inside a checkout).
+Set `AIPC_FORGE=off` to skip publishing entirely (e.g. in tests that deploy inside a checkout); the deploy
+has written the report and the patches already (`bot.report.write_files`): a forge only delivers.
 """
 
 from __future__ import annotations

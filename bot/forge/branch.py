@@ -1,7 +1,7 @@
 """What the bot's branch holds for one deployment, and how it is cut into commits.
 
-The files under `deployments/<model>/` (never `.work/`), the repair patches written from the manifest,
-where each file is stored (git, Git LFS, or a workflow artifact when too large), and one `git.Step` per
+The files under `deployments/<model>/` (never `.work/`; the deploy wrote the patches and the report
+there, `bot.report.write_files`), where each file is stored (git, Git LFS, or a workflow artifact when too large), and one `git.Step` per
 stage, per repair and for the manifest and report. Manifests keep the branch's blob when only
 run-time noise (start times, cache flags, a composite's re-measured timings) changed, so an unchanged
 re-run makes no commit.
@@ -13,18 +13,20 @@ import json
 from pathlib import Path
 
 from bot.forge import git
-from bot.report.view import is_composite
+from bot.report import Texts
+from bot.store import sha256_file
 
 DEFAULT_MAX_GIT_BYTES = 5 * 1024 * 1024
 SKIP = {".work", "__pycache__"}
 MANIFEST_NAME = "manifest.json"
 
 
-def steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+def steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
           parent: str) -> list[git.Step]:
-    """The commits for this deployment, on top of `parent` (single graph or composite)."""
-    build = _composite_steps if is_composite(manifest) else _steps
-    return build(repo, deployment_dir, prefix, manifest, storage, parent)
+    """The commits for this deployment, on top of `parent` (single graph or composite); every
+    message comes from `texts` (the report layer), the forge adds where large files went."""
+    build = _composite_steps if texts.composite else _steps
+    return build(repo, deployment_dir, prefix, texts, storage, parent)
 
 
 def _published_files(deployment_dir: Path) -> list[Path]:
@@ -36,27 +38,7 @@ def _published_files(deployment_dir: Path) -> list[Path]:
     return out
 
 
-def write_patches(deployment_dir: Path, manifest: dict) -> None:
-    from bot.report.view import patch_name
-
-    if is_composite(manifest):  # each part's repairs beside that part: <graph>/<variant>/patches/
-        for p in manifest.get("parts") or []:
-            if p.get("dir"):
-                write_patches(deployment_dir / p["dir"], {"repairs": p.get("repair_records") or []})
-        return
-    for r in manifest.get("repairs") or []:
-        if r.get("diff"):
-            d = deployment_dir / "patches"
-            d.mkdir(exist_ok=True)
-            p = d / patch_name(r)
-            text = r["diff"] if r["diff"].endswith("\n") else r["diff"] + "\n"
-            if not p.exists() or p.read_text() != text:
-                p.write_text(text)
-
-
 def storage_plan(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) -> dict:
-    from bot.store import sha256_file
-
     files = {}
     for p in _published_files(deployment_dir):
         rel = str(p.relative_to(deployment_dir))
@@ -116,16 +98,26 @@ def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict, p
     return entries
 
 
-def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+def _kept_out(storage: dict, folder: str) -> str | None:
+    """The line saying which files of `folder` stayed out of git (workflow artifacts), if any."""
+    skipped = [r for r in storage["files"] if r.startswith(folder + "/") and storage["files"][r]["where"] == "artifact"]
+    if not skipped:
+        return None
+    return f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}"
+
+
+def _with_storage(message: str, storage: dict, folder: str) -> str:
+    line = _kept_out(storage, folder)
+    return f"{message}\n{line}" if line else message
+
+
+def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
                      parent: str) -> list[git.Step]:
     """A composite deployment: one commit per part (its stage folders), one per repair of a part
     (its patch), then the top manifest, the end-to-end runtime and the report."""
-    from bot.report.view import fmt, part_figure
-
     entries = _entries(repo, deployment_dir, prefix, storage, parent, composite=True)
-    model = manifest.get("model")
     steps = []
-    for part in manifest.get("parts") or []:
+    for part in texts.manifest.get("parts") or []:
         d = part.get("dir")
         if not d:
             continue
@@ -136,86 +128,29 @@ def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest
         except (OSError, ValueError):
             stages = []
         owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.get('stage')}/" for s in stages})
-        verdict = "deployed" if part.get("passed") else "FAILED"
-        inputs = ", ".join(f"{k} {fmt(v)}" for k, v in (part.get("inputs") or {}).items())
-        lines = [f"aipc({model}): part {d} {verdict} in {float(part.get('seconds') or 0):.2f}s", ""]
-        if fig := part_figure(part):
-            lines += [fig, ""]
-        lines.append(f"Static shapes: {inputs}")
-        for s in stages:
-            lines.append(f"- {'ok' if s.get('passed') else 'FAIL'}: {s.get('stage')} in {float(s.get('seconds') or 0):.2f}s")
-        for b, meta in (part.get("binaries") or {}).items():
-            lines.append(f"Context binary: {b} ({meta.get('bytes')} bytes)")
-        skipped = [r for r in storage["files"] if r.startswith(d + "/") and storage["files"][r]["where"] == "artifact"]
-        if skipped:
-            lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
-        steps.append(git.Step("\n".join(lines), owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()}))
-        steps += [_repair_step(model, r, f"{d}/", prefix, entries) for r in part.get("repair_records") or []]
-    lines = [f"aipc({model}): manifest, end-to-end checks and report, {manifest.get('status')}", ""]
-    for e in manifest.get("e2e") or []:
-        for c in e.get("checks") or []:
-            thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
-            lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')} = {fmt(c.get('value'))}{thr}")
-    for g, w in (manifest.get("weight_sharing") or {}).items():
-        lines.append(f"- weight sharing ({g}): {w.get('option')}, usable: {fmt(w.get('usable'))}; "
-                     f"deployed as {w.get('deployed')}")
-    lines += ["", "The top manifest lists the parts (status, binaries, metrics, repairs) and the end-to-end "
-                  "checks; runtime/ holds the packaged decode loop when there is one; report/ the HTML report."]
-    steps.append(git.Step("\n".join(lines), owns=[f"{prefix}/"],
+        message = _with_storage(texts.part_message(part, stages), storage, d)
+        steps.append(git.Step(message, owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()}))
+        steps += [_repair_step(texts, r, f"{d}/", prefix, entries) for r in part.get("repair_records") or []]
+    steps.append(git.Step(texts.manifest_message(), owns=[f"{prefix}/"],
                           files={f"{prefix}/{r}": e for r, e in entries.items()}))
     return steps
 
 
-def part_reports(deployment_dir: Path, manifest: dict) -> None:
-    """Each part's own single-graph HTML report, beside its stage folders."""
-    from bot.report import html_report
-
-    for p in manifest.get("parts") or []:
-        f = deployment_dir / (p.get("dir") or "") / MANIFEST_NAME
-        if p.get("dir") and f.is_file():
-            try:
-                html_report(json.loads(f.read_text()), f.parent / "report")
-            except ValueError:
-                continue
-
-
-def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, manifest: dict, storage: dict,
+def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
            parent: str) -> list[git.Step]:
-    from bot.report.view import STAGE_WHY, fmt, stage_figure
-
     entries = _entries(repo, deployment_dir, prefix, storage, parent)
-    model = manifest.get("model")
 
     def under(folder: str) -> dict[str, git.Entry]:
         return {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(folder + "/")}
 
     steps = []
-    for s in manifest.get("stages", []):
+    for s in texts.manifest.get("stages", []):
         name = s.get("stage")
-        verdict = "passed" if s.get("passed") else "FAILED"
-        lines = [f"aipc({model}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
-                 + (" (cached)" if s.get("cached") else ""), ""]
-        if fig := stage_figure(s):
-            lines += [fig, ""]
-        for c in s.get("checks", []):
-            thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
-            lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')}"
-                         + (f" = {fmt(c.get('value'))}" if c.get("value") is not None else "") + thr)
-        if s.get("failure"):
-            f = s["failure"]
-            lines += ["", f"Failure ({f.get('kind')}): {f.get('message', '')}"]
-        lines += ["", f"Why this stage: {STAGE_WHY.get(name, 'a stage of the workflow')}."]
-        skipped = [r for r in storage["files"] if r.startswith(name + "/") and storage["files"][r]["where"] == "artifact"]
-        if skipped:
-            lines.append(f"Kept out of git (over {storage['max_git_bytes']} bytes; workflow artifact): {', '.join(skipped)}")
-        steps.append(git.Step("\n".join(lines), owns=[f"{prefix}/{name}/"], files=under(name)))
-    steps += [_repair_step(model, r, "", prefix, entries) for r in manifest.get("repairs") or []]
-    status = manifest.get("status")
-    steps.append(git.Step(
-        f"aipc({model}): manifest and report, {status}\n\n"
-        f"The manifest lists every artifact with sha256 and size, the tool versions, and where large files "
-        f"are kept; report/ holds the HTML report and its plots linked from the pull request.",
-        owns=[f"{prefix}/"], files={f"{prefix}/{r}": e for r, e in entries.items()}))
+        steps.append(git.Step(_with_storage(texts.stage_message(s), storage, name), owns=[f"{prefix}/{name}/"],
+                              files=under(name)))
+    steps += [_repair_step(texts, r, "", prefix, entries) for r in texts.manifest.get("repairs") or []]
+    steps.append(git.Step(texts.manifest_message(), owns=[f"{prefix}/"],
+                          files={f"{prefix}/{r}": e for r, e in entries.items()}))
     return steps
 
 
@@ -281,15 +216,8 @@ def _manifest_entry(repo: git.Repo, path: Path, parent: str, repo_path: str, qui
     return git.hash_file(repo, path)
 
 
-def _repair_step(model: str, r: dict, part: str, prefix: str, entries: dict) -> "git.Step":
+def _repair_step(texts: Texts, r: dict, part: str, prefix: str, entries: dict) -> "git.Step":
     """One commit per repair attempt, its patch file included; `part` is "" or "<graph>/<variant>/"."""
-    from bot.report.view import fmt, patch_name
-
-    rel = f"{part}patches/{patch_name(r)}"
-    kept = "kept" if r.get("kept") else "tried and reverted"
-    where = f"{part.rstrip('/')} " if part else ""
-    msg = (f"aipc({model}): {where}repair {int(r.get('n') or 0):02d} {r.get('repair')} ({r.get('level')}) {kept}\n\n"
-           f"Why: {r.get('reason', 'no reason recorded')}\n"
-           f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
+    rel = f"{part}patches/{texts.patch_file(r)}"
     files = {f"{prefix}/{rel}": entries[rel]} if rel in entries else {}
-    return git.Step(msg, owns=[f"{prefix}/{rel}"], files=files)
+    return git.Step(texts.repair_message(r, part), owns=[f"{prefix}/{rel}"], files=files)

@@ -61,7 +61,7 @@ class Repo:
 
 
 def find_repo(path: Path) -> Repo | None:
-    from bot.cli_paths import repo_root
+    from bot.deployment_dir import repo_root
 
     root = repo_root(path)
     return Repo(root) if root else None

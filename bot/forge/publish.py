@@ -1,8 +1,9 @@
 """`publish`: the one entry point `bot.deploy` calls after a run (see the package docstring).
 
-In order: whose branch is it (a human commit stops the bot), the files derived from the manifest,
-the commits (`bot.forge.branch`), then delivery: push, and open or update the pull request with the
-Jinja-rendered body, labels and one commit status per stage.
+In order: whose branch is it (a human commit stops the bot), where each file is stored, the commits
+(`bot.forge.branch`), then delivery: push, and open or update the pull request with the body, labels
+and one commit status per stage. The deploy wrote the files (report, patches) and every text comes
+from the report layer (`bot.report.Texts`): the forge only delivers them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from bot.forge import branch as content
 from bot.forge import git
 from bot.forge.base import Draft, PrResult, Status
 from bot.forge.registry import get_forge
-from bot.report.view import is_composite
+from bot.report import Texts, is_composite, write_files
+from bot.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
 
 DEPLOYMENTS = "deployments"
 
@@ -86,7 +88,8 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
             fg.report_human_commit(branch, human.sha, human.author, human.subject)
             return result
 
-    # 2. Files derived from the manifest: repair patches, storage decisions, the HTML report.
+    # 2. Where each file is stored. The deploy wrote the report and the patches; a composite re-run
+    # that only re-measured timings is shown from the branch's manifest, so its files are rendered again.
     deployment_dir = Path(deployment_dir)
     prefix = f"{DEPLOYMENTS}/{model}"
     start_tip = remote_tip or local_tip
@@ -95,30 +98,27 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
         last = git.log_first_parent(repo, start_tip, limit=1)
         if last and last[0].base == head:
             parent = start_tip
-    composite = is_composite(manifest)
-    if composite:
+    if is_composite(manifest):
         # A re-run re-measures the decode loop and the wall times; when nothing but those changed,
         # the report is rendered from the branch's manifest so the branch and the PR stay as they are.
-        manifest = content.same_run(repo, parent, f"{prefix}/{content.MANIFEST_NAME}", manifest) or manifest
-    content.write_patches(deployment_dir, manifest)
+        same = content.same_run(repo, parent, f"{prefix}/{content.MANIFEST_NAME}", manifest)
+        if same is not None:
+            manifest = same
+            write_files(deployment_dir, manifest)
     if not (deployment_dir / ".gitignore").exists():
         (deployment_dir / ".gitignore").write_text(".work/\n")
-    from bot.report import html_report
-
-    html_report(manifest, deployment_dir / "report")
-    if composite:
-        content.part_reports(deployment_dir, manifest)
     lfs = git.lfs_available(repo)
     storage = content.storage_plan(deployment_dir, manifest, limit, lfs)
     manifest = {**manifest, "storage": storage}
     result.storage = storage
-    from bot.pipeline.manifest import update_section
+    from bot.pipeline.manifest import update_section  # deferred: bot.pipeline's runner imports the stages
 
     if (deployment_dir / "manifest.json").exists():
         update_section(deployment_dir, "storage", storage)
 
     # 3. Commits on top of our own earlier tip when it was built on this same HEAD, else fresh.
-    steps = content.steps(repo, deployment_dir, prefix, manifest, storage, parent)
+    texts = Texts(manifest)
+    steps = content.steps(repo, deployment_dir, prefix, texts, storage, parent)
     trailers = {git.TRAILER_MODEL: model, git.TRAILER_BASE: head, "Aipc-Bot": __version__}
     new, made = git.commit_steps(repo, parent, steps, trailers=trailers)
     result.sha, result.commits = new, made
@@ -141,13 +141,9 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
         result.pushed = True
         say(f"pushed {branch} to {remote}")
     images = image_links(fg, new, prefix, deployment_dir)
-    from bot.report import pr_body, pr_title
-    from bot.report.view import labels
-
     draft = Draft(model=model, branch=branch, base=pr_base or (_base_branch(repo) if pr else repo.head_ref()),
-                  head_sha=new, title=pr_title(manifest), body=pr_body(manifest, images=images["images"],
-                                                                       links=images["links"]),
-                  labels=labels(manifest), statuses=_statuses(manifest))
+                  head_sha=new, title=texts.title, body=texts.body(images["images"], images["links"]),
+                  labels=texts.labels, statuses=[Status(s.context, s.state, s.description) for s in texts.statuses()])
     result.pr = fg.open_or_update(draft)
     what = "opened" if result.pr.created else ("updated" if result.pr.edited else "unchanged")
     say(f"pull request {what}: {result.pr.url}")
@@ -163,31 +159,7 @@ def _base_branch(repo: git.Repo) -> str | None:
     return ref.removeprefix("refs/heads/") if ref else None
 
 
-def _statuses(manifest: dict) -> list[Status]:
-    out = []
-    if is_composite(manifest):
-        from bot.report.view import part_figure
-
-        for p in manifest.get("parts") or []:
-            desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
-            out.append(Status(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
-        for e in manifest.get("e2e") or []:
-            bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
-            desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
-            out.append(Status(f"aipc/e2e/{e.get('name')}", "success" if e.get("passed") else "failure", desc[:140]))
-        return out
-    for s in manifest.get("stages", []):
-        if s.get("passed"):
-            desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
-        else:
-            desc = ((s.get("failure") or {}).get("message") or "failed")
-        out.append(Status(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140]))
-    return out
-
-
 def image_links(fg, sha: str, prefix: str, deployment_dir: Path) -> dict:
-    from bot.report.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
-
     def url(name: str) -> str:
         path = f"{prefix}/report/{name}"
         return fg.raw_url(sha, path) if hasattr(fg, "raw_url") else path

@@ -97,7 +97,7 @@ def merge_command(paths: list[Path], *, root: Path | None = None, history: Path 
                   out_file: Path | None = None, post: str = "none", expected: list[str] | None = None,
                   echo=print, forge=None) -> int:
     """`aipc nightly-merge`: the aggregate job. Exit 1 when any shard found a regression."""
-    from bot.cli_paths import repo_root
+    from bot.deployment_dir import repo_root
     from bot.nightly.run import publish_night
 
     if post not in ("none", "issue"):

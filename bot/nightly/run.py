@@ -1,7 +1,7 @@
 """One night, top to bottom: for every deployment, baseline → re-compile → compare → history; then report.
 
 `run_nightly` returns a `NightlyResult` (nothing posted, nothing printed); `post_issue` puts the report
-in the one issue the nightly keeps. `bot.report.commands.nightly_command` is the CLI's thin wrapper.
+in the one issue the nightly keeps. `bot.cli_actions.nightly_command` is the CLI's thin wrapper.
 """
 
 from __future__ import annotations

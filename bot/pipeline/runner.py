@@ -23,7 +23,7 @@ from bot.pipeline.limits import StageTimeout, stage_deadline
 from bot.records import Failure, FailureKind, StageFailed, StageResult
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
-from bot.store import WORK, begin, commit, publish, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
+from bot.store import WORK, begin, commit, link_view, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
 
 WORKFLOW_FILE = Path(__file__).parent / "workflow.yaml"
 RESULT = "result.json"
@@ -110,7 +110,7 @@ class Pipeline:
                 res, where = self._execute(cls(), ctx, key)
             ctx.results[name], ctx.dirs[name] = res, where
             results.append(res)
-            publish(where, self.out_dir / name)
+            link_view(where, self.out_dir / name)
             artifacts.update(manifest_mod.artifact_table(self.out_dir, [name]))
             self.events.stage_end(res)
             manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
@@ -144,7 +144,7 @@ class Pipeline:
             upstream[name] = res.digests
         return found
 
-    def republish(self, outcome: RunOutcome, started: float | None = None) -> RunOutcome | None:
+    def restore(self, outcome: RunOutcome, started: float | None = None) -> RunOutcome | None:
         """Make the stage folders and the manifest describe `outcome` again (the repair loop's best
         run, after later attempts it discarded overwrote them); None when a stored stage folder of
         that run is gone, so the caller re-runs it instead."""
@@ -153,7 +153,7 @@ class Pipeline:
             return None
         artifacts: dict[str, dict] = {}
         for r in outcome.results:
-            publish(dirs[r.stage], self.out_dir / r.stage)
+            link_view(dirs[r.stage], self.out_dir / r.stage)
             artifacts.update(manifest_mod.artifact_table(self.out_dir, [r.stage]))
         for name in self.workflow[len(outcome.results):]:
             shutil.rmtree(self.out_dir / name, ignore_errors=True)

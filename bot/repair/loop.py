@@ -27,7 +27,9 @@ from typing import Callable
 from bot.pipeline import Pipeline, RunOutcome
 from bot.pipeline.manifest import update_section
 from bot.records import Failure, FailureKind
-from bot.repair.catalogue import Repair, RepairState, all_repairs
+from bot.repair.base import Repair
+from bot.repair.catalogue import all_repairs
+from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 
 PRECISION_LADDER = ("w8a8", "w8a16", "fp16")  # cheapest first; each step costs latency and size
@@ -472,14 +474,14 @@ class RepairLoop:
         return out
 
     def finish(self, result: LoopResult) -> RunOutcome:
-        """Re-publish the best run and record attempts, localization and the whole run's wall time.
+        """Restore the best run and record attempts, localization and the whole run's wall time.
 
         Attempts the loop discarded wrote their stage folders and manifest last; the best run's
-        stored stages are published again so the folder describes what was kept, not what was
+        stored stages are linked into the folder again so it describes what was kept, not what was
         tried last. Nothing is recomputed (a failed best stage is not re-run)."""
         pipe = Pipeline(self.spec, self.model_dir, self.out_dir, self.backend, workflow=self.workflow,
                         events=self.events)
-        final = pipe.republish(result.outcome, started=self.started) or self.run_state(result.state)
+        final = pipe.restore(result.outcome, started=self.started) or self.run_state(result.state)
         result.outcome = final
         if final.failure and final.failure.kind == FailureKind.ACCURACY or any(a.level == "quant" for a in result.attempts):
             from bot.repair.localize import as_manifest, localize

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import jinja2
 
-from bot.report import plots, view
+from bot import plots
+from bot.report import view
 
 TEMPLATES = Path(__file__).parent / "templates"
 GITHUB_BODY_LIMIT = 65536

@@ -17,7 +17,7 @@ from pathlib import Path
 from bot import samples as S
 from bot.quiet import native_output
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.stages._model import build_module
+from bot.model_code import build_module
 from bot.stages._onnx import correct_output_shapes, dynamic_dims, opset, parity_checks, unused_inputs
 from bot.stages.base import Stage, StageContext
 

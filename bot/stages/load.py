@@ -16,7 +16,7 @@ from bot import samples as S
 from bot.errors import BadInput
 from bot.records import StageFailed, StageResult
 from bot.stages._files import finite_checks, load_npy, load_npz
-from bot.stages._model import build_module, call, flatten_outputs, load_callable
+from bot.model_code import build_module, call, flatten_outputs, load_callable
 from bot.stages._onnx import graph_output_names
 from bot.spec.loader import check_output_names
 from bot.stages.base import Stage, StageContext

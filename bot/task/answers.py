@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bot.errors import BadInput
-from bot.stages._model import call, load_callable
+from bot.model_code import call, load_callable
 
 
 def postprocessor(folder: Path, ref: str | None, field: str = "task.postprocess") -> Callable[[dict], Any]:

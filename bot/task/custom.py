@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from bot.spec.schema import CustomMetric
-from bot.stages._model import call, load_callable
+from bot.model_code import call, load_callable
 from bot.task.records import Figure, MetricResult
 
 

@@ -46,7 +46,7 @@ PLOTTED = ("detections", "error", "decisions")
 def render_sample(ctx, outcome, names: list[str], work: Path) -> str | None:
     """One sample where a picture says more than the table: boxes on the photo, a curve over time.
     The sample shown is the first one that disagrees with FP32 (else the first one)."""
-    from bot.report import plots
+    from bot import plots
     from bot.task.answers import pick
 
     for m, r in zip(ctx.spec.task.metrics, outcome.results):

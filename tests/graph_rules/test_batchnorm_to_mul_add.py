@@ -18,8 +18,8 @@ import torch.nn as nn
 from bot import backends
 from bot.graph.rules import apply_rewrites
 from bot.records import Failure, FailureKind, RejectedNode
-from bot.repair.catalogue import RepairState
 from bot.repair.loop import RepairLoop
+from bot.repair.state import RepairState
 from bot.spec import load_spec
 from tests.conftest import write_model
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bot.quant import aimet_engine as A
 from bot.records import FailureKind
-from bot.repair.catalogue import Repair, register
+from bot.repair.base import Repair
 
 
 def _with_technique(technique: str, replaces: tuple[str, ...] = ()):
@@ -35,12 +35,14 @@ def _unavailable() -> str | None:
 
 
 ACC = (FailureKind.ACCURACY,)
-register(Repair("aimet-cle", "quant", ACC,
-                "AIMET cross-layer equalization (rescales consecutive convs so per-tensor weight ranges even "
-                "out), then AIMET's HTP quantization", _with_technique("cle"), unavailable=_unavailable))
-register(Repair("aimet-seqmse", "quant", ACC,
-                "AIMET sequential MSE: each layer's weight encodings chosen to minimise its output error on "
-                "the calibration set", _with_technique("seqmse", replaces=("adaround",)), unavailable=_unavailable))
-register(Repair("aimet-adaround", "quant", ACC,
-                "AIMET AdaRound: each weight rounded up or down as learned on the calibration set, not to "
-                "nearest", _with_technique("adaround", replaces=("seqmse",)), unavailable=_unavailable))
+REPAIRS: tuple[Repair, ...] = (
+    Repair("aimet-cle", "quant", ACC,
+           "AIMET cross-layer equalization (rescales consecutive convs so per-tensor weight ranges even "
+           "out), then AIMET's HTP quantization", _with_technique("cle"), unavailable=_unavailable),
+    Repair("aimet-seqmse", "quant", ACC,
+           "AIMET sequential MSE: each layer's weight encodings chosen to minimise its output error on "
+           "the calibration set", _with_technique("seqmse", replaces=("adaround",)), unavailable=_unavailable),
+    Repair("aimet-adaround", "quant", ACC,
+           "AIMET AdaRound: each weight rounded up or down as learned on the calibration set, not to "
+           "nearest", _with_technique("adaround", replaces=("seqmse",)), unavailable=_unavailable),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.records import FailureKind
-from bot.repair.catalogue import Repair, register
+from bot.repair.base import Repair
 
 EXPORTERS = ("torchscript", "dynamo")
 
@@ -34,9 +34,11 @@ def _static_shapes(failure, state, ctx):
     return state.with_option("optimize", "static_shapes", True)
 
 
-register(Repair("switch-exporter", "export", (FailureKind.EXPORT_ERROR, FailureKind.OP_REJECTED),
-                "export again with the other exporter (TorchScript ↔ torch.export/dynamo)", _switch_exporter))
-register(Repair("raise-opset", "export", (FailureKind.EXPORT_ERROR,),
-                "export at a newer opset (≥ 18), where the failing op has a standard form", _raise_opset))
-register(Repair("static-shapes", "export", (FailureKind.DYNAMIC_SHAPE,),
-                "fix every symbolic dimension to the size the definition deploys", _static_shapes))
+REPAIRS: tuple[Repair, ...] = (
+    Repair("switch-exporter", "export", (FailureKind.EXPORT_ERROR, FailureKind.OP_REJECTED),
+           "export again with the other exporter (TorchScript ↔ torch.export/dynamo)", _switch_exporter),
+    Repair("raise-opset", "export", (FailureKind.EXPORT_ERROR,),
+           "export at a newer opset (≥ 18), where the failing op has a standard form", _raise_opset),
+    Repair("static-shapes", "export", (FailureKind.DYNAMIC_SHAPE,),
+           "fix every symbolic dimension to the size the definition deploys", _static_shapes),
+)

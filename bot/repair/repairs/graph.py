@@ -9,9 +9,9 @@ graph); the optimize stage applies it, so the pipeline re-runs from there.
 
 from __future__ import annotations
 
+from bot.graph.rules import RULES
 from bot.records import FailureKind
-from bot.repair.catalogue import Repair, register
-from bot.graph.rules import all_rules
+from bot.repair.base import Repair
 
 ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.COMPILE_ERROR,
            FailureKind.ACCURACY)
@@ -50,5 +50,4 @@ def _proposer(rule):
     return propose
 
 
-for _rule in all_rules().values():
-    register(Repair(_rule.id, "graph", ANSWERS, _rule.summary, _proposer(_rule)))
+REPAIRS: tuple[Repair, ...] = tuple(Repair(rule.id, "graph", ANSWERS, rule.summary, _proposer(rule)) for rule in RULES)

@@ -9,7 +9,7 @@ weights, a calibration that ignores outliers, and last fp16, which changes the d
 from __future__ import annotations
 
 from bot.records import FailureKind
-from bot.repair.catalogue import Repair, register
+from bot.repair.base import Repair
 from bot.targets import SOCS
 
 # share of quantized activations moved to 16 bits, one step per attempt
@@ -109,22 +109,24 @@ def _per_tensor_where_refused(failure, state, ctx):
     return state.with_option("quantize", "per_tensor_weights", have + todo)
 
 ACC = (FailureKind.ACCURACY,)
-register(Repair("signed-weights", "quant", ACC,
-                "signed symmetric int8 weights, so the quantizer widens a weight scale until its bias fits int32 "
-                "(a saturated bias shifts the layer's output)", _signed_weights))
-register(Repair("keep-tiny-ranges", "quant", ACC,
-                "keep activation ranges below 1e-4 instead of widening them (they quantize to zero: a "
-                "collapsed output)", _keep_tiny_ranges))
-register(Repair("int16-localized", "quant", ACC,
-                "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized))
-register(Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all))
-register(Repair("per-channel-weights", "quant", ACC,
-                "per-channel weight scales for Conv/ConvTranspose/Gemm/MatMul weights, where the definition asked "
-                "for per-tensor", _per_channel))
-register(Repair("calibration-percentile", "quant", ACC,
-                "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration))
-register(Repair("per-tensor-where-refused", "quant", (FailureKind.TOOL_ERROR,),
-                "per-tensor scales for the weights whose per-channel axis onnxruntime refuses on a tensor they "
-                "feed (\"For per axis quantization, scale must be 1D tensor with size …\")", _per_tensor_where_refused))
-register(Repair("fp16-precision", "quant", ACC + (FailureKind.OP_REJECTED,),
-                "run the float graph in fp16 on the HTP where the SoC supports it", _fp16))
+REPAIRS: tuple[Repair, ...] = (
+    Repair("signed-weights", "quant", ACC,
+           "signed symmetric int8 weights, so the quantizer widens a weight scale until its bias fits int32 "
+           "(a saturated bias shifts the layer's output)", _signed_weights),
+    Repair("keep-tiny-ranges", "quant", ACC,
+           "keep activation ranges below 1e-4 instead of widening them (they quantize to zero: a "
+           "collapsed output)", _keep_tiny_ranges),
+    Repair("int16-localized", "quant", ACC,
+           "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized),
+    Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all),
+    Repair("per-channel-weights", "quant", ACC,
+           "per-channel weight scales for Conv/ConvTranspose/Gemm/MatMul weights, where the definition asked "
+           "for per-tensor", _per_channel),
+    Repair("calibration-percentile", "quant", ACC,
+           "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration),
+    Repair("per-tensor-where-refused", "quant", (FailureKind.TOOL_ERROR,),
+           "per-tensor scales for the weights whose per-channel axis onnxruntime refuses on a tensor they "
+           "feed (\"For per axis quantization, scale must be 1D tensor with size …\")", _per_tensor_where_refused),
+    Repair("fp16-precision", "quant", ACC + (FailureKind.OP_REJECTED,),
+           "run the float graph in fp16 on the HTP where the SoC supports it", _fp16),
+)

@@ -13,14 +13,14 @@ import tempfile
 from pathlib import Path
 
 from bot.records import FailureKind
-from bot.repair.catalogue import Repair, register
+from bot.repair.base import Repair
 
 ANSWERS = re.compile(r"^#\s*aipc-answers:\s*(.+)$", re.M)
 
 
 def known_patches() -> list[tuple[str, set[str], str]]:
     """(patch file, ops it answers, diff text) for every skill patch."""
-    from bot.agent.skills import SKILLS_DIR
+    from bot.skills import SKILLS_DIR
 
     out = []
     for p in sorted(SKILLS_DIR.glob("*/patches/*.diff")):
@@ -67,9 +67,11 @@ def _source_patch(failure, state, ctx):
     return new
 
 
-register(Repair("skill-patch", "source", (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE,
-                                         FailureKind.COMPILE_ERROR),
-                "apply a skill's known source fix for the refused op (when it applies to this model's files)",
-                _skill_patch))
-register(Repair("source-patch", "source", tuple(FailureKind),
-                "apply a unified diff to the model's own PyTorch files (in a working copy)", _source_patch))
+REPAIRS: tuple[Repair, ...] = (
+    Repair("skill-patch", "source", (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE,
+                                    FailureKind.COMPILE_ERROR),
+           "apply a skill's known source fix for the refused op (when it applies to this model's files)",
+           _skill_patch),
+    Repair("source-patch", "source", tuple(FailureKind),
+           "apply a unified diff to the model's own PyTorch files (in a working copy)", _source_patch),
+)

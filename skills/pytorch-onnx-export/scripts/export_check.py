@@ -27,7 +27,7 @@ def main() -> int:
     from bot.agent.graph_info import summarize
     from bot.samples import random_inputs
     from bot.spec import load_spec
-    from bot.stages._model import build_module
+    from bot.model_code import build_module
 
     spec, folder = load_spec(Path(a.model_dir))
     exporter = a.exporter or spec.export.exporter

@@ -1,6 +1,6 @@
-"""`aipc report` and `aipc nightly`: reports for deployments that already exist.
+"""What the CLI's `aipc report` and `aipc nightly` do: reports for deployments that already exist.
 
-Kept out of `bot/cli.py` so the CLI stays a list of thin commands; each function returns the exit
+(PR comment commands are `bot/pr_commands.py`.) Kept out of `bot/cli.py` so the CLI stays a list of thin commands; each function returns the exit
 code (0 all good, 1 something failed) and raises `BadInput` for the user's mistakes.
 """
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from bot.errors import BadInput
+from bot.pr_commands import Command
 from bot.nightly.run import find_model_dir  # noqa: F401  (kept importable from here)
 from bot.pipeline.manifest import MANIFEST
 from bot.store import read_json
@@ -18,7 +19,7 @@ from bot.store import read_json
 def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path | None = None,
                    body_file: Path | None = None, echo: Callable[[str], None] = print) -> int:
     """Render the PR body (stdout or `body_file`) and the HTML report for an existing deployment."""
-    from bot.cli_paths import resolve_out_dir
+    from bot.deployment_dir import resolve_out_dir
     from bot.report import html_report, pr_body
     from bot.spec import load_spec
 
@@ -51,7 +52,7 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
     A shard (`deployments`: its share, `results`: the file for `aipc nightly-merge`) re-checks only its
     share and leaves the history and the issue to the merge (`bot.nightly.merge`).
     The flow lives in `bot.nightly`; `recheck` and `forge` are replaceable for tests."""
-    from bot.cli_paths import repo_root
+    from bot.deployment_dir import repo_root
     from bot.nightly.rules import Tolerances
     from bot.nightly.run import publish_night, run_nightly
 
@@ -70,3 +71,15 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
         echo(f"shard results: {write(result, results)}")
     return publish_night(root, result, out_file=out_file, post=post, echo=echo, forge=forge,
                          recorded=results is None)
+
+
+def execute(cmd: Command, model: Path, *, out_dir: Path | None = None, push: bool = False, pr: bool = False,
+            events=None, say: Callable[[str], None] = lambda m: None, for_pr: int | None = None):
+    from bot.deploy import deploy  # deferred: the stages and backends; aipc report and nightly deploy nothing
+
+    if cmd.verb == "approve" and for_pr is None:
+        raise BadInput("`/aipc approve` is for a contributor's pull request", hint="use `/aipc retry` on a bot PR")
+    exclude = [cmd.repair] if cmd.verb == "revert" else []
+    say(f"{cmd.text()}: re-deploying {model}")
+    return deploy(model, out_dir=out_dir, push=push, pr=pr, events=events, say=say, exclude=exclude,
+                  rerun_from=cmd.stage, for_pr=for_pr)

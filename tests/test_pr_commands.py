@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bot.commands import Command, execute, parse
+from bot.cli_actions import execute
+from bot.pr_commands import Command, parse
 from bot.errors import BadInput
 from tests.conftest import write_model
 from tests.test_repair_loop import OUTLIER
@@ -57,7 +58,7 @@ def test_parse_rerun_and_approve():
 
 
 def test_bot_branches_name_their_model_and_contributor_pr():
-    from bot.commands import parse_bot_branch
+    from bot.pr_commands import parse_bot_branch
 
     assert parse_bot_branch("aipc/esrgan_tiny") == ("esrgan_tiny", None)
     assert parse_bot_branch("aipc/esrgan_tiny-pr12") == ("esrgan_tiny", 12)

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from bot.changes import models_in
-from bot.commands import Command, parse, parse_bot_branch
+from bot.pr_commands import Command, parse, parse_bot_branch
 from bot.errors import BadInput
 from bot.forge.github import GitHubForge, PullInfo
 

@@ -1,4 +1,4 @@
-"""Regenerate `docs/pr-samples/` from real deployments: `python -m bot.report.samples <deployment>...`.
+"""Regenerate `docs/pr-samples/` from real deployments: `python -m bot.report.pr_samples <deployment>...`.
 
 Each sample keeps the manifest it was rendered from, so a test can re-render it and fail when the
 templates change without the samples being refreshed.

@@ -1,11 +1,11 @@
-"""PR comment commands: `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`.
+"""PR comment commands (not CLI commands: those are `bot/cli.py`): `/aipc retry`, `/aipc rerun <stage>`, `/aipc revert <repair>`, `/aipc approve`.
 
 A reviewer who disagrees with a repair reverts it by name; the bot re-deploys without it and
 remembers the choice in the manifest (`reverted`), so later runs (nightly included) respect it.
 `rerun <stage>` drops the stored results of that stage and the later ones, so they really run again
 while the earlier stages are reused. `approve [sha]` lets a fork's pull request onto the self-hosted
-runner at exactly the head commit a maintainer read (`bot.forge.gate`).
-Who may command (write access) is checked against the API by `bot.forge.gate` before anything
+runner at exactly the head commit a maintainer read (`bot.fork_gate`).
+Who may command (write access) is checked against the API by `bot.fork_gate` before anything
 runs on the self-hosted runner; this module parses and acts.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -90,15 +89,3 @@ def model_of_branch(branch: str, root: Path) -> Path:
     if not (folder / "aipc.yaml").exists():
         raise BadInput(f"no model definition for branch {branch}", where=str(folder))
     return folder
-
-
-def execute(cmd: Command, model: Path, *, out_dir: Path | None = None, push: bool = False, pr: bool = False,
-            events=None, say: Callable[[str], None] = lambda m: None, for_pr: int | None = None):
-    from bot.deploy import deploy
-
-    if cmd.verb == "approve" and for_pr is None:
-        raise BadInput("`/aipc approve` is for a contributor's pull request", hint="use `/aipc retry` on a bot PR")
-    exclude = [cmd.repair] if cmd.verb == "revert" else []
-    say(f"{cmd.text()}: re-deploying {model}")
-    return deploy(model, out_dir=out_dir, push=push, pr=pr, events=events, say=say, exclude=exclude,
-                  rerun_from=cmd.stage, for_pr=for_pr)

@@ -1,4 +1,4 @@
-"""Where a model's deployment folder lives: `<git root>/deployments/<name>` unless told otherwise."""
+"""Where a model's deployment folder lives (and the git root it is found from): `<git root>/deployments/<name>` unless told otherwise."""
 
 from __future__ import annotations
 

@@ -1,0 +1,172 @@
+"""Everything a deployment shows, rendered from its manifest: the files beside it and the texts a forge delivers.
+
+`write_files` runs on every deploy (also with `AIPC_FORGE=off` or outside git): the repair patches
+written from the manifest (`patches/`, per part for a composite), the HTML report and its plots
+(`report/`), and each part's own report. `texts` is what a forge is handed: the pull request's
+title, body, labels and statuses, and the message of every commit of the bot's branch. The forge
+adds only what it alone knows (links on its host, where large files are stored).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.report.render import html_report, pr_body, pr_title
+from bot.report.view import STAGE_WHY, fmt, is_composite, labels, part_figure, patch_name, stage_figure
+
+MANIFEST_NAME = "manifest.json"
+
+
+def write_files(deployment_dir: Path, manifest: dict) -> None:
+    """Patches, the HTML report and (composite) each part's report, written into the deployment folder."""
+    deployment_dir = Path(deployment_dir)
+    write_patches(deployment_dir, manifest)
+    html_report(manifest, deployment_dir / "report")
+    if is_composite(manifest):
+        part_reports(deployment_dir, manifest)
+
+
+def write_patches(deployment_dir: Path, manifest: dict) -> None:
+    if is_composite(manifest):  # each part's repairs beside that part: <graph>/<variant>/patches/
+        for p in manifest.get("parts") or []:
+            if p.get("dir"):
+                write_patches(deployment_dir / p["dir"], {"repairs": p.get("repair_records") or []})
+        return
+    for r in manifest.get("repairs") or []:
+        if r.get("diff"):
+            d = deployment_dir / "patches"
+            d.mkdir(exist_ok=True)
+            p = d / patch_name(r)
+            text = r["diff"] if r["diff"].endswith("\n") else r["diff"] + "\n"
+            if not p.exists() or p.read_text() != text:
+                p.write_text(text)
+
+
+def part_reports(deployment_dir: Path, manifest: dict) -> None:
+    """Each part's own single-graph HTML report, beside its stage folders."""
+    for p in manifest.get("parts") or []:
+        f = deployment_dir / (p.get("dir") or "") / MANIFEST_NAME
+        if p.get("dir") and f.is_file():
+            try:
+                html_report(json.loads(f.read_text()), f.parent / "report")
+            except ValueError:
+                continue
+
+
+@dataclass(frozen=True)
+class StatusText:
+    context: str  # aipc/<stage>, aipc/<graph>/<variant>, aipc/e2e/<check>
+    state: str  # success | failure
+    description: str
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The texts of one deployment for a forge, from its manifest (storage section included)."""
+
+    manifest: dict
+
+    @property
+    def composite(self) -> bool:
+        return is_composite(self.manifest)
+
+    @property
+    def title(self) -> str:
+        return pr_title(self.manifest)
+
+    @property
+    def labels(self) -> list[str]:
+        return labels(self.manifest)
+
+    def body(self, images: dict[str, str], links: dict[str, str]) -> str:
+        """The PR body, with the image and report links the forge made on its host."""
+        return pr_body(self.manifest, images=images, links=links)
+
+    def statuses(self) -> list[StatusText]:
+        m, out = self.manifest, []
+        if self.composite:
+            for p in m.get("parts") or []:
+                desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
+                out.append(StatusText(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
+            for e in m.get("e2e") or []:
+                bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
+                desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
+                out.append(StatusText(f"aipc/e2e/{e.get('name')}", "success" if e.get("passed") else "failure",
+                                      desc[:140]))
+            return out
+        for s in m.get("stages", []):
+            if s.get("passed"):
+                desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
+            else:
+                desc = ((s.get("failure") or {}).get("message") or "failed")
+            out.append(StatusText(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140]))
+        return out
+
+    # -- commit messages (the forge appends where it kept large files) ---------------------------
+    def stage_message(self, s: dict) -> str:
+        """The commit of one stage's folder (single graph)."""
+        name = s.get("stage")
+        verdict = "passed" if s.get("passed") else "FAILED"
+        lines = [f"aipc({self.manifest.get('model')}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
+                 + (" (cached)" if s.get("cached") else ""), ""]
+        if fig := stage_figure(s):
+            lines += [fig, ""]
+        for c in s.get("checks", []):
+            thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
+            lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')}"
+                         + (f" = {fmt(c.get('value'))}" if c.get("value") is not None else "") + thr)
+        if s.get("failure"):
+            f = s["failure"]
+            lines += ["", f"Failure ({f.get('kind')}): {f.get('message', '')}"]
+        lines += ["", f"Why this stage: {STAGE_WHY.get(name, 'a stage of the workflow')}."]
+        return "\n".join(lines)
+
+    def part_message(self, part: dict, stages: list[dict]) -> str:
+        """The commit of one part's folders (composite); `stages` from the part's own manifest."""
+        verdict = "deployed" if part.get("passed") else "FAILED"
+        inputs = ", ".join(f"{k} {fmt(v)}" for k, v in (part.get("inputs") or {}).items())
+        lines = [f"aipc({self.manifest.get('model')}): part {part.get('dir')} {verdict} in "
+                 f"{float(part.get('seconds') or 0):.2f}s", ""]
+        if fig := part_figure(part):
+            lines += [fig, ""]
+        lines.append(f"Static shapes: {inputs}")
+        for s in stages:
+            lines.append(f"- {'ok' if s.get('passed') else 'FAIL'}: {s.get('stage')} in {float(s.get('seconds') or 0):.2f}s")
+        for b, meta in (part.get("binaries") or {}).items():
+            lines.append(f"Context binary: {b} ({meta.get('bytes')} bytes)")
+        return "\n".join(lines)
+
+    def repair_message(self, r: dict, part: str = "") -> str:
+        """The commit of one repair attempt; `part` is "" or "<graph>/<variant>/"."""
+        kept = "kept" if r.get("kept") else "tried and reverted"
+        where = f"{part.rstrip('/')} " if part else ""
+        return (f"aipc({self.manifest.get('model')}): {where}repair {int(r.get('n') or 0):02d} {r.get('repair')} "
+                f"({r.get('level')}) {kept}\n\n"
+                f"Why: {r.get('reason', 'no reason recorded')}\n"
+                f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
+
+    def manifest_message(self) -> str:
+        """The last commit: the manifest and the report (and, composite, the end-to-end checks)."""
+        m, model = self.manifest, self.manifest.get("model")
+        if not self.composite:
+            return (f"aipc({model}): manifest and report, {m.get('status')}\n\n"
+                    f"The manifest lists every artifact with sha256 and size, the tool versions, and where large "
+                    f"files are kept; report/ holds the HTML report and its plots linked from the pull request.")
+        lines = [f"aipc({model}): manifest, end-to-end checks and report, {m.get('status')}", ""]
+        for e in m.get("e2e") or []:
+            for c in e.get("checks") or []:
+                thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
+                lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')} = {fmt(c.get('value'))}{thr}")
+        for g, w in (m.get("weight_sharing") or {}).items():
+            lines.append(f"- weight sharing ({g}): {w.get('option')}, usable: {fmt(w.get('usable'))}; "
+                         f"deployed as {w.get('deployed')}")
+        lines += ["", "The top manifest lists the parts (status, binaries, metrics, repairs) and the end-to-end "
+                      "checks; runtime/ holds the packaged decode loop when there is one; report/ the HTML report."]
+        return "\n".join(lines)
+
+    @staticmethod
+    def patch_file(r: dict) -> str:
+        """The file name of a repair's patch under patches/."""
+        return patch_name(r)
