@@ -323,6 +323,8 @@ def unshare_biases(model: onnx.ModelProto) -> int:
     DequantizeLinear took over that activation and the graph failed onnxruntime's shape check
     ("Invalid attribute perm {0, 2, 3, 1}, input shape = {36}"). Copies made here carry names no
     tensor has, so the quantizer never makes its own."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+
     inits = {i.name: i for i in model.graph.initializer}
     readers: dict[str, int] = {}
     for node in model.graph.node:
@@ -359,6 +361,8 @@ def flatten_gemm_biases(model: onnx.ModelProto) -> int:
     size 1, which onnxruntime's DequantizeLinear refuses ("For per axis quantization, scale must be
     1D tensor with size 1") once constant folding is off, as in localization. Gemm broadcasts C
     to (M, N), so [N] computes the same. A bias other ops read too keeps its shape; Gemm gets a copy."""
+    from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
+
     inits = {i.name: i for i in model.graph.initializer}
     readers: dict[str, list] = {}
     for node in model.graph.node:
