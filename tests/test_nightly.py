@@ -410,3 +410,31 @@ def test_the_merge_reports_a_planned_deployment_whose_shard_sent_nothing(tmp_pat
     from bot.errors import BadInput
     with pytest.raises(BadInput, match="different runs"):
         M.merge([tmp_path / "s" / "shard-1.json", tmp_path / "s" / "shard-2.json"], history_path=tmp_path / "h")
+
+
+def test_plan_and_merge_run_without_the_toolchain(tmp_path):
+    """nightly.yml runs the plan and the aggregate on GitHub-hosted runners with the light CLI
+    (.github/actions/aipc-cli): neither may import torch, onnx, onnxruntime or numpy."""
+    import sys
+
+    from bot.nightly import merge as M
+    from bot.nightly.run import NightlyResult
+    from fake_github import make_deployment
+
+    make_deployment(tmp_path / "deployments" / "a", model="a")
+    M.write(NightlyResult("r1", "main", "`main` (abc)", total=1, unchanged=1, deployments=["a"],
+                          entries=[H.entry("r1", "a", _fig(), baseline="main@abc", regressions=[])]),
+            tmp_path / "shards" / "shard-1.json")
+    blocked = ("torch", "onnx", "onnxruntime", "numpy", "onnx_ir", "onnxscript", "matplotlib")
+    probe = ("import sys\n"
+             "class Block:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             f"        if name.split('.')[0] in {blocked!r}: raise ImportError('no toolchain here: ' + name)\n"
+             "sys.meta_path.insert(0, Block())\n"
+             "from bot.cli import app\n"
+             "app(sys.argv[1:])\n")
+    for args in (["nightly-plan", "--root", str(tmp_path), "--shards", "2"],
+                 ["nightly-merge", str(tmp_path / "shards"), "--root", str(tmp_path), "--expected", "a"]):
+        p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert "no regressions (1 deployment)" in p.stdout
