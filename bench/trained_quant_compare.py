@@ -1,0 +1,115 @@
+"""Quantization settings side by side on trained models, on onnxruntime's CPU QDQ simulation (issue 14).
+
+    /work/venvs/trained/bin/python bench/trained_quant_compare.py --only deepsort_mobilenetv2
+
+For each definition: the bot's stages up to `quantize` (load, export, optimize, quantize: no HTP compile,
+so one variant costs seconds, not minutes), once per variant — per-tensor vs per-channel weights, at w8a8
+and w8a16, MinMax vs MSE ranges — then the QDQ graph on onnxruntime's CPU, which computes the quantized
+arithmetic (scales, zero points, rounding) as written, on every validation sample: pooled cosine, the
+worst sample's cosine and the definition's task metrics against FP32. The HTP itself is measured by
+bench/trained_zoo.py; this isolates what each quantization choice does to the numbers.
+Writes `docs/trained-quant-compare.md` (and `.jsonl`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+VARIANTS = {  # name → quantize options the repair loop would set
+    "w8a8 per-tensor": {"precision": "w8a8", "per_channel": False},
+    "w8a8 per-channel": {"precision": "w8a8", "per_channel": True},
+    "w8a8 per-channel, MSE ranges": {"precision": "w8a8", "per_channel": True, "calibrate_method": "mse"},
+    "w8a16 per-tensor": {"precision": "w8a16", "per_channel": False},
+    "w8a16 per-channel": {"precision": "w8a16", "per_channel": True},
+}
+CPU_STAGES = ["load", "export", "optimize", "quantize"]
+
+
+def compare(name: str, work: Path) -> list[dict]:
+    from bot import backends
+    from bot import metrics as M
+    from bot import samples as S
+    from bot.repair.catalogue import RepairState
+    from bot.repair.loop import RepairLoop
+    from bot.spec import load_spec
+    from bot.stages._onnx import cpu_outputs
+    from bot.task import check
+    from trained_zoo import TRAINED, prepare, samples_of
+
+    folder = TRAINED / name
+    prepare(folder)
+    spec, folder = load_spec(folder)
+    labels = samples_of(spec, folder)[3] if spec.data else None
+    loop = RepairLoop(spec, folder, work / name, backends.for_target(spec.target), workflow=CPU_STAGES)
+    rows = []
+    for variant, opts in VARIANTS.items():
+        state = RepairState()
+        for k, v in opts.items():
+            state = state.with_option("quantize", k, v)
+        t0 = time.perf_counter()
+        run = loop.run_state(state)
+        row = {"model": name, "variant": variant, "seconds": round(time.perf_counter() - t0, 1)}
+        if not run.passed and (run.failure is None or run.failure.stage != "quantize"
+                               or "quantize" not in run.dirs):
+            rows.append({**row, "error": run.failure.message[:200] if run.failure else "did not run"})
+            continue
+        samples = S.load(run.dirs["load"] / "samples.npz")
+        golden = S.load(run.dirs["load"] / "golden.npz")
+        outs = cpu_outputs(run.dirs["quantize"] / "model.onnx", samples)
+        names = list(golden[0])
+        deployed = [dict(zip(names, o)) for o in outs]
+        pooled = {n: M.cosine(M.concat([g[n] for g in golden]), M.concat([d[n] for d in deployed])) for n in names}
+        per_sample = [min(M.cosine(g[n], d[n]) for n in names) for g, d in zip(golden, deployed)]
+        task = check(spec.task, folder, golden, deployed, labels).results if spec.task else []
+        rows.append({**row, "cosine": min(pooled.values()), "worst_sample_cosine": min(per_sample),
+                     "worst_sample": int(min(range(len(per_sample)), key=per_sample.__getitem__)),
+                     "task": [{"metric": r.metric, "passed": r.passed,
+                               "figures": [(f.name, f.deployed) for f in r.figures if f.threshold is not None]}
+                              for r in task],
+                     "failure": run.failure.message[:200] if run.failure else None})
+        print(json.dumps(rows[-1], default=str), flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| model | variant | cosine (pooled) | worst sample cosine | task (CPU QDQ) | s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['model']} | {r['variant']} | error: {r['error']} | | | {r['seconds']} |")
+            continue
+        task = "; ".join(f"{t['metric']}: " + ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                                       for _, v in t["figures"]) + ("" if t["passed"] else " ✗")
+                         for t in r["task"]) or "—"
+        out.append(f"| {r['model']} | {r['variant']} | {r['cosine']:.4f} | {r['worst_sample_cosine']:.4f} "
+                   f"(#{r['worst_sample']}) | {task} | {r['seconds']} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="deepsort_mobilenetv2")
+    ap.add_argument("--work", default=str(HERE / "out" / "quant-compare"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "trained-quant-compare"))
+    a = ap.parse_args()
+    rows = [r for name in a.only.split(",") for r in compare(name, Path(a.work))]
+    Path(a.out + ".jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+    head = ("# Quantization settings side by side on trained models (CPU QDQ simulation)\n\n"
+            "Command: `/work/venvs/trained/bin/python bench/trained_quant_compare.py --only "
+            f"{a.only}`. What each row is: see the script's docstring. Validation samples are the "
+            "definition's own (real photos / audio); seconds include the stages up to quantize.\n\n")
+    Path(a.out + ".md").write_text(head + table(rows) + "\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
