@@ -190,3 +190,54 @@ def test_whisper_decoder_step_decodes_like_generate(tmp_path):
         assert toks[1:] == ref and ref
         refs.append(ref)
     assert refs[0] != refs[1]  # the audio features reach the decoder through cross-attention
+
+
+CLIP = {"projection_dim": 16,
+        "text_config": {"vocab_size": 50, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "max_position_embeddings": 8},
+        "vision_config": {"image_size": 16, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                          "num_hidden_layers": 1, "num_attention_heads": 2}}
+
+
+def test_clip_layout_is_two_towers_chained_with_a_ranking_check(tmp_path):
+    spec, _ = load_spec(_write(tmp_path / "c", {"model_class": "CLIPModel", "config": CLIP, "sequence_length": 8}))
+    assert [(g.name, [(i.name, i.shape, i.dtype) for i in g.inputs]) for g in spec.graphs] == [
+        ("text", [("input_ids", [1, 8], "int32")]), ("vision", [("pixel_values", [1, 3, 16, 16], "float32")])]
+    assert spec.chain.graphs == ["text", "vision"] and spec.chain.ranking
+    assert spec.chain.outputs == ["text_embeds", "image_embeds"]
+
+
+def test_ranking_check_fails_when_one_row_reorders():
+    import numpy as np
+
+    from bot.compose import _ranking_check
+
+    rng = np.random.default_rng(0)
+    ref = [{"t": rng.normal(size=(1, 8)), "i": rng.normal(size=(1, 8))} for _ in range(4)]
+    same = _ranking_check(ref, [{k: v * 1.001 for k, v in r.items()} for r in ref], ["t", "i"])
+    assert same["passed"] and same["value"] == "4/4"
+    # image 0 made identical to text 3: text 3 becomes its nearest, whatever it was before
+    swapped = [dict(r) for r in ref]
+    swapped[0] = {"t": ref[0]["t"], "i": ref[3]["t"].copy()}
+    out = _ranking_check(ref, swapped, ["t", "i"])
+    assert not out["passed"] and out["detail"]["rows_equal"] < 4
+
+
+def test_clip_towers_reproduce_clipmodel(tmp_path):
+    """The two tower graphs' modules give CLIPModel's own embeddings (fp32, CPU)."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+
+    from bot.adapters import transformers as A
+
+    folder = _write(tmp_path / "c", {"model_class": "CLIPModel", "config": CLIP, "sequence_length": 8})
+    ids = np.random.default_rng(1).integers(0, 50, (1, 8)).astype(np.int32)
+    px = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    ref = A.clip_embeddings(folder, ids, px)
+    with torch.no_grad():
+        t = A.clip_text(folder)(torch.from_numpy(ids)).numpy()
+        i = A.clip_vision(folder)(torch.from_numpy(px)).numpy()
+    # CLIPModel returns the projections normalised; the towers return them as projected
+    assert np.allclose(t / np.linalg.norm(t), ref["text_embeds"] / np.linalg.norm(ref["text_embeds"]), atol=1e-5)
+    assert np.allclose(i / np.linalg.norm(i), ref["image_embeds"] / np.linalg.norm(ref["image_embeds"]), atol=1e-5)

@@ -31,7 +31,7 @@ from typing import Any
 from bot.errors import BadInput
 
 # Model-class suffix → what the bot builds for it.
-TASKS = {"ForCausalLM": "causal-lm", "WhisperForConditionalGeneration": "speech-seq2seq", "ForTokenClassification": "token-classification",
+TASKS = {"ForCausalLM": "causal-lm", "WhisperForConditionalGeneration": "speech-seq2seq", "CLIPModel": "clip", "ForTokenClassification": "token-classification",
          "ForSequenceClassification": "sequence-classification", "ForImageClassification": "image-classification"}
 
 
@@ -92,6 +92,8 @@ def expand(raw: dict) -> dict:
         out["decode"] = dec
     elif task == "speech-seq2seq":
         out.update(_whisper_layout(t, cfg))
+    elif task == "clip":
+        out.update(_clip_layout(t, cfg))
     elif task in ("token-classification", "sequence-classification"):
         S, V = int(t.get("sequence_length", 16)), int(_need(cfg, "vocab_size"))
         out.update(entry="transformers:model", outputs=["logits"],
@@ -145,6 +147,24 @@ def _whisper_layout(t: dict, cfg: dict) -> dict:
                     {"name": "encoder_out", "shape": [1, d["source"], d["d_model"]], "range": [-r, r]}],
          "calibration": {"generator": "transformers:calibration", "samples": int(t.get("calibration_samples", 16))}}],
         "decode": dec}
+
+
+def _clip_layout(t: dict, cfg: dict) -> dict:
+    """CLIP: the text tower and the vision tower as two graphs, chained and checked end to end on
+    their embeddings and on the image→text similarity ranking."""
+    text, vision = cfg.get("text_config") or {}, cfg.get("vision_config") or {}
+    V = int(_need(text, "vocab_size", "transformers.config.text_config"))
+    S = int(t.get("sequence_length", 16))
+    size = int(_need(vision, "image_size", "transformers.config.vision_config"))
+    return {"graphs": [
+        {"name": "text", "entry": "transformers:clip_text", "outputs": ["text_embeds"],
+         "inputs": [{"name": "input_ids", "shape": [1, S], "dtype": "int32", "range": [0, V - 1]}]},
+        {"name": "vision", "entry": "transformers:clip_vision", "outputs": ["image_embeds"],
+         "inputs": [{"name": "pixel_values", "shape": [1, int(vision.get("num_channels", 3)), size, size],
+                     "range": [-1, 1]}]}],
+        "chain": {"graphs": ["text", "vision"], "reference": "transformers:clip_embeddings",
+                  "outputs": ["text_embeds", "image_embeds"], "samples": int(t.get("sample_count", 4)),
+                  "ranking": True}}
 
 
 def _default_prompts(vocab: int, seed: int, n: int = 4, length: int = 4) -> list[list[int]]:
@@ -358,6 +378,44 @@ def _features(folder: Path, n: int):
 
 def encoder_calibration(folder: Path, n: int):
     return [{"input_features": x} for x in _features(folder, n)]
+
+
+def _clip_tower(folder: Path, which: str):
+    import torch
+
+    m = graph_model(folder)
+
+    class Tower(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            if which == "text":
+                return self.m.get_text_features(input_ids=x, return_dict=True).pooler_output
+            return self.m.get_image_features(pixel_values=x, return_dict=True).pooler_output
+
+    return Tower(m).eval()
+
+
+def clip_text(folder: Path):
+    """Entry point of CLIP's text tower: token ids → projected text embedding."""
+    return _clip_tower(folder, "text")
+
+
+def clip_vision(folder: Path):
+    """Entry point of CLIP's vision tower: pixels → projected image embedding."""
+    return _clip_tower(folder, "vision")
+
+
+def clip_embeddings(folder: Path, input_ids, pixel_values):
+    """The chain's reference: CLIPModel's own forward (default attention) on the same inputs."""
+    import torch
+
+    m = reference_model(folder)
+    with torch.no_grad():
+        out = m(input_ids=torch.as_tensor(input_ids).long(), pixel_values=torch.as_tensor(pixel_values))
+    return {"text_embeds": out.text_embeds.numpy(), "image_embeds": out.image_embeds.numpy()}
 
 
 def model(folder: Path):

@@ -413,6 +413,9 @@ class ChainSpec(Strict):
     outputs: list[str] = Field(min_length=1)
     samples: int = Field(default=2, ge=1, le=32)
     cosine_min: float | None = Field(default=None, ge=-1, le=1)
+    ranking: bool = Field(default=False, description="also require the similarity ranking of the first two "
+                                                     "outputs (e.g. text vs image embeddings) over the samples "
+                                                     "to be unchanged")
 
 
 class TransformersSpec(Strict):
