@@ -29,7 +29,8 @@ os.environ.setdefault("AIPC_FORGE", "off")
 # name → (definition folder, train it, precision if not the definition's)
 RUNS = {"llama": ("llama", True, None), "qwen2": ("qwen2", True, None), "llama_random": ("llama", False, None),
         "llama_w8a16": ("llama", True, "w8a16"), "bert_tokcls": ("bert_tokcls", False, None),
-        "vit_cls": ("vit_cls", False, None), "whisper": ("whisper", True, None), "clip": ("clip", False, None)}
+        "vit_cls": ("vit_cls", False, None), "whisper": ("whisper", True, None), "clip": ("clip", False, None),
+        "llama_32k": ("llama_32k", False, None)}
 
 
 def prepare(name: str, work: Path) -> tuple[Path, dict]:
@@ -43,7 +44,7 @@ def prepare(name: str, work: Path) -> tuple[Path, dict]:
     shutil.copytree(HF / src, folder)
     raw = yaml.safe_load((folder / "aipc.yaml").read_text())
     t, info = raw["transformers"], {}
-    if t["model_class"].endswith("ForCausalLM"):
+    if t["model_class"].endswith("ForCausalLM") and t.get("weights"):  # a definition meant to be trained
         t["prompts"] = rule_prompts(8, t["config"]["vocab_size"], seed=11)
         if train:
             t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def prepare(name: str, work: Path) -> tuple[Path, dict]:
                                                            steps=200, length=t["max_length"]), 4)
             info["train_seconds"] = round(time.perf_counter() - t0, 1)
         else:
-            t.pop("weights", None)
+            t.pop("weights")
     elif t["model_class"] == "WhisperForConditionalGeneration":
         from bench.hf_train import train_whisper
 
