@@ -241,3 +241,33 @@ def test_clip_towers_reproduce_clipmodel(tmp_path):
     # CLIPModel returns the projections normalised; the towers return them as projected
     assert np.allclose(t / np.linalg.norm(t), ref["text_embeds"] / np.linalg.norm(ref["text_embeds"]), atol=1e-5)
     assert np.allclose(i / np.linalg.norm(i), ref["image_embeds"] / np.linalg.norm(ref["image_embeds"]), atol=1e-5)
+
+
+@pytest.mark.htp
+def test_clip_towers_deploy_and_keep_the_ranking_on_htp(tmp_path):
+    pytest.importorskip("transformers")
+    from bot.deploy import deploy
+
+    folder = _write(tmp_path / "c", {"model_class": "CLIPModel", "config": CLIP, "sequence_length": 8,
+                                     "sample_count": 4}, target={"precision": "fp16"})
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    (chain,) = out.manifest["e2e"]
+    ranking = next(c for c in chain["checks"] if "ranking" in c["name"])
+    assert ranking["passed"] and ranking["value"] == "4/4"
+    assert ranking["detail"]["rows"] == 4 and 0 < ranking["detail"]["max_abs_similarity_change"] < 0.05
+
+
+@pytest.mark.htp
+def test_whisper_encoder_and_decoder_step_decode_on_htp_like_generate(tmp_path):
+    pytest.importorskip("transformers")
+    from bot.deploy import deploy
+
+    folder = _whisper(tmp_path / "w", sample_count=2)
+    (folder / "aipc.yaml").write_text((folder / "aipc.yaml").read_text() + "target: {precision: fp16}\n")
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    dec = out.manifest["e2e"][0]
+    assert dec["generated"] == dec["reference"] and dec["sequences"] == 2 and dec["token_agreement"] == 1.0
+    assert dec["reference"][0] != dec["reference"][1]  # the features reach the decoder on the HTP too
+    assert [p["graph"] for p in out.manifest["parts"]] == ["encoder", "decoder"]

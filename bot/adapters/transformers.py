@@ -18,6 +18,9 @@ section into the graphs the bot deploys, so the user writes no `model.py`:
 The references this module answers (`transformers:step`, `transformers:calibration`,
 `transformers:greedy`, `transformers:model`) are resolved by `bot.stages._model.load_callable`,
 which passes the model folder; every function reads the definition from there.
+
+torch and transformers are imported inside the functions that build or run a model, never at module
+level: loading a definition (`aipc plan`, a deploy served from cache) must not pay for them.
 """
 
 from __future__ import annotations
