@@ -30,7 +30,7 @@ os.environ.setdefault("AIPC_FORGE", "off")
 RUNS = {"llama": ("llama", True, None), "qwen2": ("qwen2", True, None), "llama_random": ("llama", False, None),
         "llama_w8a16": ("llama", True, "w8a16"), "bert_tokcls": ("bert_tokcls", False, None),
         "vit_cls": ("vit_cls", False, None), "whisper": ("whisper", True, None), "clip": ("clip", False, None),
-        "llama_32k": ("llama_32k", False, None)}
+        "llama_32k": ("llama_32k", False, None), "llama_prefill": ("llama_prefill", True, None)}
 
 
 def prepare(name: str, work: Path) -> tuple[Path, dict]:
@@ -115,7 +115,7 @@ def run(name: str, work: Path) -> dict:
         if m.get("e2e") and m["e2e"][0]["name"] == "decode":
             dec = m["e2e"][0]
             row.update({k: dec.get(k) for k in ("token_agreement", "sequences_equal", "sequences",
-                                                "tokens_per_sequence", "seconds_per_token")})
+                                                "tokens_per_sequence", "seconds_per_token", "prefill_seconds")})
             if dec.get("token_agreement") is not None and dec["token_agreement"] < 1:
                 row["divergences"] = first_divergence_gap(folder, dec)
         failed = [p for p in parts if p.get("failure")]

@@ -271,3 +271,61 @@ def test_whisper_encoder_and_decoder_step_decode_on_htp_like_generate(tmp_path):
     assert dec["generated"] == dec["reference"] and dec["sequences"] == 2 and dec["token_agreement"] == 1.0
     assert dec["reference"][0] != dec["reference"][1]  # the features reach the decoder on the HTP too
     assert [p["graph"] for p in out.manifest["parts"]] == ["encoder", "decoder"]
+
+
+def test_prefill_graph_then_step_decodes_like_generate(tmp_path):
+    """With `prefill_length`, the prompt goes through one prefill run (padded at the end), its cache
+    entries seed the step graph's cache; greedy tokens must still be generate's."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+
+    from bot.adapters import transformers as A
+
+    T, P = 12, 5
+    folder = _write(tmp_path / "m", {"model_class": "Qwen2ForCausalLM", "config": dict(LLAMA, initializer_range=0.3),
+                                     "max_length": T, "prefill_length": P, "prompts": [[1, 5, 9]]})
+    spec, _ = load_spec(folder)
+    assert [g.name for g in spec.graphs] == ["prefill", "step"] and spec.decode.prefill == "prefill"
+    assert spec.graphs[0].inputs[0].shape == [1, P]
+    pre, step = A.prefill(folder), A.step(folder)
+    for prompt in ([1, 5, 9], [3, 30, 2, 7, 11]):
+        ref = A.greedy(folder, prompt, T - len(prompt))
+        n = len(prompt)
+        with torch.no_grad():
+            logits, k, v = pre(torch.tensor([prompt + [0] * (P - n)], dtype=torch.int32))
+        kc, vc = np.zeros((2, 2, T, 8), np.float32), np.zeros((2, 2, T, 8), np.float32)
+        kc[:, :, :n], vc[:, :, :n] = k[:, :, :n].numpy(), v[:, :, :n].numpy()
+        mask = np.full((1, T), -1000.0, np.float32)
+        mask[0, :n] = 0
+        toks = prompt + [int(logits[n - 1].argmax())]
+        with torch.no_grad():
+            for pos in range(n, T - 1):
+                lg, k, v = step(torch.tensor([[toks[pos]]], dtype=torch.int32), torch.tensor([[pos]], dtype=torch.int32),
+                                torch.from_numpy(mask), torch.from_numpy(kc), torch.from_numpy(vc))
+                kc[:, :, pos], vc[:, :, pos], mask[0, pos] = k[:, :, 0].numpy(), v[:, :, 0].numpy(), 0.0
+                toks.append(int(lg[0].argmax()))
+        assert toks[n:] == ref, (toks[n:], ref)
+    with pytest.raises(BadInput, match=r"transformers\.prefill_length: 2 must hold the longest prompt \(3\)"):
+        load_spec(_write(tmp_path / "x", {"model_class": "LlamaForCausalLM", "config": LLAMA, "prefill_length": 2,
+                                          "prompts": [[1, 2, 3]]}))
+
+
+@pytest.mark.htp
+def test_prefill_and_step_decode_on_htp_like_generate(tmp_path):
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(ROOT))
+    from bench.hf_train import rule_prompts, train_causal_lm
+    from bot.deploy import deploy
+
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    train_causal_lm("LlamaForCausalLM", LLAMA, folder / "weights.pt", steps=120, seed=0)
+    _write(folder, {"model_class": "LlamaForCausalLM", "config": LLAMA, "weights": "weights.pt", "max_length": 12,
+                    "prefill_length": 4, "prompts": rule_prompts(3, 32, seed=5)}, target={"precision": "fp16"})
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    dec = out.manifest["e2e"][0]
+    assert [p["graph"] for p in out.manifest["parts"]] == ["prefill", "step"]
+    assert dec["generated"] == dec["reference"] and dec["token_agreement"] == 1.0 and dec["prefill_seconds"] > 0
+    assert json.loads((tmp_path / "out" / "runtime" / "decode.json").read_text())["prefill"]

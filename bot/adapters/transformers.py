@@ -74,7 +74,17 @@ def expand(raw: dict) -> dict:
         longest = max(len(p) for p in prompts)
         if longest >= T:
             raise ValueError(f"transformers.prompts: a prompt of {longest} tokens does not fit max_length {T}")
-        out["graphs"] = [{
+        graphs = []
+        P = t.get("prefill_length")
+        if P:
+            if longest > int(P) or int(P) >= T:
+                raise ValueError(f"transformers.prefill_length: {P} must hold the longest prompt ({longest}) and be "
+                                 f"below max_length {T}")
+            graphs.append({
+                "name": "prefill", "entry": "transformers:prefill",
+                "inputs": [{"name": "tokens", "shape": [1, int(P)], "dtype": "int32", "range": [0, d["vocab"] - 1]}],
+                "outputs": ["logits", "k_new", "v_new"]})
+        out["graphs"] = graphs + [{
             "name": "step", "entry": "transformers:step",
             "inputs": [{"name": "token", "shape": [1, 1], "dtype": "int32", "range": [0, d["vocab"] - 1]},
                        {"name": "position", "shape": [1, 1], "dtype": "int32", "range": [0, T - 1]},
@@ -85,6 +95,7 @@ def expand(raw: dict) -> dict:
             "calibration": {"generator": "transformers:calibration", "samples": int(t.get("calibration_samples", 16))},
         }]
         dec = {"step": "step", "mask_value": mask_value, "prompts": prompts,
+               **({"prefill": "prefill"} if P else {}),
                "cache": [{"input": "k_cache", "output": "k_new", "axis": 2},
                          {"input": "v_cache", "output": "v_new", "axis": 2}],
                "max_new_tokens": int(t.get("max_new_tokens") or T - longest),
@@ -339,6 +350,50 @@ def _whisper_step_module(m):
     return WhisperDecoderStep(m).eval()
 
 
+def _prefill_module(lm, length: int):
+    import torch
+
+    class CausalLMPrefill(torch.nn.Module):
+        """The prompt (padded at the end to `length`) in one run: every position's logits and cache
+        entries. Padding comes after the prompt, so the causal mask alone keeps it out of every real
+        position; the host keeps the first len(prompt) entries."""
+
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+            causal = torch.triu(torch.full((length, length), -1000.0), diagonal=1)
+            self.register_buffer("causal", causal[None, None], persistent=False)
+            self.register_buffer("positions", torch.arange(length, dtype=torch.int32)[None], persistent=False)
+
+        def forward(self, tokens):
+            base = self.lm.get_decoder()
+            h = base.embed_tokens(tokens)
+            rope = base.rotary_emb(h, self.positions)
+            cache = PrefillCache()
+            for layer in base.layers:
+                h = layer(h, attention_mask=self.causal, position_ids=self.positions, past_key_values=cache,
+                          position_embeddings=rope)
+                h = h[0] if isinstance(h, tuple) else h
+            return self.lm.lm_head(base.norm(h))[0], torch.cat(cache.new_k, 0), torch.cat(cache.new_v, 0)
+
+    return CausalLMPrefill(lm).eval()
+
+
+class PrefillCache:
+    """`past_key_values` of the prefill: nothing cached yet; keeps each layer's entries for the outputs."""
+
+    def __init__(self):
+        self.new_k, self.new_v = [], []
+
+    def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
+        self.new_k.append(key_states)
+        self.new_v.append(value_states)
+        return key_states, value_states
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+
 # -- the references load_callable resolves ------------------------------------------------------
 def step(folder: Path):
     """Entry point of the step graph."""
@@ -419,6 +474,13 @@ def clip_embeddings(folder: Path, input_ids, pixel_values):
     with torch.no_grad():
         out = m(input_ids=torch.as_tensor(input_ids).long(), pixel_values=torch.as_tensor(pixel_values))
     return {"text_embeds": out.text_embeds.numpy(), "image_embeds": out.image_embeds.numpy()}
+
+
+def prefill(folder: Path):
+    """Entry point of the prefill graph (built when `transformers.prefill_length` is given)."""
+    t, m = section(folder), graph_model(folder)
+    _check_dims(m, t)
+    return _prefill_module(m, int(t.prefill_length))
 
 
 def model(folder: Path):

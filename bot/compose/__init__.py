@@ -204,6 +204,7 @@ def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -
     length = next(i.shape for i in step.spec.inputs if i.name == d.cache[0].input)[d.cache[0].axis]
     max_new = d.max_new_tokens or length - max(len(p) for p in d.prompts) + 1
     cfg = {"step": loc(d.step), "encoder": loc(d.encoder) if d.encoder else None,
+           "prefill": loc(d.prefill) if d.prefill else None,
            **d.model_dump(include={"token_input", "position_input", "mask_input", "mask_value", "logits_output",
                                    "eos", "prompts", "min_token_agreement"}),
            "cache": [c.model_dump() for c in d.cache], "max_new_tokens": max_new, "samples": []}
@@ -249,6 +250,7 @@ def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -
             "token_agreement": agree, "sequences_equal": got.get("sequences_equal"), "sequences": len(ref_runs),
             "tokens_per_sequence": max_new, "seconds_per_token": round(float(np.median(spt)), 5) if spt else None,
             "encoder_seconds": max((r["encoder_seconds"] for r in runs), default=None),
+            "prefill_seconds": max((r.get("prefill_seconds", 0.0) for r in runs), default=None) if d.prefill else None,
             "session_load_seconds": got.get("load_seconds"),
             "generated": [r["tokens"] for r in runs], "reference": [r["tokens"] for r in ref_runs],
             "runtime": "runtime/decode_loop.py", "seconds": round(time.perf_counter() - t0, 3)}
