@@ -29,7 +29,8 @@ os.environ.setdefault("AIPC_FORGE", "off")
 # name → (definition folder, train it, precision if not the definition's)
 RUNS = {"llama": ("llama", True, None), "qwen2": ("qwen2", True, None), "llama_random": ("llama", False, None),
         "llama_w8a16": ("llama", True, "w8a16"), "bert_tokcls": ("bert_tokcls", False, None),
-        "vit_cls": ("vit_cls", False, None), "whisper": ("whisper", True, None)}
+        "vit_cls": ("vit_cls", False, None), "whisper": ("whisper", True, None), "clip": ("clip", False, None),
+        "llama_32k": ("llama_32k", False, None), "llama_prefill": ("llama_prefill", True, None)}
 
 
 def prepare(name: str, work: Path) -> tuple[Path, dict]:
@@ -43,7 +44,7 @@ def prepare(name: str, work: Path) -> tuple[Path, dict]:
     shutil.copytree(HF / src, folder)
     raw = yaml.safe_load((folder / "aipc.yaml").read_text())
     t, info = raw["transformers"], {}
-    if t["model_class"].endswith("ForCausalLM"):
+    if t["model_class"].endswith("ForCausalLM") and t.get("weights"):  # a definition meant to be trained
         t["prompts"] = rule_prompts(8, t["config"]["vocab_size"], seed=11)
         if train:
             t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def prepare(name: str, work: Path) -> tuple[Path, dict]:
                                                            steps=200, length=t["max_length"]), 4)
             info["train_seconds"] = round(time.perf_counter() - t0, 1)
         else:
-            t.pop("weights", None)
+            t.pop("weights")
     elif t["model_class"] == "WhisperForConditionalGeneration":
         from bench.hf_train import train_whisper
 
@@ -100,17 +101,26 @@ def run(name: str, work: Path) -> dict:
            "bot_seconds": round(time.perf_counter() - t0, 1)}
     m = outcome.manifest
     if m.get("kind") == "multi":
-        part = m["parts"][0]
-        row.update(precision=part["precision"], repairs=part["repairs"],
-                   cosine={k: v["cosine"] for k, v in (part.get("validate", {}).get("outputs") or {}).items()})
-        if m.get("e2e"):
+        parts = m["parts"]
+        row.update(precision="/".join(dict.fromkeys(p["precision"] for p in parts)),
+                   repairs=sum(p["repairs"] for p in parts),
+                   cosine={f"{p['graph']}.{k}": v["cosine"] for p in parts
+                           for k, v in (p.get("validate", {}).get("outputs") or {}).items()})
+        chains = [e for e in m.get("e2e", []) if e["name"].startswith("chain")]
+        if chains:
+            ranking = next((c for c in chains[0]["checks"] if "ranking" in c["name"]), None)
+            row.update(chain_cosine={c["name"].split()[0]: c["value"] for c in chains[0]["checks"]
+                                     if "cosine" in c["name"]},
+                       ranking=ranking and ranking["value"], ranking_detail=chains[0]["metrics"].get("ranking"))
+        if m.get("e2e") and m["e2e"][0]["name"] == "decode":
             dec = m["e2e"][0]
             row.update({k: dec.get(k) for k in ("token_agreement", "sequences_equal", "sequences",
-                                                "tokens_per_sequence", "seconds_per_token")})
+                                                "tokens_per_sequence", "seconds_per_token", "prefill_seconds")})
             if dec.get("token_agreement") is not None and dec["token_agreement"] < 1:
                 row["divergences"] = first_divergence_gap(folder, dec)
-        if part.get("failure"):
-            row["failure"] = part["failure"]
+        failed = [p for p in parts if p.get("failure")]
+        if failed:
+            row["failure"] = {"graph": failed[0]["graph"], **failed[0]["failure"]}
     else:
         val = next((r for r in outcome.results if r.stage == "validate"), None)
         row.update(precision=m.get("target", {}).get("precision") or m.get("precision"),
@@ -130,8 +140,8 @@ def _class(folder: Path) -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| model | transformers class | precision | bot: pass | cosine (worst output) | token agreement with "
-             "`generate` | sequences equal | s / token (HTP sim) | repairs | bot s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "`generate` | sequences equal | s / token (HTP sim) | ranking unchanged | repairs | bot s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cos = min(r.get("cosine", {}).values(), default=None)
         agree = r.get("token_agreement")
@@ -140,7 +150,8 @@ def markdown(rows: list[dict]) -> str:
                      f"{'**pass**' if r['passed'] else 'FAIL'} | {cos if cos is not None else '—'} | "
                      f"{f'{agree:.4f}' if agree is not None else '—'} | "
                      f"{seqs} | "
-                     f"{r.get('seconds_per_token') or '—'} | {r.get('repairs', 0)} | {r['bot_seconds']} |")
+                     f"{r.get('seconds_per_token') or '—'} | {r.get('ranking') or '—'} | {r.get('repairs', 0)} | "
+                     f"{r['bot_seconds']} |")
     return "\n".join(lines)
 
 

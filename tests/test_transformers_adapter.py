@@ -190,3 +190,142 @@ def test_whisper_decoder_step_decodes_like_generate(tmp_path):
         assert toks[1:] == ref and ref
         refs.append(ref)
     assert refs[0] != refs[1]  # the audio features reach the decoder through cross-attention
+
+
+CLIP = {"projection_dim": 16,
+        "text_config": {"vocab_size": 50, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "max_position_embeddings": 8},
+        "vision_config": {"image_size": 16, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                          "num_hidden_layers": 1, "num_attention_heads": 2}}
+
+
+def test_clip_layout_is_two_towers_chained_with_a_ranking_check(tmp_path):
+    spec, _ = load_spec(_write(tmp_path / "c", {"model_class": "CLIPModel", "config": CLIP, "sequence_length": 8}))
+    assert [(g.name, [(i.name, i.shape, i.dtype) for i in g.inputs]) for g in spec.graphs] == [
+        ("text", [("input_ids", [1, 8], "int32")]), ("vision", [("pixel_values", [1, 3, 16, 16], "float32")])]
+    assert spec.chain.graphs == ["text", "vision"] and spec.chain.ranking
+    assert spec.chain.outputs == ["text_embeds", "image_embeds"]
+
+
+def test_ranking_check_fails_when_one_row_reorders():
+    import numpy as np
+
+    from bot.compose import _ranking_check
+
+    rng = np.random.default_rng(0)
+    ref = [{"t": rng.normal(size=(1, 8)), "i": rng.normal(size=(1, 8))} for _ in range(4)]
+    same = _ranking_check(ref, [{k: v * 1.001 for k, v in r.items()} for r in ref], ["t", "i"])
+    assert same["passed"] and same["value"] == "4/4"
+    # image 0 made identical to text 3: text 3 becomes its nearest, whatever it was before
+    swapped = [dict(r) for r in ref]
+    swapped[0] = {"t": ref[0]["t"], "i": ref[3]["t"].copy()}
+    out = _ranking_check(ref, swapped, ["t", "i"])
+    assert not out["passed"] and out["detail"]["rows_equal"] < 4
+
+
+def test_clip_towers_reproduce_clipmodel(tmp_path):
+    """The two tower graphs' modules give CLIPModel's own embeddings (fp32, CPU)."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+
+    from bot.adapters import transformers as A
+
+    folder = _write(tmp_path / "c", {"model_class": "CLIPModel", "config": CLIP, "sequence_length": 8})
+    ids = np.random.default_rng(1).integers(0, 50, (1, 8)).astype(np.int32)
+    px = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32)
+    ref = A.clip_embeddings(folder, ids, px)
+    with torch.no_grad():
+        t = A.clip_text(folder)(torch.from_numpy(ids)).numpy()
+        i = A.clip_vision(folder)(torch.from_numpy(px)).numpy()
+    # CLIPModel returns the projections normalised; the towers return them as projected
+    assert np.allclose(t / np.linalg.norm(t), ref["text_embeds"] / np.linalg.norm(ref["text_embeds"]), atol=1e-5)
+    assert np.allclose(i / np.linalg.norm(i), ref["image_embeds"] / np.linalg.norm(ref["image_embeds"]), atol=1e-5)
+
+
+@pytest.mark.htp
+def test_clip_towers_deploy_and_keep_the_ranking_on_htp(tmp_path):
+    pytest.importorskip("transformers")
+    from bot.deploy import deploy
+
+    folder = _write(tmp_path / "c", {"model_class": "CLIPModel", "config": CLIP, "sequence_length": 8,
+                                     "sample_count": 4}, target={"precision": "fp16"})
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    (chain,) = out.manifest["e2e"]
+    ranking = next(c for c in chain["checks"] if "ranking" in c["name"])
+    assert ranking["passed"] and ranking["value"] == "4/4"
+    assert ranking["detail"]["rows"] == 4 and 0 < ranking["detail"]["max_abs_similarity_change"] < 0.05
+
+
+@pytest.mark.htp
+def test_whisper_encoder_and_decoder_step_decode_on_htp_like_generate(tmp_path):
+    pytest.importorskip("transformers")
+    from bot.deploy import deploy
+
+    folder = _whisper(tmp_path / "w", sample_count=2)
+    (folder / "aipc.yaml").write_text((folder / "aipc.yaml").read_text() + "target: {precision: fp16}\n")
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    dec = out.manifest["e2e"][0]
+    assert dec["generated"] == dec["reference"] and dec["sequences"] == 2 and dec["token_agreement"] == 1.0
+    assert dec["reference"][0] != dec["reference"][1]  # the features reach the decoder on the HTP too
+    assert [p["graph"] for p in out.manifest["parts"]] == ["encoder", "decoder"]
+
+
+def test_prefill_graph_then_step_decodes_like_generate(tmp_path):
+    """With `prefill_length`, the prompt goes through one prefill run (padded at the end), its cache
+    entries seed the step graph's cache; greedy tokens must still be generate's."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+
+    from bot.adapters import transformers as A
+
+    T, P = 12, 5
+    folder = _write(tmp_path / "m", {"model_class": "Qwen2ForCausalLM", "config": dict(LLAMA, initializer_range=0.3),
+                                     "max_length": T, "prefill_length": P, "prompts": [[1, 5, 9]]})
+    spec, _ = load_spec(folder)
+    assert [g.name for g in spec.graphs] == ["prefill", "step"] and spec.decode.prefill == "prefill"
+    assert spec.graphs[0].inputs[0].shape == [1, P]
+    pre, step = A.prefill(folder), A.step(folder)
+    for prompt in ([1, 5, 9], [3, 30, 2, 7, 11]):
+        ref = A.greedy(folder, prompt, T - len(prompt))
+        n = len(prompt)
+        with torch.no_grad():
+            logits, k, v = pre(torch.tensor([prompt + [0] * (P - n)], dtype=torch.int32))
+        kc, vc = np.zeros((2, 2, T, 8), np.float32), np.zeros((2, 2, T, 8), np.float32)
+        kc[:, :, :n], vc[:, :, :n] = k[:, :, :n].numpy(), v[:, :, :n].numpy()
+        mask = np.full((1, T), -1000.0, np.float32)
+        mask[0, :n] = 0
+        toks = prompt + [int(logits[n - 1].argmax())]
+        with torch.no_grad():
+            for pos in range(n, T - 1):
+                lg, k, v = step(torch.tensor([[toks[pos]]], dtype=torch.int32), torch.tensor([[pos]], dtype=torch.int32),
+                                torch.from_numpy(mask), torch.from_numpy(kc), torch.from_numpy(vc))
+                kc[:, :, pos], vc[:, :, pos], mask[0, pos] = k[:, :, 0].numpy(), v[:, :, 0].numpy(), 0.0
+                toks.append(int(lg[0].argmax()))
+        assert toks[n:] == ref, (toks[n:], ref)
+    with pytest.raises(BadInput, match=r"transformers\.prefill_length: 2 must hold the longest prompt \(3\)"):
+        load_spec(_write(tmp_path / "x", {"model_class": "LlamaForCausalLM", "config": LLAMA, "prefill_length": 2,
+                                          "prompts": [[1, 2, 3]]}))
+
+
+@pytest.mark.htp
+def test_prefill_and_step_decode_on_htp_like_generate(tmp_path):
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(ROOT))
+    from bench.hf_train import rule_prompts, train_causal_lm
+    from bot.deploy import deploy
+
+    folder = tmp_path / "llama"
+    folder.mkdir()
+    train_causal_lm("LlamaForCausalLM", LLAMA, folder / "weights.pt", steps=120, seed=0)
+    _write(folder, {"model_class": "LlamaForCausalLM", "config": LLAMA, "weights": "weights.pt", "max_length": 12,
+                    "prefill_length": 4, "prompts": rule_prompts(3, 32, seed=5)}, target={"precision": "fp16"})
+    out = deploy(folder, out_dir=tmp_path / "out")
+    assert out.passed, out.manifest.get("parts")
+    dec = out.manifest["e2e"][0]
+    assert [p["graph"] for p in out.manifest["parts"]] == ["prefill", "step"]
+    assert dec["generated"] == dec["reference"] and dec["token_agreement"] == 1.0 and dec["prefill_seconds"] > 0
+    assert json.loads((tmp_path / "out" / "runtime" / "decode.json").read_text())["prefill"]

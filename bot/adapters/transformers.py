@@ -18,6 +18,9 @@ section into the graphs the bot deploys, so the user writes no `model.py`:
 The references this module answers (`transformers:step`, `transformers:calibration`,
 `transformers:greedy`, `transformers:model`) are resolved by `bot.model_code.load_callable`,
 which passes the model folder; every function reads the definition from there.
+
+torch and transformers are imported inside the functions that build or run a model, never at module
+level: loading a definition (`aipc plan`, a deploy served from cache) must not pay for them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 from bot.errors import BadInput
 
 # Model-class suffix → what the bot builds for it.
-TASKS = {"ForCausalLM": "causal-lm", "WhisperForConditionalGeneration": "speech-seq2seq", "ForTokenClassification": "token-classification",
+TASKS = {"ForCausalLM": "causal-lm", "WhisperForConditionalGeneration": "speech-seq2seq", "CLIPModel": "clip", "ForTokenClassification": "token-classification",
          "ForSequenceClassification": "sequence-classification", "ForImageClassification": "image-classification"}
 
 
@@ -71,7 +74,17 @@ def expand(raw: dict) -> dict:
         longest = max(len(p) for p in prompts)
         if longest >= T:
             raise ValueError(f"transformers.prompts: a prompt of {longest} tokens does not fit max_length {T}")
-        out["graphs"] = [{
+        graphs = []
+        P = t.get("prefill_length")
+        if P:
+            if longest > int(P) or int(P) >= T:
+                raise ValueError(f"transformers.prefill_length: {P} must hold the longest prompt ({longest}) and be "
+                                 f"below max_length {T}")
+            graphs.append({
+                "name": "prefill", "entry": "transformers:prefill",
+                "inputs": [{"name": "tokens", "shape": [1, int(P)], "dtype": "int32", "range": [0, d["vocab"] - 1]}],
+                "outputs": ["logits", "k_new", "v_new"]})
+        out["graphs"] = graphs + [{
             "name": "step", "entry": "transformers:step",
             "inputs": [{"name": "token", "shape": [1, 1], "dtype": "int32", "range": [0, d["vocab"] - 1]},
                        {"name": "position", "shape": [1, 1], "dtype": "int32", "range": [0, T - 1]},
@@ -82,6 +95,7 @@ def expand(raw: dict) -> dict:
             "calibration": {"generator": "transformers:calibration", "samples": int(t.get("calibration_samples", 16))},
         }]
         dec = {"step": "step", "mask_value": mask_value, "prompts": prompts,
+               **({"prefill": "prefill"} if P else {}),
                "cache": [{"input": "k_cache", "output": "k_new", "axis": 2},
                          {"input": "v_cache", "output": "v_new", "axis": 2}],
                "max_new_tokens": int(t.get("max_new_tokens") or T - longest),
@@ -92,6 +106,8 @@ def expand(raw: dict) -> dict:
         out["decode"] = dec
     elif task == "speech-seq2seq":
         out.update(_whisper_layout(t, cfg))
+    elif task == "clip":
+        out.update(_clip_layout(t, cfg))
     elif task in ("token-classification", "sequence-classification"):
         S, V = int(t.get("sequence_length", 16)), int(_need(cfg, "vocab_size"))
         out.update(entry="transformers:model", outputs=["logits"],
@@ -145,6 +161,24 @@ def _whisper_layout(t: dict, cfg: dict) -> dict:
                     {"name": "encoder_out", "shape": [1, d["source"], d["d_model"]], "range": [-r, r]}],
          "calibration": {"generator": "transformers:calibration", "samples": int(t.get("calibration_samples", 16))}}],
         "decode": dec}
+
+
+def _clip_layout(t: dict, cfg: dict) -> dict:
+    """CLIP: the text tower and the vision tower as two graphs, chained and checked end to end on
+    their embeddings and on the image→text similarity ranking."""
+    text, vision = cfg.get("text_config") or {}, cfg.get("vision_config") or {}
+    V = int(_need(text, "vocab_size", "transformers.config.text_config"))
+    S = int(t.get("sequence_length", 16))
+    size = int(_need(vision, "image_size", "transformers.config.vision_config"))
+    return {"graphs": [
+        {"name": "text", "entry": "transformers:clip_text", "outputs": ["text_embeds"],
+         "inputs": [{"name": "input_ids", "shape": [1, S], "dtype": "int32", "range": [0, V - 1]}]},
+        {"name": "vision", "entry": "transformers:clip_vision", "outputs": ["image_embeds"],
+         "inputs": [{"name": "pixel_values", "shape": [1, int(vision.get("num_channels", 3)), size, size],
+                     "range": [-1, 1]}]}],
+        "chain": {"graphs": ["text", "vision"], "reference": "transformers:clip_embeddings",
+                  "outputs": ["text_embeds", "image_embeds"], "samples": int(t.get("sample_count", 4)),
+                  "ranking": True}}
 
 
 def _default_prompts(vocab: int, seed: int, n: int = 4, length: int = 4) -> list[list[int]]:
@@ -316,6 +350,50 @@ def _whisper_step_module(m):
     return WhisperDecoderStep(m).eval()
 
 
+def _prefill_module(lm, length: int):
+    import torch
+
+    class CausalLMPrefill(torch.nn.Module):
+        """The prompt (padded at the end to `length`) in one run: every position's logits and cache
+        entries. Padding comes after the prompt, so the causal mask alone keeps it out of every real
+        position; the host keeps the first len(prompt) entries."""
+
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+            causal = torch.triu(torch.full((length, length), -1000.0), diagonal=1)
+            self.register_buffer("causal", causal[None, None], persistent=False)
+            self.register_buffer("positions", torch.arange(length, dtype=torch.int32)[None], persistent=False)
+
+        def forward(self, tokens):
+            base = self.lm.get_decoder()
+            h = base.embed_tokens(tokens)
+            rope = base.rotary_emb(h, self.positions)
+            cache = PrefillCache()
+            for layer in base.layers:
+                h = layer(h, attention_mask=self.causal, position_ids=self.positions, past_key_values=cache,
+                          position_embeddings=rope)
+                h = h[0] if isinstance(h, tuple) else h
+            return self.lm.lm_head(base.norm(h))[0], torch.cat(cache.new_k, 0), torch.cat(cache.new_v, 0)
+
+    return CausalLMPrefill(lm).eval()
+
+
+class PrefillCache:
+    """`past_key_values` of the prefill: nothing cached yet; keeps each layer's entries for the outputs."""
+
+    def __init__(self):
+        self.new_k, self.new_v = [], []
+
+    def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
+        self.new_k.append(key_states)
+        self.new_v.append(value_states)
+        return key_states, value_states
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+
 # -- the references load_callable resolves ------------------------------------------------------
 def step(folder: Path):
     """Entry point of the step graph."""
@@ -358,6 +436,51 @@ def _features(folder: Path, n: int):
 
 def encoder_calibration(folder: Path, n: int):
     return [{"input_features": x} for x in _features(folder, n)]
+
+
+def _clip_tower(folder: Path, which: str):
+    import torch
+
+    m = graph_model(folder)
+
+    class Tower(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            if which == "text":
+                return self.m.get_text_features(input_ids=x, return_dict=True).pooler_output
+            return self.m.get_image_features(pixel_values=x, return_dict=True).pooler_output
+
+    return Tower(m).eval()
+
+
+def clip_text(folder: Path):
+    """Entry point of CLIP's text tower: token ids → projected text embedding."""
+    return _clip_tower(folder, "text")
+
+
+def clip_vision(folder: Path):
+    """Entry point of CLIP's vision tower: pixels → projected image embedding."""
+    return _clip_tower(folder, "vision")
+
+
+def clip_embeddings(folder: Path, input_ids, pixel_values):
+    """The chain's reference: CLIPModel's own forward (default attention) on the same inputs."""
+    import torch
+
+    m = reference_model(folder)
+    with torch.no_grad():
+        out = m(input_ids=torch.as_tensor(input_ids).long(), pixel_values=torch.as_tensor(pixel_values))
+    return {"text_embeds": out.text_embeds.numpy(), "image_embeds": out.image_embeds.numpy()}
+
+
+def prefill(folder: Path):
+    """Entry point of the prefill graph (built when `transformers.prefill_length` is given)."""
+    t, m = section(folder), graph_model(folder)
+    _check_dims(m, t)
+    return _prefill_module(m, int(t.prefill_length))
 
 
 def model(folder: Path):

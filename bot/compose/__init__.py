@@ -201,6 +201,7 @@ def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -
     length = next(i.shape for i in step.spec.inputs if i.name == d.cache[0].input)[d.cache[0].axis]
     max_new = d.max_new_tokens or length - max(len(p) for p in d.prompts) + 1
     cfg = {"step": loc(d.step), "encoder": loc(d.encoder) if d.encoder else None,
+           "prefill": loc(d.prefill) if d.prefill else None,
            **d.model_dump(include={"token_input", "position_input", "mask_input", "mask_value", "logits_output",
                                    "eos", "prompts", "min_token_agreement"}),
            "cache": [c.model_dump() for c in d.cache], "max_new_tokens": max_new, "samples": []}
@@ -246,9 +247,30 @@ def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -
             "token_agreement": agree, "sequences_equal": got.get("sequences_equal"), "sequences": len(ref_runs),
             "tokens_per_sequence": max_new, "seconds_per_token": round(float(np.median(spt)), 5) if spt else None,
             "encoder_seconds": max((r["encoder_seconds"] for r in runs), default=None),
+            "prefill_seconds": max((r.get("prefill_seconds", 0.0) for r in runs), default=None) if d.prefill else None,
             "session_load_seconds": got.get("load_seconds"),
             "generated": [r["tokens"] for r in runs], "reference": [r["tokens"] for r in ref_runs],
             "runtime": "runtime/decode_loop.py", "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _ranking_check(ref: list[dict], got: list[dict], names: list[str]) -> dict:
+    """Cosine similarities of every b (e.g. image) against every a (e.g. text) over the samples:
+    each row's order of the a's must be the reference's (CLIP's retrieval answer)."""
+    def sims(rows):
+        a = np.concatenate([np.asarray(r[names[0]], np.float64).reshape(1, -1) for r in rows])
+        b = np.concatenate([np.asarray(r[names[1]], np.float64).reshape(1, -1) for r in rows])
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        return b @ a.T
+
+    s_ref, s_got = sims(ref), sims(got)
+    same = [bool((np.argsort(-r) == np.argsort(-g)).all()) for r, g in zip(s_ref, s_got)]
+    gaps = np.diff(np.sort(s_ref, axis=1), axis=1)
+    return {"name": f"{names[1]}→{names[0]} similarity ranking unchanged", "passed": all(same),
+            "value": f"{sum(same)}/{len(same)}", "threshold": "all rows",
+            "detail": {"rows_equal": sum(same), "rows": len(same), "max_abs_similarity_change":
+                       round(float(np.abs(s_ref - s_got).max()), 6),
+                       "smallest_reference_gap": round(float(gaps.min()), 6) if gaps.size else None}}
 
 
 def _chain_checks(spec: Spec, folder: Path, out: Path, parts: list[Part], outcomes: dict, backend, say) -> list[dict]:
@@ -294,7 +316,11 @@ def _chain_checks(spec: Spec, folder: Path, out: Path, parts: list[Part], outcom
             metrics[n] = {a: (round(b, 6) if isinstance(b, float) else b) for a, b in m.items()}
             checks.append({"name": f"{n} cosine end to end ({label})", "passed": bool(m["cosine"] >= th),
                            "value": round(float(m["cosine"]), 6), "threshold": th})
-        say(f"── chain {label}: " + ", ".join(f"{c['name'].split()[0]} cos {c['value']}" for c in checks))
+        if ch.ranking and len(ch.outputs) >= 2:
+            checks.append(_ranking_check([{n: r[n] for n in ch.outputs[:2]} for r in ref_all],
+                                         [{n: g[n] for n in ch.outputs[:2]} for g in got_all], ch.outputs[:2]))
+            metrics["ranking"] = checks[-1]["detail"]
+        say(f"── chain {label}: " + ", ".join(f"{c['name'].split()[0]} {c['value']}" for c in checks))
         checks_out.append({"name": f"chain {label}", "passed": all(c["passed"] for c in checks), "checks": checks,
                            "metrics": metrics, "samples": ch.samples, "seconds": round(time.perf_counter() - t0, 3)})
     return checks_out

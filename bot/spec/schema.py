@@ -388,6 +388,9 @@ class DecodeSpec(Strict):
 
     step: str = Field(description="the graph run once per token")
     encoder: str | None = Field(default=None, description="a graph run once; its outputs feed the step graph by name")
+    prefill: str | None = Field(default=None, description="a graph run once on the prompt padded to its static "
+                                                          "length: its `logits_output` holds every position's "
+                                                          "logits, its cache outputs every position's entries")
     token_input: str = "token"
     position_input: str | None = "position"
     mask_input: str | None = "mask"
@@ -413,6 +416,9 @@ class ChainSpec(Strict):
     outputs: list[str] = Field(min_length=1)
     samples: int = Field(default=2, ge=1, le=32)
     cosine_min: float | None = Field(default=None, ge=-1, le=1)
+    ranking: bool = Field(default=False, description="also require the similarity ranking of the first two "
+                                                     "outputs (e.g. text vs image embeddings) over the samples "
+                                                     "to be unchanged")
 
 
 class TransformersSpec(Strict):
@@ -427,6 +433,9 @@ class TransformersSpec(Strict):
                                 description="a state dict in the model folder (your trained weights) loaded over "
                                             "the seeded ones")
     max_length: int = Field(default=32, ge=2, le=4096, description="causal LM: static cache length (tokens)")
+    prefill_length: int | None = Field(default=None, ge=1, description="causal LM: also build a prefill graph that "
+                                                                       "takes the prompt (padded to this many tokens) "
+                                                                       "in one run")
     mask_value: float = Field(default=-1000.0, lt=0, description="causal LM: additive mask of unwritten cache slots")
     cache_range: float = Field(default=8.0, gt=0, description="causal LM: value range of random cache samples")
     prompts: list[list[int]] = Field(default_factory=list, description="causal LM: token prompts (default: 4 seeded)")
@@ -514,6 +523,7 @@ class Spec(Strict):
             if len(set(names)) != len(names):
                 raise ValueError(f"graphs: names must be unique, got {names}")
             for ref in [self.decode and self.decode.step, self.decode and self.decode.encoder,
+                        self.decode and self.decode.prefill,
                         *(self.chain.graphs if self.chain else [])]:
                 if ref and ref not in names:
                     raise ValueError(f"graph {ref!r} is not one of the graphs {names}")

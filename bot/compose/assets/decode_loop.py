@@ -4,7 +4,7 @@
 Usage: python decode_loop.py [--prompt 1,5,9 ...] [--input FILE.npy ...] [--expect reference.json]
                              [--out tokens.json] [--backend-path libQnnHtp.so]
 
-Reads `decode.json` beside this file: the step graph (and the encoder graph, if any) as EPContext
+Reads `decode.json` beside this file: the step graph (and the encoder and prefill graphs, if any) as EPContext
 models with their `interface.json`, which inputs carry the token, position, mask and caches, and
 which outputs carry the logits and this position's new cache entries. Each step the host writes
 the new entries into the caches at `position` and clears the mask there, so every shape is static.
@@ -52,8 +52,30 @@ def _frontend(ref):
     return getattr(mod, func)
 
 
-def decode(step, iface, cfg, prompt, extra, max_new):
-    """Feed the prompt one token at a time, then argmax → next token, until max_new or eos."""
+def _prefill(prefill, cfg, prompt, caches, mask):
+    """The prompt in one run of the prefill graph (padded at the end to its static length): write
+    its first len(prompt) cache entries, clear the mask there, return the next token's logits."""
+    sess, piface = prefill
+    (inp,) = piface["inputs"]
+    ids = np.zeros(inp["shape"], dtype=inp["dtype"])
+    ids.reshape(-1)[: len(prompt)] = prompt
+    t0 = time.perf_counter()
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {inp["name"]: ids})))
+    seconds = time.perf_counter() - t0
+    n = len(prompt)
+    for c in cfg["cache"]:
+        idx = [slice(None)] * caches[c["input"]].ndim
+        idx[c["axis"]] = slice(0, n)
+        caches[c["input"]][tuple(idx)] = np.take(out[c["output"]], np.arange(n), axis=c["axis"])
+    if mask is not None:
+        mask.reshape(-1)[:n] = 0
+    logits = out[cfg["logits_output"]]
+    return logits.reshape(ids.size, -1)[n - 1], seconds
+
+
+def decode(step, iface, cfg, prompt, extra, max_new, prefill=None):
+    """Feed the prompt (one prefill run, or one token at a time), then argmax → next token, until
+    max_new or eos. Returns the new tokens, the seconds of each step and of the prefill."""
     shapes = {i["name"]: (i["shape"], i["dtype"]) for i in iface["inputs"]}
     caches = {c["input"]: np.zeros(shapes[c["input"]][0], dtype=shapes[c["input"]][1]) for c in cfg["cache"]}
     length = shapes[cfg["cache"][0]["input"]][0][cfg["cache"][0]["axis"]]
@@ -61,8 +83,16 @@ def decode(step, iface, cfg, prompt, extra, max_new):
     if cfg.get("mask_input"):
         mask = np.full(shapes[cfg["mask_input"]][0], cfg["mask_value"], dtype=shapes[cfg["mask_input"]][1])
     names = [o.name for o in step.get_outputs()]
-    toks, generated, seconds = list(prompt), [], []
-    for pos in range(min(len(prompt) + max_new - 1, length)):
+    toks, generated, seconds, start, prefill_s = list(prompt), [], [], 0, 0.0
+    if prefill is not None:
+        logits, prefill_s = _prefill(prefill, cfg, prompt, caches, mask)
+        nxt = int(np.argmax(logits))
+        toks.append(nxt)
+        generated.append(nxt)
+        start = len(prompt)
+        if nxt == cfg.get("eos") or len(generated) >= max_new:
+            return generated, seconds, prefill_s
+    for pos in range(start, min(len(prompt) + max_new - 1, length)):
         feed = {cfg["token_input"]: np.full(shapes[cfg["token_input"]][0], toks[pos], shapes[cfg["token_input"]][1])}
         if cfg.get("position_input"):
             feed[cfg["position_input"]] = np.full(shapes[cfg["position_input"]][0], pos, shapes[cfg["position_input"]][1])
@@ -85,7 +115,7 @@ def decode(step, iface, cfg, prompt, extra, max_new):
             generated.append(nxt)
             if nxt == cfg.get("eos") or len(generated) >= max_new:
                 break
-    return generated, seconds
+    return generated, seconds, prefill_s
 
 
 def main(argv=None):
@@ -102,6 +132,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     step, step_iface = _session(cfg["step"], a.backend_path)
     encoder = _session(cfg["encoder"], a.backend_path) if cfg.get("encoder") else None
+    prefill = _session(cfg["prefill"], a.backend_path) if cfg.get("prefill") else None
     frontend = _frontend(cfg["frontend"]) if cfg.get("frontend") else None
     load_s = time.perf_counter() - t0
     runs = []
@@ -115,9 +146,9 @@ def main(argv=None):
             enc_s = time.perf_counter() - t1
             extra = dict(zip([o.name for o in encoder[0].get_outputs()], vals))
         for prompt in prompts:
-            tokens, secs = decode(step, step_iface, cfg, prompt, extra, cfg["max_new_tokens"])
+            tokens, secs, pre_s = decode(step, step_iface, cfg, prompt, extra, cfg["max_new_tokens"], prefill)
             runs.append({"sample": os.path.basename(sample) if sample else None, "prompt": prompt, "tokens": tokens,
-                         "encoder_seconds": round(enc_s, 4), "steps": len(secs),
+                         "encoder_seconds": round(enc_s, 4), "steps": len(secs), "prefill_seconds": round(pre_s, 4),
                          "seconds_per_token": round(sum(secs) / max(1, len(secs)), 5)})
     report = {"runs": runs, "load_seconds": round(load_s, 3)}
     code = 0
