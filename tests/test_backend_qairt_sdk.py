@@ -93,6 +93,19 @@ def deploy(model_dir: Path, out: Path, workflow=None, options=None):
     return Pipeline(spec, folder, out, backend, workflow=wf).run(options=options)
 
 
+
+def test_compile_hands_the_sdk_the_calibration_the_quantize_stage_used(sdk, tmp_path):
+    """A repair's calibration method (a stage option, not the definition's) reaches the SDK quantizer:
+    compile takes it from the quantize stage's record instead of reading the option again."""
+    root, log = sdk
+    out = deploy(write_model(tmp_path / "m", "qairt-sdk"), tmp_path / "out",
+                 options={"quantize": {"calibrate_method": "entropy"}})
+    assert out.passed, out.failure
+    assert out.result("quantize").metrics["calibrate_method"] == "entropy"
+    (quant,) = calls(log, "qairt-quantizer")
+    a = quant["argv"]
+    assert a[a.index("--act_quantizer_calibration") + 1] == "entropy"
+
 def tiny_onnx(path: Path, op: str = "Relu") -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])

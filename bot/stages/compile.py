@@ -20,10 +20,13 @@ class CompileStage(Stage):
     depends_on = ("target", "quantization", "calibration.method")
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
-        opts = ctx.opts("quantize")
-        # the SDK quantizer reads per-channel from the target: the definition's choice or a repair's
-        target = ctx.spec.target.model_copy(update={"per_channel": opts.get("per_channel", ctx.spec.per_channel)})
         q = ctx.results["quantize"]
+        # what the quantize stage used (it resolved the definition's choice and a repair's), not read
+        # again here with a default of compile's own; a float fp16 graph records neither
+        per_channel = q.metrics.get("per_channel", ctx.opts("quantize").get("per_channel", ctx.spec.per_channel))
+        calibrate_method = q.metrics.get("calibrate_method", ctx.spec.calibrate_method)
+        # the SDK quantizer reads per-channel from the target
+        target = ctx.spec.target.model_copy(update={"per_channel": per_channel})
         req = CompileRequest(
             # AIMET's CLE/AdaRound change weights: the SDK converts the float graph its encodings belong to
             float_onnx=ctx.artifact("quantize", "aimet_float") if "aimet_float" in q.artifacts else ctx.artifact("optimize", "onnx"),
@@ -32,7 +35,7 @@ class CompileStage(Stage):
             out_dir=work,
             calibration=stage_feeds(ctx, "calibration"),
             encodings=ctx.artifact("quantize", "encodings") if "encodings" in q.artifacts else None,
-            calibration_method=opts.get("calibrate_method", ctx.spec.calibrate_method),
+            calibration_method=calibrate_method,
             model_name=ctx.spec.name,
         )
         ctx.say(f"preparing the graph for HTP v{SOCS[target.soc].htp_arch} ({target.soc})")
