@@ -55,12 +55,13 @@ def ops(m: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in m.graph.node]
 
 
-def quantize_qdq(m: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.ModelProto:
-    """The naive path's quantization: onnxruntime's QNN QDQ config, 8-bit, MinMax."""
-    from onnxruntime.quantization import CalibrationDataReader, quantize
+def quantize_qdq(m: onnx.ModelProto, feeds: list[dict], tmp: Path, activation_bits: int = 8) -> onnx.ModelProto:
+    """The naive path's quantization: onnxruntime's QNN QDQ config, 8-bit weights, MinMax; 8- or
+    16-bit activations."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
     from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
-    src, dst = tmp / f"f{id(m)}.onnx", tmp / f"q{id(m)}.onnx"
+    src, dst = tmp / f"f{id(m)}.onnx", tmp / f"q{id(m)}_{activation_bits}.onnx"
     onnx.save(m, str(src))
 
     class Reader(CalibrationDataReader):
@@ -70,7 +71,9 @@ def quantize_qdq(m: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.Model
         def get_next(self):
             return next(self.it, None)
 
-    quantize(str(src), str(dst), get_qnn_qdq_config(str(src), Reader()))
+    act = QuantType.QUInt16 if activation_bits == 16 else QuantType.QUInt8
+    quantize(str(src), str(dst), get_qnn_qdq_config(str(src), Reader(), activation_type=act,
+                                                     weight_type=QuantType.QUInt8))
     return onnx.load(str(dst))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from ._helpers import F, const, h, model, ops, probe, rand, rewritten, run_cpu, same_numerics
+from ._helpers import F, const, h, model, ops, probe, quantize_qdq, rand, rewritten, run_cpu, same_numerics
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
@@ -77,26 +77,6 @@ def test_moments_with_wrong_count_left_alone():
     assert rewritten(m, "layernorm-moments-form")[1] == 0
 
 
-def _qdq(m, feeds, tmp, activation):
-    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize
-    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
-
-    src, dst = tmp / f"f{id(m)}.onnx", tmp / f"q{id(m)}_{activation}.onnx"
-    onnx.save(m, str(src))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(feeds)
-
-        def get_next(self):
-            return next(self.it, None)
-
-    act = QuantType.QUInt16 if activation == 16 else QuantType.QUInt8
-    quantize(str(src), str(dst), get_qnn_qdq_config(str(src), Reader(), activation_type=act,
-                                                     weight_type=QuantType.QUInt8))
-    return onnx.load(str(dst))
-
-
 WIDTH = 512
 
 
@@ -123,7 +103,7 @@ def test_moments_layernorm_quantizes_better_folded_on_the_htp(tmp_path, bits):
     ref = np.concatenate([run_cpu(m, f)[0] for f in val])
     cos = {}
     for label, g in (("before", m), ("after", out)):
-        q = _qdq(g, calib, tmp_path, bits)
+        q = quantize_qdq(g, calib, tmp_path, bits)
         assert probe(q, tmp_path).full
         got = OrtQnnBackend().run_graph(q, val, TargetSpec())
         cos[label] = cosine(ref, np.concatenate([o["y"] for o in got]))
