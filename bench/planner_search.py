@@ -26,31 +26,10 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE.parent))  # after PYTHONPATH: only for the test models, never for `bot`
 
-WEIGHT_SPREAD = '''
-import torch
-import torch.nn as nn
-
-
-class Spread(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
-        with torch.no_grad():
-            self.dw.weight[0].mul_(40.0)
-        self.register_buffer("s", torch.tensor([0.025, 1.0, 1.0, 1.0]).view(1, 4, 1, 1))
-
-    def forward(self, x):
-        return self.dw(x * self.s)
-
-
-def build():
-    torch.manual_seed(0)
-    return Spread().eval()
-'''
-
 
 def cases() -> dict[str, tuple[str, dict]]:
     from tests.conftest import TINY_MODEL
+    from tests.test_planner import WEIGHT_SPREAD
     from tests.test_packed_output import TINY_DETECTOR
     from tests.test_repair_loop import OUTLIER
 
