@@ -5,6 +5,7 @@ the package's run.py reading a PNG, the report's task table."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -48,6 +49,9 @@ def build():
 
 DATA = '''
 import json
+import os
+import sys
+
 import numpy as np
 from PIL import Image
 
@@ -73,6 +77,9 @@ def make(folder, seed):
 
 
 def preprocess(path):
+    # run.py preprocesses before loading the QNN libraries (a native library loaded after them can crash)
+    if os.environ.get("FAIL_IF_QNN_LOADED") and "onnxruntime_qnn" in sys.modules:
+        raise RuntimeError("preprocess ran after the QNN libraries were loaded")
     x = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
     return {"image": x.transpose(2, 0, 1)[None]}
 '''
@@ -201,7 +208,7 @@ def test_data_files_preprocess_postprocess_and_task_metrics_on_the_htp(quadrants
     assert smoke["passed"] and "answer" in smoke["name"]
     run = subprocess.run([sys.executable, str(pkg / "run.py"), str(quadrants / "data/val/val_3.png"),
                           str(quadrants / "data/val/val_2.png"), "--out", str(tmp_path / "o")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "FAIL_IF_QNN_LOADED": "1"})
     assert run.returncode == 0, run.stderr
     rows = json.loads(run.stdout.strip().splitlines()[-1])
     assert [r["answer"]["label"] for r in rows] == [3, 2]

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,10 @@ class PackageStage(Stage):
             proc = subprocess.run([sys.executable, str(work / "run.py"), *args, "--out", str(out)],
                                   capture_output=True, text=True, timeout=1800, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if proc.returncode != 0:
-                return Check("run.py reproduces the validated outputs", False, detail=proc.stderr[-1500:])
+                how = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                       else f"exited {proc.returncode}")
+                return Check("run.py reproduces the validated outputs", False,
+                             detail=f"run.py {' '.join(args[:1])} {how}\n{proc.stderr[-1500:]}".strip())
             diffs = {n: float(np.max(np.abs(np.load(got_dir / f"{n}.npy") - v))) for n, v in expected.items()}
             answer = (json.loads((got_dir / "answer.json").read_text()) if (got_dir / "answer.json").is_file()
                       else None)

@@ -98,17 +98,21 @@ def main(argv=None):
     if a.files and not data.get("preprocess"):
         ap.error("this package has no preprocess; give arrays with --input NAME=FILE.npy")
     post = entry_point(data["postprocess"]) if data.get("postprocess") else None
-    sess = session(iface, a.backend_path)
 
     def typed(feeds):
         return {i["name"]: np.asarray(feeds[i["name"]]).astype(i["dtype"]) for i in iface["inputs"]
                 if not i.get("unused")}  # declared, but the deployed graph has no such input
 
     if a.files:
+        # Every file is preprocessed before the HTP session opens: a native library the preprocess loads
+        # after the QNN libraries can crash the process (libsndfile through soundfile segfaults on its
+        # first read once a QNN HTP session exists).
         prep, report = entry_point(data["preprocess"]), []
-        for f in a.files:
+        feeds = [typed(prep(Path(f).resolve())) for f in a.files]
+        sess = session(iface, a.backend_path)
+        for f, sample in zip(a.files, feeds):
             t0 = time.perf_counter()
-            results = infer(sess, iface, typed(prep(Path(f).resolve())))
+            results = infer(sess, iface, sample)
             ms = 1000 * (time.perf_counter() - t0)
             folder = os.path.join(a.out, os.path.splitext(os.path.basename(f))[0])
             save(folder, results)
@@ -124,6 +128,7 @@ def main(argv=None):
     given = dict(s.split("=", 1) for s in a.input)
     feeds = {i["name"]: (np.load(given[i["name"]]) if i["name"] in given else np.zeros(i["shape"], dtype=i["dtype"]))
              for i in iface["inputs"]}
+    sess = session(iface, a.backend_path)
     t0 = time.perf_counter()
     results = infer(sess, iface, typed(feeds))
     ms = 1000 * (time.perf_counter() - t0)
