@@ -124,6 +124,10 @@ def test_detector_variants_one_binary_each_and_chain_end_to_end(tmp_path):
     assert len(n_cells) == 2
     chains = [e for e in m["e2e"] if e["name"].startswith("chain")]
     assert len(chains) == 2 and all(c["passed"] for c in chains)
+    for c in chains:  # judged on the worst of the chain's samples, the pooled figure beside it
+        for check in (k for k in c["checks"] if "cosine end to end" in k["name"]):
+            assert check["detail"]["worst_sample"] in range(c["samples"])
+            assert check["value"] == c["metrics"][check["name"].split()[0]]["worst_sample_cosine"]
     share = m["weight_sharing"]["detector"]
     assert share["generated"] and share["variants"] == ["r64", "r96"]
     assert share["deployed"] == ("one shared binary" if share["usable"] else "one binary per variant")

@@ -450,19 +450,23 @@ def _clip_tower(folder: Path, which: str):
 
         def forward(self, x):
             if which == "text":
-                return self.m.get_text_features(input_ids=x, return_dict=True).pooler_output
-            return self.m.get_image_features(pixel_values=x, return_dict=True).pooler_output
+                f = self.m.get_text_features(input_ids=x, return_dict=True).pooler_output
+            else:
+                f = self.m.get_image_features(pixel_values=x, return_dict=True).pooler_output
+            # normalised on the device, as CLIPModel's text_embeds / image_embeds are: the chain's
+            # reference then is what the towers compute, and SQNR against it means something
+            return f / f.norm(p=2, dim=-1, keepdim=True)
 
     return Tower(m).eval()
 
 
 def clip_text(folder: Path):
-    """Entry point of CLIP's text tower: token ids → projected text embedding."""
+    """Entry point of CLIP's text tower: token ids → projected, normalised text embedding."""
     return _clip_tower(folder, "text")
 
 
 def clip_vision(folder: Path):
-    """Entry point of CLIP's vision tower: pixels → projected image embedding."""
+    """Entry point of CLIP's vision tower: pixels → projected, normalised image embedding."""
     return _clip_tower(folder, "vision")
 
 
