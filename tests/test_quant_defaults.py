@@ -297,6 +297,28 @@ def test_the_report_says_what_each_step_bought(tmp_path):
     assert table[2].startswith("| as defined |  | w8a8 · per-channel") and "❌" in table[2]
     assert table[3].startswith("| 1 | int16-localized (kept) | w8a8 · per-channel") and "✅" in table[3]
     assert "KiB" in table[3]
+    assert table[2].count("|") == 9 and "| — |" in table[2]  # no task: in the definition, no task figure
+
+
+def test_the_step_table_shows_the_task_metric_each_attempt_reached():
+    """A user judges an attempt by the task (the string read), not only by cosine."""
+    from types import SimpleNamespace
+
+    from bot.records import StageResult
+    from bot.repair.figures import step_figures
+    from bot.report.view import _step_rows
+
+    task = {"metrics": [{"metric": "string read", "figures": [{"name": "agreement with FP32", "deployed": 0.5},
+                                                               {"name": "accuracy vs labels", "deployed": 0.4}]}]}
+    val = StageResult("validate", False, metrics={"task": task, "latency_ms_median": 2.0})
+    q = StageResult("quantize", True, metrics={"technique": "w8a8 · per-channel", "precision": "w8a8"})
+    results = {"validate": val, "quantize": q}
+    before = step_figures(SimpleNamespace(result=results.get))
+    assert before["task"] == {"string read": 0.5}
+    after = {**before, "task": {"string read": 1.0}, "technique": "w8a16 · per-channel", "passed": True}
+    rows = _step_rows({"repairs": [{"n": 1, "repair": "w8a16-all", "kept": True, "before": {**before, "passed": False},
+                                    "after": after}]})
+    assert [r["task"] for r in rows] == ["string read 0.5", "string read 1"]
 
 
 @pytest.mark.parametrize("n", [16, 17])

@@ -205,7 +205,7 @@ def _worst_cosine(summary: dict):
 
 
 def _step_rows(m: dict) -> list[dict]:
-    """Precision × technique → metric, latency, binary size: the run as defined, then each repair
+    """Precision × technique → tensor and task metrics, latency, binary size: the run as defined, then each repair
     attempt (from the figures the repair loop records; older manifests have none, and no table)."""
     reps = all_repairs(m)
     if not reps or not any((r.get("after") or {}).get("technique") for r in reps):
@@ -213,7 +213,9 @@ def _step_rows(m: dict) -> list[dict]:
     runs = [("as defined", "", None, reps[0].get("before") or {})]
     runs += [(f"{r.get('n')}", r.get("repair", "?"), bool(r.get("kept")), r.get("after") or {}) for r in reps]
     return [{"step": step, "repair": repair, "kept": kept, "technique": d.get("technique") or d.get("precision") or "—",
-             "passed": d.get("passed"), "cosine": fmt(_worst_cosine(d)), "latency_ms": fmt(d.get("latency_ms"), 4),
+             "passed": d.get("passed"), "cosine": fmt(_worst_cosine(d)),
+             "task": ", ".join(f"{k} {fmt(v)}" for k, v in (d.get("task") or {}).items()) or "—",
+             "latency_ms": fmt(d.get("latency_ms"), 4),
              "binary": kib(d["binary_bytes"]) if _numeric(d.get("binary_bytes")) else "—"}
             for step, repair, kept, d in runs]
 
