@@ -271,9 +271,9 @@ def summary(report: DoctorReport) -> list[str]:
 
 def render(report: DoctorReport):
     """The rich tables `aipc doctor` prints."""
-    from rich.console import Group
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.console import Group  # deferred: rich only when a table is rendered
+    from rich.markup import escape  # deferred: rich only when a table is rendered
+    from rich.table import Table  # deferred: rich only when a table is rendered
 
     t = Table(title="backends", title_justify="left", show_lines=True)
     t.add_column("backend", no_wrap=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 import sys
 import traceback
@@ -11,7 +13,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bot.adapters import is_adapter_ref
 from bot.errors import BadInput
+from bot.spec.loader import inside_folder
 
 
 @contextmanager
@@ -37,8 +41,6 @@ def where_in(folder: Path, exc: BaseException) -> str:
 
 def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
     """`file.py:function` relative to the model folder, or an adapter's `name:function` (bot.adapters)."""
-    from bot.adapters import is_adapter_ref
-    from bot.spec.loader import inside_folder
 
     if is_adapter_ref(ref):
         return _adapter_callable(folder, ref, field)
@@ -62,9 +64,6 @@ def load_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
 
 
 def _adapter_callable(folder: Path, ref: str, field: str) -> Callable[..., Any]:
-    import functools
-    import importlib
-
     name, _, func = ref.partition(":")
     fn = getattr(importlib.import_module(f"bot.adapters.{name}"), func, None)
     if not callable(fn) or func.startswith("_"):
@@ -83,7 +82,7 @@ def call(folder: Path, fn: Callable[..., Any], *args, what: str) -> Any:
 
 
 def build_module(folder: Path, entry: str):
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     module = call(folder, load_callable(folder, entry, "entry"), what=f"the entry point {entry}")
     if not isinstance(module, torch.nn.Module):
@@ -93,7 +92,7 @@ def build_module(folder: Path, entry: str):
 
 
 def flatten_outputs(out: Any, where: str | None = None) -> list[np.ndarray]:
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     if isinstance(out, torch.Tensor):
         return [out.detach().cpu().numpy()]

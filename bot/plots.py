@@ -7,17 +7,22 @@ under `deployments/<model>/report/` and linked from the PR body.
 
 from __future__ import annotations
 
+import math
+import shutil
+from importlib.metadata import version
 from pathlib import Path
+
+from bot.store import sha256_json
 
 SECONDS_PNG = "seconds_per_stage.png"
 LAYERS_PNG = "layer_error.png"
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # deferred: matplotlib (~0.5 s) only when a plot is drawn
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib (~0.5 s) only when a plot is drawn
 
     return plt
 
@@ -28,9 +33,7 @@ PLOTS_VERSION = 1  # bump when a plot's drawing changes: its PNGs are drawn agai
 def _key(*inputs) -> str:
     """What a plot is drawn from; written into the PNG, so an unchanged re-run neither imports
     matplotlib (~0.5 s) nor draws: `_fresh` finds the same key in the PNG already there."""
-    from importlib.metadata import version
 
-    from bot.store import sha256_json
 
     return "aipc-plot:" + sha256_json([PLOTS_VERSION, version("matplotlib"), *inputs])
 
@@ -61,7 +64,6 @@ def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
 
 def _ticks(top: float) -> list[float]:
     """Round tick values from 0 to `top` (1, 2 or 5 times a power of ten apart, at most 6 of them)."""
-    import math
 
     raw = top / 5
     mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
@@ -76,7 +78,7 @@ def seconds_per_stage(manifest: dict, path: Path) -> Path:
     key = _key("seconds-pil", manifest.get("model", "?"), names, secs, ok, what)
     if _fresh(path, key):
         return path
-    from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+    from PIL import Image, ImageDraw, ImageFont, PngImagePlugin  # deferred: Pillow only when a picture is drawn
 
     font, small = ImageFont.load_default(size=13), ImageFont.load_default(size=11)
     title = f"{manifest.get('model', '?')}: seconds per {what} (red = failed)"
@@ -157,7 +159,6 @@ def render_all(manifest: dict, folder: Path) -> list[Path]:
 def task_sample(manifest: dict, folder: Path) -> Path | None:
     """The validate stage's rendered task sample (it has the model folder's photo), beside the other
     plots; the report folder sits in the deployment folder, next to `validate/`."""
-    import shutil
 
     src = folder.parent / "validate" / TASK_PNG
     val = next((s for s in manifest.get("stages") or [] if s.get("stage") == "validate"), None)
@@ -182,7 +183,7 @@ def detections_on_photo(image: Path | None, fp32: list[dict], deployed: list[dic
     fig, ax = plt.subplots(figsize=(6, 5))
     scale = (1.0, 1.0)
     if image is not None:
-        from PIL import Image
+        from PIL import Image  # deferred: Pillow only when a picture is drawn
 
         with Image.open(image) as im:
             ax.imshow(im.convert("RGB"))
@@ -211,7 +212,7 @@ def detections_on_photo(image: Path | None, fp32: list[dict], deployed: list[dic
 
 def curve_over_time(fp32, deployed, path: Path, title: str, ylabel: str, threshold: float | None = None) -> Path:
     """FP32 and deployed values per frame (pitch, speech probability); NaN frames stay gaps."""
-    import numpy as np
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
 
     plt = _plt()
     f = np.asarray(fp32, dtype=np.float64).ravel()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -182,8 +183,6 @@ def _clip_layout(t: dict, cfg: dict) -> dict:
 
 
 def _default_prompts(vocab: int, seed: int, n: int = 4, length: int = 4) -> list[list[int]]:
-    import random
-
     rng = random.Random(seed)
     return [[rng.randrange(vocab) for _ in range(length)] for _ in range(n)]
 
@@ -191,7 +190,7 @@ def _default_prompts(vocab: int, seed: int, n: int = 4, length: int = 4) -> list
 # -- building the model (torch / transformers imported here, only when a graph is built) ----------
 @lru_cache(maxsize=4)
 def _section(folder: str, mtime_ns: int):
-    from bot.spec.loader import load_spec
+    from bot.spec.loader import load_spec  # deferred: a call-back (the loader expands this adapter); pyproject's import-linter exceptions
 
     spec, _ = load_spec(folder)
     if spec.transformers is None:
@@ -208,7 +207,7 @@ def section(folder: Path):
 def _built(folder: str, mtime_ns: int):
     t = _section(folder, mtime_ns)
     os.environ["HF_HUB_OFFLINE"] = "1"  # before the import: huggingface_hub reads it once
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     try:
         import transformers  # deferred: seconds to import; only a graph build or a reference needs it
@@ -234,7 +233,7 @@ def _built(folder: str, mtime_ns: int):
 
 
 def _load_weights(model, path: Path, where: str) -> None:
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file  # a dependency of transformers
@@ -284,7 +283,7 @@ class StepCache:
         self.k_cache, self.v_cache, self.new_k, self.new_v = k_cache, v_cache, [], []
 
     def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
-        import torch
+        import torch  # deferred: torch (~1 s) only where a model is built or run
 
         if key_states.shape[2] != 1:
             # an encoder-decoder's cross-attention (Whisper) hands over the whole encoder sequence:
@@ -300,7 +299,7 @@ class StepCache:
 
 
 def _step_module(lm):
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     class CausalLMStep(torch.nn.Module):
         """One token through the model's own layers with a static cache: see the module docstring."""
@@ -327,7 +326,7 @@ def _step_module(lm):
 
 
 def _whisper_step_module(m):
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     class WhisperDecoderStep(torch.nn.Module):
         """One decoder token with a static self-attention cache, cross-attending to `encoder_out`."""
@@ -351,7 +350,7 @@ def _whisper_step_module(m):
 
 
 def _prefill_module(lm, length: int):
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     class CausalLMPrefill(torch.nn.Module):
         """The prompt (padded at the end to `length`) in one run: every position's logits and cache
@@ -404,7 +403,7 @@ def step(folder: Path):
 
 def encoder(folder: Path):
     """Entry point of a speech model's encoder graph: log-mel features → `encoder_out`."""
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     m = graph_model(folder)
 
@@ -425,9 +424,9 @@ def decoder_step(folder: Path):
 
 
 def _features(folder: Path, n: int):
-    import numpy as np
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
 
-    from bot.model_code import call, load_callable
+    from bot.model_code import call, load_callable  # deferred: a call-back, as above
 
     ref = section(folder).features
     fn = load_callable(folder, ref, "transformers.features")
@@ -439,7 +438,7 @@ def encoder_calibration(folder: Path, n: int):
 
 
 def _clip_tower(folder: Path, which: str):
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     m = graph_model(folder)
 
@@ -472,7 +471,7 @@ def clip_vision(folder: Path):
 
 def clip_embeddings(folder: Path, input_ids, pixel_values):
     """The chain's reference: CLIPModel's own forward (default attention) on the same inputs."""
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     m = reference_model(folder)
     with torch.no_grad():
@@ -489,7 +488,7 @@ def prefill(folder: Path):
 
 def model(folder: Path):
     """Entry point of an encoder / classifier graph: the tensor inputs → `logits`."""
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     t, m = section(folder), graph_model(folder)
     key = "pixel_values" if task_of(t.model_class) == "image-classification" else "input_ids"
@@ -507,7 +506,7 @@ def model(folder: Path):
 
 def greedy(folder: Path, prompt: list[int], max_new_tokens: int, encoder_inputs=None) -> list[int]:
     """The reference: transformers' own greedy `generate` (its own cache and attention)."""
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     t, m = section(folder), reference_model(folder)
     eos = t.config.get("eos_token_id") if isinstance(t.config.get("eos_token_id"), int) else None
@@ -516,7 +515,7 @@ def greedy(folder: Path, prompt: list[int], max_new_tokens: int, encoder_inputs=
     ids = torch.tensor([list(prompt)])
     with torch.no_grad():
         if task_of(t.model_class) == "speech-seq2seq":
-            from transformers import GenerationMixin
+            from transformers import GenerationMixin  # deferred: the optional [hf] extra
 
             # the generic greedy generate (its own EncoderDecoderCache); Whisper's own generate adds
             # language / timestamp logic that a config-built model has no tokens for
@@ -531,8 +530,8 @@ def greedy(folder: Path, prompt: list[int], max_new_tokens: int, encoder_inputs=
 
 def calibration(folder: Path, n: int):
     """Real decode states: the step graph's feeds while decoding seeded prompts in PyTorch."""
-    import numpy as np
-    import torch
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
     t = section(folder)
     T, rng, out = t.max_length, np.random.default_rng(t.seed + 7), []

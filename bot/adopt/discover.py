@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import BadInput
+from bot.model_code import call, load_callable
 from bot.spec.schema import DType
 
 SKIP_DIRS = {"deployments", ".git", ".venv", "venv", "__pycache__", "node_modules", ".work", "tests", "test"}
@@ -200,7 +201,7 @@ def _apply_given(guess: InputGuess, given: dict[str, tuple[list[int], str | None
 
 
 def _read_onnx(folder: Path, rel: str, given) -> Found:
-    import onnx
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
 
     try:
         model = onnx.load(str(folder / rel), load_external_data=False)
@@ -234,9 +235,8 @@ def _read_onnx(folder: Path, rel: str, given) -> Found:
 
 
 def _read_torch(folder: Path, pick: tuple[str, str], given) -> Found:
-    import torch
+    import torch  # deferred: torch (~1 s) only where a model is built or run
 
-    from bot.model_code import call, load_callable
 
     kind, ref = pick
     fn = load_callable(folder, ref, "entry")

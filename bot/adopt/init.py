@@ -162,8 +162,8 @@ def init_model(folder: Path, inputs: list[str], *, choose: str | None = None, fo
 
 def _load_stage(spec, model_dir: Path) -> dict[str, list[int]]:
     """Run the load stage into a scratch folder; its figures are the outputs the model returned."""
-    from bot import backends
-    from bot.pipeline import Pipeline
+    from bot import backends  # deferred: the backends and every stage module, only when init runs the load stage
+    from bot.pipeline import Pipeline  # deferred: as above
 
     with tempfile.TemporaryDirectory(prefix="aipc-init-") as tmp:
         outcome = Pipeline(spec, model_dir, Path(tmp), backends.for_target(spec.target),

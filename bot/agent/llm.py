@@ -20,7 +20,9 @@ from typing import Any, Callable
 from bot.agent import budget as B
 from bot.skills import catalogue_prompt, load_skills
 from bot.agent.tools import SCHEMAS, ToolBox, describe_failure, short
+from bot.pipeline.runner import default_workflow
 from bot.records import Failure
+from bot.repair.catalogue import all_repairs
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_TIMEOUT = 120.0
@@ -98,7 +100,7 @@ def configured(spec: Any = None) -> tuple[bool, str]:
 
 
 def make_client(cfg: LLMConfig):
-    from openai import OpenAI
+    from openai import OpenAI  # deferred: only the LLM agent needs the client
 
     return OpenAI(api_key=cfg.api_key, base_url=cfg.base_url, max_retries=cfg.max_retries, timeout=cfg.timeout)
 
@@ -128,8 +130,6 @@ Catalogue repairs (apply_repair):
 
 def _repairs_text() -> str:
     try:
-        from bot.repair.catalogue import all_repairs
-
         cat = all_repairs()
     except Exception as e:  # the catalogue is optional for the agent: tools still work
         return f"(catalogue unavailable: {type(e).__name__})"
@@ -137,8 +137,6 @@ def _repairs_text() -> str:
 
 
 def _system_prompt(req: AgentRequest, skills) -> str:
-    from bot.pipeline.runner import default_workflow
-
     spec = req.spec
     return SYSTEM.format(
         workflow=" → ".join(default_workflow()), name=spec.name, runtime=spec.target.runtime, soc=spec.target.soc,
@@ -183,7 +181,7 @@ def _bounded(client, remaining: float):
 
 def run_agent(req: AgentRequest, *, client=None) -> AgentResult:
     """Drive the model until the pipeline passes or a bound is hit; never raises for API trouble."""
-    import openai
+    import openai  # deferred: only the LLM agent needs the client
 
     cfg = resolve_config(req.spec)
     usage = B.Usage()

@@ -26,6 +26,7 @@ from bot.backends import qairt_io as Q
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register
 from bot.backends.qairt_sdk import QairtSdkBackend, load_io
 from bot.backends.sdk_errors import tool_failure
+from bot.errors import BadInput
 from bot.records import FailureKind, StageFailed
 from bot.spec.schema import TargetSpec
 from bot.targets import SOCS
@@ -126,8 +127,6 @@ class AdbDeviceBackend:
         if self._serial is None:
             serial, why = self.health()
             if serial is None:
-                from bot.errors import BadInput
-
                 raise BadInput(why, where="target.engine", hint="run `aipc doctor`")
             self._serial = serial
         return self._serial

@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from bot.errors import BadInput
 from bot.records import RejectedNode
 from bot.spec.schema import TargetSpec
 
@@ -90,8 +91,6 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Backend:
-    from bot.errors import BadInput
-
     if name not in _REGISTRY:
         raise BadInput(f"unknown backend {name!r}; known: {', '.join(_REGISTRY)}", where="target.engine")
     backend = _REGISTRY[name]()

@@ -8,6 +8,7 @@ Runtime writes it from C++ straight to stderr.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -30,8 +31,8 @@ _registered = False
 
 def _ort():
     global _registered
-    import onnxruntime as ort
-    import onnxruntime_qnn
+    import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
+    import onnxruntime_qnn  # deferred: a slow import; only running a graph needs it
 
     if not _registered:
         try:
@@ -44,7 +45,7 @@ def _ort():
 
 
 def provider_options(target: TargetSpec) -> dict[str, str]:
-    import onnxruntime_qnn
+    import onnxruntime_qnn  # deferred: a slow import; only running a graph needs it
 
     soc = SOCS[target.soc]
     return {
@@ -116,7 +117,6 @@ class OrtQnnBackend:
     def available(self) -> tuple[bool, str]:
         """Both wheels installed and the HTP library on disk, found without importing onnxruntime
         (~0.3 s): a fully cached run asks this and never runs a graph. The EP is registered on first use."""
-        import importlib.util
 
         try:
             if importlib.util.find_spec("onnxruntime") is None:

@@ -43,6 +43,8 @@ import numpy as np
 from bot.backends import qairt_io as Q
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register
 from bot.backends.sdk_errors import classify, tail, tool_failure
+from bot.errors import BadInput
+from bot.quant.aimet_engine import AIMET_ENCODINGS, write_sdk_overrides
 from bot.records import FailureKind, RejectedNode, StageFailed
 from bot.spec.schema import TargetSpec
 from bot.targets import SOCS
@@ -179,8 +181,6 @@ class QairtSdkBackend:
         if self._sdk is None:
             self._sdk, looked = find_sdk()
             if self._sdk is None:
-                from bot.errors import BadInput
-
                 raise BadInput(self._missing(looked), where="target.engine")
         return self._sdk
 
@@ -246,7 +246,6 @@ class QairtSdkBackend:
     def _overrides(self, req: CompileRequest, work: Path) -> Path | None:
         if req.encodings is None or not Path(req.encodings).is_file():
             return None
-        from bot.quant.aimet_engine import AIMET_ENCODINGS, write_sdk_overrides
 
         if (aimet := Path(req.encodings).with_name(AIMET_ENCODINGS)).is_file():  # the AIMET engine's own encodings
             return write_sdk_overrides(aimet, req.float_onnx, work / "quantization_overrides.json")

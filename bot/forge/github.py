@@ -82,8 +82,8 @@ class GitHubForge:
     @contextlib.contextmanager
     def _api(self, doing: str):
         """Turn PyGithub's exceptions into one paragraph a person can act on."""
-        import requests
-        from github import BadCredentialsException, GithubException, UnknownObjectException
+        import requests  # deferred: only when the forge talks to GitHub
+        from github import BadCredentialsException, GithubException, UnknownObjectException  # deferred: PyGithub only when the forge talks to GitHub
 
         try:
             yield
@@ -105,7 +105,7 @@ class GitHubForge:
             raise BadInput(f"cannot reach GitHub while {doing}: {e}", where=self.base_url) from None
 
     def connect(self) -> None:
-        from github import Auth, Github, GithubRetry
+        from github import Auth, Github, GithubRetry  # deferred: PyGithub only when the forge talks to GitHub
 
         if not self.token:
             raise BadInput("GITHUB_TOKEN is not set, so the pull request cannot be opened",
@@ -194,7 +194,7 @@ class GitHubForge:
     def role(self, login: str) -> str:
         """The user's role on this repository (admin, maintain, write, triage, read), "none" when GitHub
         does not know them as a collaborator."""
-        from github import UnknownObjectException
+        from github import UnknownObjectException  # deferred: PyGithub only when the forge talks to GitHub
 
         self._ready()
         with self._api(f"reading {login}'s permission"):
@@ -262,7 +262,7 @@ class GitHubForge:
 
     def pinned(self, name: str) -> str | None:
         """The commit a ref of this repository points at (`name` without `refs/`), or None."""
-        from github import UnknownObjectException
+        from github import UnknownObjectException  # deferred: PyGithub only when the forge talks to GitHub
 
         self._ready()
         with self._api(f"reading refs/{name}"):

@@ -97,14 +97,14 @@ def quantize(src: Path, out: Path, work: Path, calib: list[dict[str, np.ndarray]
              options: AimetOptions) -> AimetRun:
     """`src` (float ONNX) → `out` (QDQ ONNX) plus `work/aimet.encodings` and `work/aimet_float.onnx`."""
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
-    import aimet_onnx
-    from aimet_onnx.quantsim import QuantizationSimModel
+    import aimet_onnx  # deferred: the optional [aimet] extra
+    from aimet_onnx.quantsim import QuantizationSimModel  # deferred: the optional [aimet] extra
 
     run = AimetRun(config=htp_config_for(htp_arch), techniques=options.techniques)
     model = onnx.load(str(src))
     t = time.perf_counter()
     if "cle" in options.techniques:
-        from aimet_onnx.cross_layer_equalization import equalize_model
+        from aimet_onnx.cross_layer_equalization import equalize_model  # deferred: the optional [aimet] extra
 
         equalize_model(model)
         run.seconds["cle"] = round(time.perf_counter() - t, 2)

@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any, Iterable
 
+from bot.spec.loader import field_path
 from bot.spec.schema import PART_NAME, Spec
 from bot.targets import SOCS
 
@@ -142,8 +143,6 @@ def render() -> str:
 
 
 def _path(parts: Iterable[Any]) -> str:
-    from bot.spec.loader import field_path
-
     return field_path(tuple(parts))
 
 
@@ -151,8 +150,8 @@ def schema_errors(definition: Any, schema: dict | None = None) -> list[tuple[str
     """(field path, message) for each way `definition` breaks the schema, the path written as the
     loader writes it (`inputs[0].shape`). `jsonschema` reports a missing or an unexpected key at the
     object that holds it, pydantic at the key itself: the key is appended so the two agree."""
-    import jsonschema
-    from jsonschema.exceptions import best_match
+    import jsonschema  # deferred: only checking a definition against the JSON schema needs it
+    from jsonschema.exceptions import best_match  # deferred: only checking a definition against the JSON schema needs it
 
     validator = jsonschema.Draft202012Validator(schema or definition_schema())
     found: list[tuple[str, str]] = []

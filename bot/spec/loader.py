@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from bot.adapters import ADAPTERS
 from bot.errors import BadInput
 from bot.spec.schema import Spec
 
@@ -188,8 +189,6 @@ def _file_refs(spec: Spec) -> list[tuple[str, str, bool]]:
 
 
 def check_paths(spec: Spec, folder: Path, where: str) -> None:
-    from bot.adapters import ADAPTERS
-
     for field, ref, must_exist in _file_refs(spec):
         if ref in ADAPTERS:  # an adapter's reference (`transformers:step`), not a file of the folder
             continue
@@ -223,7 +222,7 @@ def _unknown(field: str, name: str, known, what: str) -> BadInput:
 
 def check_names(spec: Spec, where: str) -> None:
     """Every name the definition uses must exist; a typo must not be silently ignored."""
-    from bot.repair.catalogue import all_repairs
+    from bot.repair.catalogue import all_repairs  # deferred: the layers contract's one exception (pyproject), only when repairs are named
 
     def fail(e: BadInput):
         raise BadInput(e.what, where=where) from None

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from bot.adapters.transformers import expand
 from bot.targets import DEFAULT_SOC, SOCS
 
 Precision = Literal["w8a8", "w8a16", "fp16"]
@@ -479,8 +480,6 @@ class Spec(Strict):
         """A `transformers:` section with no entry/onnx/graphs of its own gets the adapter's layout."""
         if isinstance(data, dict) and isinstance(data.get("transformers"), dict) and not (
                 data.get("entry") or data.get("onnx") or data.get("graphs")):
-            from bot.adapters.transformers import expand
-
             return expand(data)
         return data
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bot import plots
 from bot.records import Check
 from bot.store import write_json
+from bot.task.answers import pick
+from bot.task.detections import boxes
 
 
 def validate_task(ctx, golden: list[dict], outputs: list[dict], work: Path) -> tuple[dict | None, list[Check], list[str]]:
@@ -46,8 +49,6 @@ PLOTTED = ("detections", "error", "decisions")
 def render_sample(ctx, outcome, names: list[str], work: Path) -> str | None:
     """One sample where a picture says more than the table: boxes on the photo, a curve over time.
     The sample shown is the first one that disagrees with FP32 (else the first one)."""
-    from bot import plots
-    from bot.task.answers import pick
 
     for m, r in zip(ctx.spec.task.metrics, outcome.results):
         if m.kind not in PLOTTED:
@@ -57,8 +58,6 @@ def render_sample(ctx, outcome, names: list[str], work: Path) -> str | None:
         title = f"{m.label}: {names[i]} ({'differs from FP32' if r.disagree else 'agrees with FP32'})"
         path = work / plots.TASK_PNG
         if m.kind == "detections":
-            from bot.task.detections import boxes
-
             plots.detections_on_photo(_photo(ctx.model_dir, names[i]), boxes(f, "FP32"), boxes(d, "deployed"),
                                       path, title)
         elif m.kind == "error":
@@ -71,7 +70,7 @@ def render_sample(ctx, outcome, names: list[str], work: Path) -> str | None:
 
 def _photo(folder: Path, rel: str) -> Path | None:
     """The validation file when PIL can open it as an image (else the boxes are drawn on blank axes)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # deferred: Pillow only when a picture is drawn
 
     path = Path(folder) / rel
     try:
