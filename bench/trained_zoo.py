@@ -193,14 +193,10 @@ def one(name: str, work: Path) -> dict:
     row["bot_seconds"] = round(time.perf_counter() - t0, 2)
     m = outcome.manifest
     v, c, qz, cp = (outcome.result(s) for s in ("validate", "compat", "quantize", "compile"))
-    worst = None
-    if v and (out / "load" / "golden.npz").exists() and (out / "validate" / "outputs.npz").exists():
-        worst = worst_sample(S.load(out / "load" / "golden.npz"), S.load(out / "validate" / "outputs.npz"))
     row["bot"] = {
         "passed": outcome.passed, "status": m.get("status"),
         "full_htp": bool(cp and cp.passed and c and not c.metrics.get("fallback_nodes")),
         "outputs": v.metrics.get("outputs") if v else None,
-        "worst_sample_cosine": worst,
         "task": (v.metrics.get("task") or {}).get("metrics") if v else None,
         "compat_nodes": (c.metrics.get("total_nodes"), c.metrics.get("fallback_nodes")) if c else None,
         "stages": {s["stage"]: s["seconds"] for s in m.get("stages", [])},
@@ -253,6 +249,8 @@ def task_cell(metrics: list[dict] | None) -> tuple[str, bool | None]:
 
 
 def tensor_cell(outputs: dict | None) -> tuple[str, str]:
+    """Lowest cosine and SQNR over the outputs (and packed parts). For the bot these are validate's
+    verdict values, each its worst sample's; for the naive path, pooled over the samples."""
     if not outputs:
         return "—", "—"
     cos = min((o["cosine"] for o in outputs.values() if isinstance(o.get("cosine"), float)), default=None)
@@ -260,9 +258,15 @@ def tensor_cell(outputs: dict | None) -> tuple[str, str]:
     return _f(cos), _f(sq, 1)
 
 
+def pooled_cell(outputs: dict | None) -> str:
+    """The lowest pooled cosine over the outputs (and packed parts), beside the worst-sample verdict."""
+    vals = [o["cosine_pooled"] for o in (outputs or {}).values() if isinstance(o.get("cosine_pooled"), float)]
+    return _f(min(vals)) if vals else "—"
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| model | inputs (cal/val) | naive: full HTP | naive: cosine / SQNR dB | naive: task | bot: full HTP | "
-             "bot: cosine / SQNR dB (worst sample) | bot: task | bot: pass | precision | repairs kept | LLM calls | "
+    lines = ["| model | inputs (cal/val) | naive: full HTP | naive: cosine / SQNR dB (pooled) | naive: task | bot: full HTP | "
+             "bot: cosine / SQNR dB, worst sample (pooled cosine) | bot: task | bot: pass | precision | repairs kept | LLM calls | "
              "bot s | naive s | adaptation | measured (UTC) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -281,11 +285,10 @@ def table(rows: list[dict]) -> str:
             nh = "yes" if n.get("full_htp") else f"no ({', '.join(n.get('rejected_ops', [])) or n.get('fallback_nodes')})"
             ntensor = "run failed: " + n["run_error"][:100] if n.get("run_error") else f"{ncos} / {nsq}"
             ntask = f"{ntask} ({'pass' if npass else 'FAIL'})" if npass is not None else ntask
-        worst = b.get("worst_sample_cosine")
         passed = "**pass**" if b.get("passed") else f"FAIL ({b.get('failure_stage')})"
         lines.append(" | ".join([
             f"| {r['model']}", f"{r.get('calibration')}/{r.get('validation')}", nh, ntensor, ntask,
-            "yes" if b.get("full_htp") else "no", f"{bcos} / {bsq} ({_f(worst)})", btask, passed,
+            "yes" if b.get("full_htp") else "no", f"{bcos} / {bsq} ({pooled_cell(b.get('outputs'))})", btask, passed,
             b.get("precision") or "—", ", ".join(b.get("kept", [])) or "—", str(b.get("llm_calls", 0)),
             _f(r.get("bot_seconds"), 0), _f(r.get("naive_seconds"), 0), ADAPTATIONS.get(r["model"], ""),
             r.get("measured_at", "—")]) + " |")
