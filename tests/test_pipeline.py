@@ -71,6 +71,27 @@ def test_unchanged_rerun_skips_every_stage_and_a_threshold_change_reruns_only_va
     assert "validate" in rerun and "compile" not in rerun and "quantize" not in rerun
 
 
+def test_a_precision_change_reruns_quantize_onward_but_not_the_float_graph_probe(tiny_model, tmp_path):
+    """compat places the float graph on the HTP; what precision it is quantized to later does not change
+    that, so a precision repair (w8a16-all, fp16-precision) must not pay for the probe again."""
+    out = tmp_path / "dep"
+    first = _pipeline(tiny_model, out).run()
+    assert first.passed and not first.result("compat").cached
+    spec_path = tiny_model / "aipc.yaml"
+    raw = yaml.safe_load(spec_path.read_text())
+    raw["target"] = {"precision": "w8a8"}
+    spec_path.write_text(yaml.safe_dump(raw))
+    second = _pipeline(tiny_model, out).run()
+    assert second.passed
+    by_stage = {r.stage: r for r in second.results}
+    assert by_stage["compat"].cached
+    assert not by_stage["quantize"].cached and second.result("quantize").metrics["precision"] == "w8a8"
+    raw["target"] = {"precision": "w8a8", "soc": "SM8550"}  # another chip: the placement must be asked again
+    spec_path.write_text(yaml.safe_dump(raw))
+    third = _pipeline(tiny_model, out).run()
+    assert not {r.stage: r for r in third.results}["compat"].cached
+
+
 def test_a_run_killed_mid_stage_resumes_without_losing_finished_stages(tiny_model, tmp_path):
     out = tmp_path / "dep"
     gate = tmp_path / "hold-export"

@@ -1,5 +1,7 @@
 """Reading the QNN EP's own validation log: the refused op, its node and the EP's reason."""
 
+import pytest
+
 from bot.backends.ort_qnn import parse_probe_log
 
 # Shapes of the EP's verbose log as onnxruntime-qnn 2.7 writes it (float unit, QDQ unit, placements)
@@ -42,3 +44,37 @@ def test_io_quantization_left_to_the_host_is_not_a_rejection():
     rejected, fallback = parse_probe_log(LOG)
     assert "x_QuantizeLinear" not in {n.name for n in rejected}
     assert fallback == ["/Einsum", "/up/Resize"]
+
+
+def _tiny_conv(path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.htp
+def test_the_probe_prepares_its_throwaway_graph_at_the_fastest_finalization(tmp_path):
+    """The probe's graph is discarded, so it asks the HTP for the quickest preparation (mode 1); the EP's
+    own log must say so, and the placement it reads must still be complete."""
+    import subprocess
+    import sys
+
+    from bot.backends.ort_qnn import PROBE_FINALIZATION, OrtQnnBackend
+    from bot.spec.schema import TargetSpec
+
+    model = _tiny_conv(tmp_path / "conv.onnx")
+    proc = subprocess.run([sys.executable, "-m", "bot.backends.ort_qnn", str(model), "SM8650"],
+                          capture_output=True, text=True, timeout=300)
+    log = proc.stderr + proc.stdout
+    assert proc.returncode == 0, log[-2000:]
+    assert f"HTP graph finalization optimization mode: {PROBE_FINALIZATION}" in log
+    assert PROBE_FINALIZATION == "1"
+    placement = OrtQnnBackend().probe(model, TargetSpec(soc="SM8650"))
+    assert placement.full and placement.total_nodes == 1 and not placement.rejected

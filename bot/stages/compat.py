@@ -17,7 +17,10 @@ from bot.stages.base import Stage, StageContext
 
 class CompatStage(Stage):
     name = "compat"
-    depends_on = ("target",)
+    # The probe places the *float* graph: it reads where it runs (runtime, SoC), never the precision
+    # or per-channel choice. Keyed on the whole target, every precision repair (w8a16-all,
+    # fp16-precision) re-probed the same graph; on torchcrepe that is 874 s of HTP work per attempt.
+    depends_on = ("target.runtime", "target.backend", "target.soc")
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         model = ctx.artifact("optimize", "onnx")

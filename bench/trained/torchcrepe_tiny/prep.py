@@ -1,4 +1,4 @@
-"""A 16 kHz WAV clip → 32 CREPE frames (1024 samples, hop 10 ms), each mean-centred and scaled to unit
+"""A 16 kHz WAV clip → 16 CREPE frames (1024 samples, hop 10 ms), each mean-centred and scaled to unit
 standard deviation as `torchcrepe.preprocess` does."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-FRAMES, WINDOW, HOP = 32, 1024, 160
+FRAMES, WINDOW, HOP = 16, 1024, 160
 
 
 def frames(audio: np.ndarray) -> np.ndarray:
