@@ -69,25 +69,53 @@ def float_weights(qdq: onnx.ModelProto, float_model: onnx.ModelProto) -> onnx.Mo
     return m
 
 
+def _grid_bounds(q_node, inits: dict) -> tuple[float, float] | None:
+    """The real range a per-tensor QuantizeLinear can represent: [(qmin − zp)·s, (qmax − zp)·s]."""
+    from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
+
+    if len(q_node.input) < 3 or q_node.input[1] not in inits or q_node.input[2] not in inits:
+        return None
+    s, zp = numpy_helper.to_array(inits[q_node.input[1]]), numpy_helper.to_array(inits[q_node.input[2]])
+    if s.size != 1 or zp.size != 1 or not np.issubdtype(zp.dtype, np.integer):
+        return None
+    info = np.iinfo(zp.dtype)
+    s, z = float(s.reshape(-1)[0]), float(zp.reshape(-1)[0])
+    return (info.min - z) * s, (info.max - z) * s
+
+
 def float_activations(qdq: onnx.ModelProto) -> onnx.ModelProto:
-    """The QDQ graph with every activation's Quantize→Dequantize pair bypassed."""
+    """The QDQ graph with every activation's Quantize→Dequantize pair bypassed: no rounding, but
+    still clipped to the range the pair represents. onnxruntime's quantizer removes a Clip or
+    Relu whose bounds the following Q's range already enforces (PP-OCR's hard-swish `Clip(x + 3,
+    0, 6)`), so an Identity in its place let x + 3 through unbounded: the weights-only graph grew
+    to inf and the attribution blamed the weights with a NaN."""
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
-    from onnx import helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
-    inits = {i.name for i in qdq.graph.initializer}
-    q_src = {n.output[0]: n.input[0] for n in qdq.graph.node
-             if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+    from onnx import helper, numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
+    inits = {i.name: i for i in qdq.graph.initializer}
+    q_nodes = {n.output[0]: n for n in qdq.graph.node
+               if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+    q_src = {o: n.input[0] for o, n in q_nodes.items()}
     m = onnx.ModelProto()
     m.CopyFrom(qdq)
-    nodes = []
+    nodes, added = [], []
     for n in m.graph.node:
         if n.op_type == "DequantizeLinear" and n.input[0] in q_src:
-            nodes.append(helper.make_node("Identity", [q_src[n.input[0]]], [n.output[0]], name=f"{n.name}__float"))
+            bounds = _grid_bounds(q_nodes[n.input[0]], inits)
+            if bounds is None:
+                nodes.append(helper.make_node("Identity", [q_src[n.input[0]]], [n.output[0]], name=f"{n.name}__float"))
+                continue
+            lo, hi = (numpy_helper.from_array(np.array(v, np.float32), f"{n.name}__float_{k}")
+                      for k, v in zip(("min", "max"), bounds))
+            added += [lo, hi]
+            nodes.append(helper.make_node("Clip", [q_src[n.input[0]], lo.name, hi.name], [n.output[0]],
+                                          name=f"{n.name}__float"))
         elif n.op_type == "QuantizeLinear" and n.output[0] in q_src:
             continue  # its only reader was the Dequantize just bypassed
         else:
             nodes.append(n)
     del m.graph.node[:]
     m.graph.node.extend(nodes)
+    m.graph.initializer.extend(added)
     return m
 
 

@@ -150,6 +150,7 @@ def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[Qu
     _check_override_names(q.overrides, model)
     types = {t: "QUInt16" for t, p in q.overrides.items() if p == "int16"}
     floats = tuple(t for t, p in q.overrides.items() if p == "fp16")
+    floats += tuple(t for t in opts.get("float_tensors", ()) if t not in floats)  # a repair's fp16 nodes
     chosen: dict[str, str] = {}
     if precision == "w8a8" and q.bounded_outputs_16bit and SOCS[spec.target.soc].int16:
         for t, why in bounded_outputs(model, src, calib).items():
@@ -279,10 +280,17 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
         init_overrides[t] = [{**(init_overrides.get(t) or [{}])[0], "quant_type": getattr(QuantType, qtype)}]
     if settings.calibrate_method in R.METHODS:  # our ranges, handed to onnxruntime as rmin/rmax overrides
         default_bits = 16 if settings.precision == "w8a16" else 8
+        default_type = getattr(QuantType, ACTIVATION[settings.precision])
         bits = {t: 16 for t, q in settings.tensor_types.items() if q.endswith("16")}
         ranges = R.activation_ranges(model_in, calib, settings.calibrate_method, bits, default_bits)
+        widened = sixteen_bit_neighbours(model, {t for t, q in settings.tensor_types.items()
+                                                 if getattr(QuantType, q) != default_type})
         for t, r in R.range_overrides(model, ranges).items():
-            init_overrides[t] = [{**(init_overrides.get(t) or [{}])[0], **r}]
+            if t in widened:  # onnxruntime makes it a 16-bit output itself, calibrated (min-max = mse at 16 bits)
+                continue
+            entry = {**(init_overrides.get(t) or [{}])[0], **r}
+            entry.setdefault("quant_type", default_type)  # a range-only entry reads as "no type" to the fixer
+            init_overrides[t] = [entry]
     made_by = {o: n for n in model.graph.node for o in n.output}
     consumers: dict[str, list] = {}
     for n in model.graph.node:
@@ -309,6 +317,21 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
         os.chdir(cwd)
     for tmp in (pre, work / "no-metadata.onnx", work / "unshared-biases.onnx"):
         tmp.unlink(missing_ok=True)
+
+
+def sixteen_bit_neighbours(model: onnx.ModelProto, sixteen: set[str]) -> set[str]:
+    """Tensors onnxruntime's QNN mixed-precision fixer turns into 16-bit *outputs* because they
+    are written by a node that reads or writes one of `sixteen` (it keeps each such node's inputs
+    and outputs in one type, converting at the edges). An override entry of our own on one of
+    them (a percentile / mse range, which carries no type, so 8-bit to the fixer) is refused with
+    "Desired producer quant_type for … doesn't match existing type" — basic-pitch's int16-localized
+    candidate failed so — so those tensors are left to onnxruntime."""
+    inits = {i.name for i in model.graph.initializer}
+    out: set[str] = set()
+    for node in model.graph.node:
+        if set(node.output) & sixteen or (set(node.input) - inits) & sixteen:
+            out.update(o for o in node.output if o)
+    return out - sixteen
 
 
 BIAS_OPS = ("Conv", "ConvTranspose", "Gemm")
