@@ -21,8 +21,10 @@ from bot.forge.base import Draft, PrResult, Status
 from bot.forge.registry import get_forge
 from bot.report import Texts, is_composite, write_files
 from bot.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
+from bot.store import WORK
 
 DEPLOYMENTS = "deployments"
+PR_BODY_CACHE = "pr_body.md"  # the last PR body and its render key, in the private store (never published)
 
 
 @dataclass
@@ -142,7 +144,8 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
         say(f"pushed {branch} to {remote}")
     images = image_links(fg, new, prefix, deployment_dir)
     draft = Draft(model=model, branch=branch, base=pr_base or (_base_branch(repo) if pr else repo.head_ref()),
-                  head_sha=new, title=texts.title, body=texts.body(images["images"], images["links"]),
+                  head_sha=new, title=texts.title,
+                  body=texts.body(images["images"], images["links"], cache=deployment_dir / WORK / PR_BODY_CACHE),
                   labels=texts.labels, statuses=[Status(s.context, s.state, s.description) for s in texts.statuses()])
     result.pr = fg.open_or_update(draft)
     what = "opened" if result.pr.created else ("updated" if result.pr.edited else "unchanged")

@@ -80,9 +80,10 @@ class Texts:
     def labels(self) -> list[str]:
         return labels(self.manifest)
 
-    def body(self, images: dict[str, str], links: dict[str, str]) -> str:
-        """The PR body, with the image and report links the forge made on its host."""
-        return pr_body(self.manifest, images=images, links=links)
+    def body(self, images: dict[str, str], links: dict[str, str], cache: Path | None = None) -> str:
+        """The PR body, with the image and report links the forge made on its host; `cache` is the file
+        that keeps it with its render key, so an unchanged re-run does not render it again."""
+        return pr_body(self.manifest, images=images, links=links, cache=cache)
 
     def statuses(self) -> list[StatusText]:
         m, out = self.manifest, []

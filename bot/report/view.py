@@ -276,9 +276,9 @@ def build(m: dict) -> dict:
         "backend": m.get("backend", ""),
         "versions": m.get("versions") or {},
         "seconds_total": sum(float(s.get("seconds") or 0) for s in stages),
+        # no `cached` here (see `stage_status`): the view is also the key of the rendered texts
         "stages": [{"name": s.get("stage"), "status": stage_status(s), "passed": bool(s.get("passed")),
-                    "cached": bool(s.get("cached")), "seconds": float(s.get("seconds") or 0),
-                    "figure": stage_figure(s)} for s in stages],
+                    "seconds": float(s.get("seconds") or 0), "figure": stage_figure(s)} for s in stages],
         "not_run": not_run,
         "metrics": _metric_rows(m),
         "task": task_view(m),
