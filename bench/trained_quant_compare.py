@@ -38,7 +38,7 @@ def compare(name: str, work: Path) -> list[dict]:
     from bot import backends
     from bot import metrics as M
     from bot import samples as S
-    from bot.repair.catalogue import RepairState
+    from bot.repair.state import RepairState
     from bot.repair.loop import RepairLoop
     from bot.spec import load_spec
     from bot.stages._onnx import cpu_outputs
