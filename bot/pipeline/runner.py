@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +20,7 @@ import yaml
 from bot.errors import BadInput
 from bot.pipeline import manifest as manifest_mod
 from bot.pipeline.limits import StageTimeout, stage_deadline
-from bot.records import Failure, FailureKind, StageFailed, StageResult
+from bot.records import Failure, FailureKind, RunOutcome, StageFailed, StageResult
 from bot.stage_options import StageOptions, parse_options
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
@@ -33,22 +32,6 @@ RESULT = "result.json"
 
 def default_workflow() -> list[str]:
     return yaml.safe_load(WORKFLOW_FILE.read_text())["stages"]
-
-
-@dataclass
-class RunOutcome:
-    results: list[StageResult]
-    failure: Failure | None
-    out_dir: Path
-    manifest: dict[str, Any] = field(default_factory=dict)
-    dirs: dict[str, Path] = field(default_factory=dict)  # where each stage's files of *this* run live
-
-    @property
-    def passed(self) -> bool:
-        return self.failure is None and all(r.passed for r in self.results)
-
-    def result(self, stage: str) -> StageResult | None:
-        return next((r for r in self.results if r.stage == stage), None)
 
 
 def _dig(tree: dict, dotted: str):
