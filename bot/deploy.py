@@ -20,6 +20,7 @@ from bot.records import StageResult
 from bot.repair.loop import LoopResult, RepairLoop
 from bot.repair.state import RepairState
 from bot.spec import load_spec
+from bot.stage_options import OptimizeOptions
 from bot.stages.base import StageContext
 from bot.stages.validate import ValidateStage
 from bot.store import read_json, sha256_file
@@ -112,13 +113,13 @@ def upfront_state(spec, folder: Path, exclude: list[str] | None = None) -> Repai
             continue
         r = catalogue[rid]  # the loader refused unknown ids
         if r.level == "graph":
-            new = state.appended("optimize", "rewrites", [rid])
+            new = state.appended(OptimizeOptions, "rewrites", [rid])
         else:
             stage = {"export": "export", "quant": "validate"}.get(r.level, "compat")
             ctx = {"spec": spec, "model_dir": folder, "params": {}, "localize": lambda: [],
                    "divergent": lambda: [], "output_producers": lambda: {}}
             new = r.propose(Failure(stage, r.answers[0], "applied up front (the definition's repairs:)"), state, ctx)
-        if new is None or (new.options == state.options and new.patches == state.patches):
+        if new is None or new == state:
             raise BadInput(f"repairs[{i}]: {rid!r} cannot be applied up front to this definition: it changes nothing "
                            f"here (already in effect, or it needs a failing run to decide, e.g. localization); "
                            f"leave it to the repair loop", where=str(folder / "aipc.yaml"))

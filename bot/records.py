@@ -1,4 +1,4 @@
-"""The structured records stages produce: checks, failures and results.
+"""The structured records stages produce: checks, failures and results, and a deployment's outcome.
 
 A `Failure` is what the repair loop reads: its `kind` is one class of the failure taxonomy and
 its `signature()` is what "the same failure again" means for no-progress detection.
@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 
@@ -124,3 +125,22 @@ class StageFailed(Exception):
     def __init__(self, failure: Failure, checks: list[Check] | None = None, metrics: dict | None = None):
         self.failure, self.checks, self.metrics = failure, checks or [], metrics or {}
         super().__init__(failure.message)
+
+
+@dataclass
+class RunOutcome:
+    """How a deployment ended, of one graph or of several parts (`bot.compose`): the one outcome
+    type. For a composite, `results` are one per part and one per end-to-end check."""
+
+    results: list[StageResult]
+    failure: Failure | None
+    out_dir: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+    dirs: dict[str, Path] = field(default_factory=dict)  # where each stage's files of *this* run live
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and all(r.passed for r in self.results)
+
+    def result(self, stage: str) -> StageResult | None:
+        return next((r for r in self.results if r.stage == stage), None)

@@ -17,7 +17,7 @@ import json, sys
 from bot.changes import changed_models
 from bot.fork_gate import plan_command, post_gate
 from bot.pr_commands import parse
-parse("/aipc retry"); parse("/aipc rerun quantize")
+parse("/aipc retry"); parse("/aipc rerun quantize"); parse("/aipc revert int64-to-int32")
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnxruntime")
                or m.startswith(("bot.stages", "bot.pipeline.runner", "bot.backends", "bot.deploy", "bot.compose")))
 print(json.dumps(heavy))

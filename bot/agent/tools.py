@@ -13,26 +13,42 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.skills import Skill
 from bot.errors import BadInput
 from bot.records import Failure
+from bot.skills import Skill
+from bot.stage_options import BY_STAGE, OptimizeOptions, QuantizeOptions, TensorOverride
 
 MAX_RESULT = 6000
 STAGE_GRAPHS = ("export", "optimize", "quantize", "compile")
-QUANT_TYPES = ("QUInt8", "QUInt16", "QInt8", "QInt16")
-OPTIONS: dict[tuple[str, str], Any] = {  # (stage, key) → allowed values (a tuple) or a type
-    ("export", "exporter"): ("torchscript", "dynamo"),
-    ("export", "opset"): int,
-    ("optimize", "rewrites"): list,
-    ("optimize", "static_shapes"): bool,
-    ("quantize", "precision"): ("w8a8", "w8a16", "fp16"),
-    ("quantize", "per_channel"): bool,
-    ("quantize", "calibrate_method"): ("minmax", "entropy", "percentile", "mse"),
-}
+
+
+def _knob_text(knob: str, schema: dict) -> str:
+    """One knob for the tool's description, from its JSON schema: `stage.knob (values): why`."""
+    kinds = [o for o in schema.get("anyOf", [schema]) if o.get("type") != "null"]
+    k = kinds[0] if kinds else {}
+    if "enum" in k:
+        values = "|".join(map(str, k["enum"]))
+    elif k.get("type") == "integer" and "minimum" in k and "maximum" in k:
+        values = f"{k['minimum']}-{k['maximum']}"
+    elif k.get("type") == "array":
+        values = "list of graph rule ids" if knob == "optimize.rewrites" else "list"
+    else:
+        values = {"boolean": "bool", "integer": "int", "number": "number"}.get(k.get("type"), "value")
+    return f"{knob} ({values}): {schema.get('description', '')}"
+
+
+def agent_knobs() -> dict[str, dict]:
+    """"stage.knob" → JSON schema, for the knobs the stages' options let the agent set (`knob(..., agent=True)`)."""
+    return {f"{name}.{k}": schema for name, cls in BY_STAGE.items() for k, schema in cls.agent_knobs().items()}
+
+
+KNOBS = agent_knobs()
+QUANT_TYPES = typing.get_args(TensorOverride.model_fields["quant_type"].annotation)
 
 
 def _fn(name: str, description: str, properties: dict, required: list[str] | None = None) -> dict:
@@ -65,11 +81,10 @@ SCHEMAS = [
         {"tensors": {"type": "array", "items": {"type": "string"}},
          "quant_type": {"type": "string", "enum": list(QUANT_TYPES)}, "clear": {"type": "boolean"}},
         ["tensors", "quant_type"]),
-    _fn("set_option", "Set one stage knob: export.exporter (torchscript|dynamo), export.opset (11-22), "
-        "optimize.rewrites (list of graph rule ids), optimize.static_shapes (bool), "
-        "quantize.precision (w8a8|w8a16|fp16), quantize.per_channel (bool), "
-        "quantize.calibrate_method (minmax|entropy|percentile|mse).",
-        {"stage": {"type": "string"}, "key": {"type": "string"}, "value": {}}, ["stage", "key", "value"]),
+    _fn("set_option", "Set one stage knob: " + "; ".join(_knob_text(k, v) for k, v in KNOBS.items()) + ".",
+        {"stage": {"type": "string", "enum": sorted({k.split(".")[0] for k in KNOBS})},
+         "key": {"type": "string", "enum": sorted({k.split(".", 1)[1] for k in KNOBS})}, "value": {}},
+        ["stage", "key", "value"]),
     _fn("rerun", "Run the pipeline with the pending state (unchanged stages are skipped) and see the outcome.", {}),
     _fn("give_up", "Stop: the failure needs a human. Say why in one paragraph.",
         {"reason": {"type": "string"}}, ["reason"]),
@@ -274,27 +289,15 @@ class ToolBox:
             unknown = [t for t in tensors if t not in known]
             if unknown:
                 raise BadInput(f"no such tensor(s) in the optimized graph: {unknown[:10]}")
-        new = self.pending.copy()
-        q = new.options.setdefault("quantize", {})
-        ov = {} if clear else dict(q.get("overrides", {}))
-        ov.update({t: {"quant_type": quant_type} for t in tensors})
-        q["overrides"] = ov
-        self.pending = new
+        have = {} if clear else self.pending.opts(QuantizeOptions).content().get("overrides", {})
+        ov = {**have, **{t: {"quant_type": quant_type} for t in tensors}}
+        self.pending = self.pending.with_options(QuantizeOptions, overrides=ov)
         return f"{len(ov)} quantization override(s) pending; call rerun"
 
     def t_set_option(self, stage: str, key: str, value: Any):
-        allowed = OPTIONS.get((stage, key))
-        if allowed is None:
-            raise BadInput(f"{stage}.{key} is not a knob; knobs: {', '.join(f'{s}.{k}' for s, k in OPTIONS)}")
-        if isinstance(allowed, tuple) and value not in allowed:
-            raise BadInput(f"{stage}.{key} must be one of {allowed}")
-        if allowed is int and (not isinstance(value, int) or isinstance(value, bool) or not 11 <= value <= 22):
-            raise BadInput(f"{stage}.{key} must be an integer opset 11-22")
-        if allowed is bool and not isinstance(value, bool):
-            raise BadInput(f"{stage}.{key} must be true or false")
-        if allowed is list:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise BadInput(f"{stage}.{key} must be a list of rule ids")
+        if f"{stage}.{key}" not in KNOBS:
+            raise BadInput(f"{stage}.{key} is not a knob; knobs: {', '.join(KNOBS)}")
+        if stage == OptimizeOptions.stage and key == "rewrites" and isinstance(value, list):
             try:
                 from bot.graph.rules import all_rules  # deferred: onnxscript, which the agent's light install may lack
 
@@ -303,11 +306,11 @@ class ToolBox:
                 unknown = []
             if unknown:
                 raise BadInput(f"unknown graph rule(s) {unknown}; known: {sorted(all_rules())}")
-        self.pending = self.pending.with_option(stage, key, value)
+        self.pending = self.pending.with_option(stage, key, value)  # the stage's options model checks the value
         return f"{stage}.{key} = {json.dumps(value)} pending; call rerun"
 
     def t_rerun(self):
-        key = json.dumps([self.pending.options, self.pending.patches], sort_keys=True, default=str)
+        key = json.dumps(self.pending.content(), sort_keys=True)
         if key == self.last_run_key:
             self.repeats += 1
             ev = Event("no-progress", "rerun with an unchanged state") if self.repeats >= self.max_repeats else Event()

@@ -21,14 +21,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from bot.errors import BadInput
-from bot.records import Check, Failure, FailureKind, StageResult
+from bot.records import Check, Failure, FailureKind, RunOutcome, StageResult
 from bot.spec.schema import GraphSpec, Spec
 from bot.store import sha256_file, write_json
 
@@ -42,19 +42,6 @@ class Part:
     variant: str | None
     spec: Spec
     rel: str
-
-
-@dataclass
-class MultiOutcome:
-    manifest: dict[str, Any]
-    out_dir: Path
-    results: list[StageResult] = field(default_factory=list)
-    failure: Failure | None = None
-    parts: list[dict] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.failure is None and all(r.passed for r in self.results)
 
 
 def expand(spec: Spec) -> list[Part]:
@@ -94,7 +81,7 @@ def expand(spec: Spec) -> list[Part]:
 
 
 def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, deploy_part: Callable[..., Any],
-                 repair: bool = True, events=None, say: Callable[[str], None] = lambda m: None) -> MultiOutcome:
+                 repair: bool = True, events=None, say: Callable[[str], None] = lambda m: None) -> RunOutcome:
     """Every part through the pipeline, then the end-to-end checks and the top manifest; no forge
     (the caller writes the report and publishes, as for a single graph). `deploy_part` is
     `bot.deploy.deploy_one`, handed in so this module does not import its caller."""
@@ -147,7 +134,7 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, deploy_part: C
     top["artifacts"] = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                         for p in sorted((out / "runtime").rglob("*")) if p.is_file()} if (out / "runtime").exists() else {}
     write_json(out / "manifest.json", top)
-    return MultiOutcome(top, out, results, failure, rows)
+    return RunOutcome(results, failure, out, top)
 
 
 def _part_row(part: Part, outcome, pout: Path, out: Path, seconds: float) -> dict:

@@ -16,6 +16,7 @@ from typing import Callable
 from bot.nightly.figures import empty, placement_of, validate_figures
 from bot.pipeline.manifest import MANIFEST
 from bot.records import StageFailed, StageResult
+from bot.stage_options import parse_options
 from bot.stages.base import StageContext
 from bot.store import read_json, sha256_file
 
@@ -46,7 +47,7 @@ def recheck(spec, model_dir: Path, dep: Path, backend, *, say: Callable[[str], N
     f["integrity"] = ok
     if not ok:
         f["failures"]["integrity"] = why
-    options = ((manifest.get("repair_state") or {}).get("options")) or {}
+    options = parse_options((manifest.get("repair_state") or {}).get("options"), where="manifest.repair_state.options")
     ctx = StageContext(spec, model_dir, dep, backend, options=options, progress=say)
     for stage in INPUTS:
         data = read_json(dep / stage / "result.json")

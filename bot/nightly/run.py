@@ -16,16 +16,17 @@ from bot.nightly import history as H
 from bot.nightly.figures import empty, from_manifest
 from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
 from bot.nightly.shards import MANIFEST
+from bot.parts import parts
 from bot.store import read_json
 
 
 @dataclass
 class Unit:
-    """One compiled graph: a single-graph deployment, or one part of a composite one."""
+    """One compiled graph: one part of a deployment (`bot.parts`; a single graph is its only part)."""
 
     label: str  # the model's name, or `<model>/<part dir>`
     model: str
-    part: str  # "" for a single-graph deployment
+    part: str  # the part's folder in the deployment ("" for a single graph)
     dep: Path
 
 
@@ -69,10 +70,8 @@ def find_model_dir(root: Path, name: str) -> Path | None:
 
 
 def units(root: Path, only: list[str] | None = None) -> list[Unit]:
-    """Every deployment under `<root>/deployments/` (or the folders named in `only`, a shard's share),
-    composites split into their parts."""
-    from bot.report.view import is_composite
-
+    """Every part of every deployment under `<root>/deployments/` (or the folders named in `only`, a
+    shard's share)."""
     out = []
     manifests = sorted((root / "deployments").glob(f"*/{MANIFEST}"))
     if only is not None:
@@ -86,11 +85,8 @@ def units(root: Path, only: list[str] | None = None) -> list[Unit]:
         dep = mf.parent
         m = read_json(mf) or {}
         name = m.get("model") or dep.name
-        if is_composite(m):
-            out += [Unit(f"{name}/{p['dir']}", name, p["dir"], dep / p["dir"]) for p in m.get("parts") or []
-                    if p.get("dir")]
-        else:
-            out.append(Unit(name, name, "", dep))
+        out += [Unit(f"{name}/{p.dir}" if p.dir else name, name, p.dir, dep / p.dir) for p in parts(m)
+                if p.dir is not None]
     return out
 
 

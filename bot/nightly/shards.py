@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.errors import BadInput
+from bot.parts import parts
 
 MANIFEST = "manifest.json"  # bot.pipeline.manifest.MANIFEST; that package imports the stages
 RECHECKED = ("compat", "compile", "validate")  # the stages the nightly runs again (bot.nightly.recompile)
@@ -84,9 +85,7 @@ def labels_for(target: dict) -> tuple[str, ...]:
 
 
 def _seconds(manifest: dict) -> float:
-    stages = list(manifest.get("stages") or [])
-    for part in manifest.get("parts") or []:  # a composite's parts each carry their own stages
-        stages += part.get("stages") or []
+    stages = [s for part in parts(manifest) for s in part.stages]
     total = sum(float(s.get("seconds") or 0.0) for s in stages if s.get("stage") in RECHECKED)
     return total if total > 0 else UNKNOWN_SECONDS
 

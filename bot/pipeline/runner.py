@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +20,8 @@ import yaml
 from bot.errors import BadInput
 from bot.pipeline import manifest as manifest_mod
 from bot.pipeline.limits import StageTimeout, stage_deadline
-from bot.records import Failure, FailureKind, StageFailed, StageResult
+from bot.records import Failure, FailureKind, RunOutcome, StageFailed, StageResult
+from bot.stage_options import StageOptions, parse_options
 from bot.stages import REGISTRY
 from bot.stages.base import StageContext
 from bot.store import WORK, begin, commit, link_view, read_json, sha256_file, sha256_json, store_dir, tree_digest, write_json
@@ -31,22 +32,6 @@ RESULT = "result.json"
 
 def default_workflow() -> list[str]:
     return yaml.safe_load(WORKFLOW_FILE.read_text())["stages"]
-
-
-@dataclass
-class RunOutcome:
-    results: list[StageResult]
-    failure: Failure | None
-    out_dir: Path
-    manifest: dict[str, Any] = field(default_factory=dict)
-    dirs: dict[str, Path] = field(default_factory=dict)  # where each stage's files of *this* run live
-
-    @property
-    def passed(self) -> bool:
-        return self.failure is None and all(r.passed for r in self.results)
-
-    def result(self, stage: str) -> StageResult | None:
-        return next((r for r in self.results if r.stage == stage), None)
 
 
 def _dig(tree: dict, dotted: str):
@@ -77,14 +62,16 @@ class Pipeline:
         self.versions = manifest_mod.tool_versions(backend.versions())
         self._files: str | None = None
 
-    def key(self, stage_cls, upstream: dict[str, dict[str, str]], options: dict) -> str:
+    def key(self, stage_cls, upstream: dict[str, dict[str, str]], options: dict[str, StageOptions]) -> str:
         definition = self.spec.model_dump(mode="json")
         spec_parts = {path: _dig(definition, path) for path in stage_cls.depends_on}
         files = self._files_digest() if stage_cls.reads_model_files else None
         own = {f: sha256_file(self.model_dir / f) if (self.model_dir / f).is_file() else None
                for f in stage_cls.files_read(self.spec)}
+        # the options' content, the JSON the untyped options were, so stages cached before them still hit
+        own_options = options[stage_cls.name].content() if stage_cls.name in options else None
         return sha256_json([upstream, stage_cls.name, stage_cls.version, spec_parts, files,
-                            options.get(stage_cls.name), self.versions, self.backend.name]
+                            own_options, self.versions, self.backend.name]
                            + ([own] if own else []))
 
     def _files_digest(self) -> str:
@@ -92,8 +79,10 @@ class Pipeline:
             self._files = tree_digest(self.model_dir)
         return self._files
 
-    def run(self, options: dict | None = None, stop_after: str | None = None) -> RunOutcome:
-        options = options or {}
+    def run(self, options: Mapping[str, StageOptions | Mapping[str, Any]] | None = None,
+            stop_after: str | None = None) -> RunOutcome:
+        """`options`: stage → its typed options (or their content, as a manifest holds it)."""
+        options = parse_options(options)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         ctx = StageContext(self.spec, self.model_dir, self.out_dir, self.backend, options=options,
                            progress=self.events.note)
@@ -131,10 +120,11 @@ class Pipeline:
                                status=status)
         return RunOutcome(results, failure, self.out_dir, m, dict(ctx.dirs))
 
-    def plan(self, options: dict | None = None) -> list[tuple[str, str, StageResult | None]]:
+    def plan(self, options: Mapping[str, StageOptions | Mapping[str, Any]] | None = None
+             ) -> list[tuple[str, str, StageResult | None]]:
         """(stage, key, its stored result or None) as `run` would find them, running nothing (`aipc plan`).
         It stops at the first stage that would run: the keys after it hash that stage's new output."""
-        options, upstream, found = options or {}, {}, []
+        options, upstream, found = parse_options(options), {}, []
         for name in self.workflow:
             key = self.key(REGISTRY[name], upstream, options)
             res, _ = self._cached(name, key)

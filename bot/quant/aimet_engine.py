@@ -25,12 +25,12 @@ from typing import Literal
 import numpy as np
 
 from bot.errors import BadInput
+from bot.stage_options import QuantizeOptions, Technique
 
 ENGINE = "aimet"
 #: the techniques in the order AIMET applies them: CLE rewrites weights before any encoding exists;
 #: SeqMSE / AdaRound choose weight encodings before activations are calibrated
 TECHNIQUES = ("cle", "seqmse", "adaround")
-Technique = Literal["cle", "seqmse", "adaround"]
 #: files the engine writes beside the QDQ model for the SDK path
 AIMET_ENCODINGS = "aimet.encodings"  # AIMET's own export, normalised to the legacy overrides format
 AIMET_FLOAT = "aimet_float.onnx"  # the float graph those encodings name (weights after CLE/AdaRound)
@@ -39,23 +39,31 @@ ACTIVATION = {"w8a8": "int8", "w8a16": "int16"}
 
 @dataclass(frozen=True)
 class AimetOptions:
-    """The quantize stage's AIMET knobs (`options["quantize"]`: `engine: aimet`, `techniques`)."""
+    """The quantize stage's AIMET knobs (`QuantizeOptions`: `engine: aimet`, `techniques`, the two below)."""
 
     techniques: tuple[Technique, ...] = ()
-    adaround_iterations: int = 1000  # AIMET's default is 10000; 1000 keeps a CNN within minutes on 2 cores
-    seqmse_candidates: int = 20  # AIMET's default
+    adaround_iterations: int = QuantizeOptions.model_fields["adaround_iterations"].default  # its why is there
+    seqmse_candidates: int = QuantizeOptions.model_fields["seqmse_candidates"].default
 
     @classmethod
-    def from_opts(cls, opts: dict) -> "AimetOptions":
-        techniques = list(opts.get("techniques", []))
+    def checked(cls, techniques, adaround_iterations: int | None = None,
+                seqmse_candidates: int | None = None) -> "AimetOptions":
+        """The techniques in AIMET's order, refusing unknown ones and two that both choose the weights."""
+        techniques = list(techniques)
         unknown = [t for t in techniques if t not in TECHNIQUES]
         if unknown:
             raise BadInput(f"quantize.techniques: unknown AIMET technique(s) {unknown}; known: {list(TECHNIQUES)}")
         if "seqmse" in techniques and "adaround" in techniques:
             raise BadInput("quantize.techniques: seqmse and adaround both choose the weight encodings; pick one")
         return cls(techniques=tuple(t for t in TECHNIQUES if t in techniques),
-                   adaround_iterations=int(opts.get("adaround_iterations", cls.adaround_iterations)),
-                   seqmse_candidates=int(opts.get("seqmse_candidates", cls.seqmse_candidates)))
+                   adaround_iterations=int(adaround_iterations or cls.adaround_iterations),
+                   seqmse_candidates=int(seqmse_candidates or cls.seqmse_candidates))
+
+    @classmethod
+    def from_opts(cls, opts: dict) -> "AimetOptions":
+        """From a plain mapping (the skill's script); the quantize stage passes its typed options' fields."""
+        return cls.checked(opts.get("techniques", []), opts.get("adaround_iterations"),
+                           opts.get("seqmse_candidates"))
 
 
 @dataclass

@@ -31,6 +31,7 @@ from bot.repair.base import Repair
 from bot.repair.catalogue import all_repairs
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
+from bot.stage_options import QuantizeOptions
 
 PRECISION_LADDER = ("w8a8", "w8a16", "fp16")  # cheapest first; each step costs latency and size
 PRECISION_REPAIR = {"w8a16": "w8a16-all", "fp16": "fp16-precision"}  # the repair that climbs to it
@@ -215,7 +216,7 @@ class RepairLoop:
             dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
             folder = dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
         return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
-                        events=self.events).run(state.options, stop_after=stop_after)
+                        events=self.events).run(state.stage_options, stop_after=stop_after)
 
     def localize(self, outcome: RunOutcome, on_device: bool = False) -> list:
         """Per-layer errors of the run's quantized graph against its float graph (cached per run);
@@ -284,7 +285,7 @@ class RepairLoop:
         return self._attributions[key]
 
     def precision_of(self, state: RepairState) -> str:
-        return state.options.get("quantize", {}).get("precision", self.spec.target.precision)
+        return state.opts(QuantizeOptions).precision_for(self.spec)
 
     def untried_precisions(self, state: RepairState, tried: set[str]) -> list[str]:
         """Precisions above the state's, on the ladder, that the SoC runs and no attempt has run."""

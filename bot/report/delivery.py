@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.report.render import html_report, pr_body, pr_title
+from bot.parts import parts
 from bot.report.view import STAGE_WHY, fmt, is_composite, labels, part_figure, patch_name, stage_figure
 
 MANIFEST_NAME = "manifest.json"
@@ -29,14 +30,16 @@ def write_files(deployment_dir: Path, manifest: dict) -> None:
 
 
 def write_patches(deployment_dir: Path, manifest: dict) -> None:
-    if is_composite(manifest):  # each part's repairs beside that part: <graph>/<variant>/patches/
-        for p in manifest.get("parts") or []:
-            if p.get("dir"):
-                write_patches(deployment_dir / p["dir"], {"repairs": p.get("repair_records") or []})
-        return
-    for r in manifest.get("repairs") or []:
+    """Each part's repairs beside that part: `patches/`, or `<graph>/<variant>/patches/` for a composite's."""
+    for part in parts(manifest):
+        if part.dir is not None:
+            _write_patches(deployment_dir / part.dir, part.repairs)
+
+
+def _write_patches(folder: Path, repairs: list[dict]) -> None:
+    for r in repairs:
         if r.get("diff"):
-            d = deployment_dir / "patches"
+            d = folder / "patches"
             d.mkdir(exist_ok=True)
             p = d / patch_name(r)
             text = r["diff"] if r["diff"].endswith("\n") else r["diff"] + "\n"

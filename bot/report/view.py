@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.parts import is_composite, parts
+
 STAGE_WHY = {
     "load": "build the module, make sample inputs and record golden FP32 outputs",
     "export": "PyTorch → ONNX, checked against the golden outputs on the CPU",
@@ -23,15 +25,8 @@ STAGE_WHY = {
 LABEL_BOT, LABEL_REPAIRED, LABEL_HUMAN = "aipc", "aipc:repaired", "aipc:needs-human"
 
 
-def is_composite(m: dict) -> bool:
-    """A composite deployment (`bot.compose`): several graphs/variants listed as `parts`."""
-    return m.get("kind") == "multi" or ("parts" in m and "stages" not in m)
-
-
 def all_repairs(m: dict) -> list[dict]:
-    if is_composite(m):
-        return [r for p in m.get("parts") or [] for r in p.get("repair_records") or []]
-    return m.get("repairs") or []
+    return [r for p in parts(m) for r in p.repairs]
 
 
 def needs_human(m: dict) -> bool:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from bot.backends.base import Backend
 from bot.records import Check, StageResult
 from bot.spec.schema import Spec
+from bot.stage_options import NoOptions, StageOptions
+
+
+O = TypeVar("O", bound=StageOptions)
 
 
 @dataclass
@@ -23,7 +27,7 @@ class StageContext:
     model_dir: Path  # the model's folder (a working copy when a source repair is being tried)
     out_dir: Path  # deployments/<name>
     backend: Backend
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-stage knobs set by repairs
+    options: dict[str, StageOptions] = field(default_factory=dict)  # stage → its knobs, set by repairs
     results: dict[str, StageResult] = field(default_factory=dict)  # this run's results so far
     dirs: dict[str, Path] = field(default_factory=dict)  # where each finished stage's files live
     progress: Any = None  # callable(str) for long work inside a stage
@@ -33,8 +37,9 @@ class StageContext:
         res = self.results[stage]
         return self.dirs[stage] / res.artifacts[name]
 
-    def opts(self, stage: str) -> dict[str, Any]:
-        return self.options.get(stage, {})
+    def opts(self, options: type[O]) -> O:
+        """The options the repairs set on the stage `options` belongs to (its defaults when none)."""
+        return self.options.get(options.stage) or options()
 
     def say(self, msg: str) -> None:
         if self.progress:
@@ -48,6 +53,8 @@ class Stage:
     depends_on: ClassVar[tuple[str, ...]] = ()
     #: whether the model folder's files are part of the key (only the stages that read them)
     reads_model_files: ClassVar[bool] = False
+    #: the knobs repairs and the agent may set on this stage
+    Options: ClassVar[type[StageOptions]] = NoOptions
 
     @classmethod
     def files_read(cls, spec: Spec) -> list[str]:

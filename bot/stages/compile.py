@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.backends.base import CompileRequest
 from bot.records import Check, StageResult
+from bot.stage_options import QuantizeOptions
 from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
@@ -21,10 +22,11 @@ class CompileStage(Stage):
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         q = ctx.results["quantize"]
-        # what the quantize stage used (it resolved the definition's choice and a repair's), not read
-        # again here with a default of compile's own; a float fp16 graph records neither
-        per_channel = q.metrics.get("per_channel", ctx.opts("quantize").get("per_channel", ctx.spec.per_channel))
-        calibrate_method = q.metrics.get("calibrate_method", ctx.spec.calibrate_method)
+        # what the quantize stage used (it resolved the definition's choice and a repair's); a float
+        # fp16 graph records neither, and the same resolution (`QuantizeOptions`) stands in for it
+        opts = ctx.opts(QuantizeOptions)
+        per_channel = q.metrics.get("per_channel", opts.per_channel_for(ctx.spec))
+        calibrate_method = q.metrics.get("calibrate_method", opts.calibrate_method_for(ctx.spec))
         # the SDK quantizer reads per-channel from the target
         target = ctx.spec.target.model_copy(update={"per_channel": per_channel})
         req = CompileRequest(

@@ -2,7 +2,7 @@
 
 Writes `model.onnx`. Passes when the ONNX checker and shape inference accept the graph and ONNX
 Runtime on the CPU reproduces the golden outputs (cosine ≥ 0.9999, small max-abs). Repairs may
-switch the exporter or the opset through `options["export"]`.
+switch the exporter or the opset through its options (`ExportOptions`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-
 from bot import samples as S
 from bot.quiet import native_output
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.model_code import build_module
 from bot.stages._onnx import correct_output_shapes, dynamic_dims, opset, parity_checks, unused_inputs
+from bot.stage_options import ExportOptions
 from bot.stages.base import Stage, StageContext
 
 
@@ -26,6 +26,7 @@ class ExportStage(Stage):
     name = "export"
     depends_on = ("entry", "onnx", "inputs", "outputs", "export")
     reads_model_files = True
+    Options = ExportOptions
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
@@ -33,8 +34,8 @@ class ExportStage(Stage):
         out = work / "model.onnx"
         feeds = S.load(ctx.artifact("load", "samples"))
         golden = S.load(ctx.artifact("load", "golden"))
-        exporter = ctx.opts("export").get("exporter", spec.export.exporter)
-        op_version = ctx.opts("export").get("opset", spec.export.opset)
+        exporter = ctx.opts(ExportOptions).exporter_for(spec)
+        op_version = ctx.opts(ExportOptions).opset_for(spec)
         corrected: dict = {}
         if spec.onnx:
             shutil.copyfile(ctx.model_dir / spec.onnx, out)

@@ -2,7 +2,7 @@
 
 Simplification is onnxslim's (a maintained library: constant folding, dead-code removal, fusion,
 shape inference). Graph repairs chosen by the repair loop run here too, by id, from
-`options["optimize"]["rewrites"]`; `static_shapes` pins every output dimension. Writes `model.onnx`; passes when the graph is static and still
+its options' `rewrites` (`OptimizeOptions`); `static_shapes` pins every output dimension. Writes `model.onnx`; passes when the graph is static and still
 matches PyTorch on the CPU.
 """
 
@@ -14,6 +14,7 @@ from bot import samples as S
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.stages._onnx import (correct_output_shapes, dynamic_dims, fix_input_shapes, opset, parity_checks,
                               stage_feeds)
+from bot.stage_options import OptimizeOptions
 from bot.stages.base import Stage, StageContext
 
 MIN_OPSET = 13  # QNN EP's per-channel QDQ and Resize forms want ≥ 13
@@ -22,6 +23,7 @@ MIN_OPSET = 13  # QNN EP's per-channel QDQ and Resize forms want ≥ 13
 class OptimizeStage(Stage):
     name = "optimize"
     depends_on = ("inputs",)
+    Options = OptimizeOptions
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
@@ -42,9 +44,10 @@ class OptimizeStage(Stage):
         if corrected:
             del model.graph.value_info[:]
             model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-        if ctx.opts("optimize").get("static_shapes"):
+        options = ctx.opts(OptimizeOptions)
+        if options.static_shapes:
             model = _fix_output_shapes(model, golden0)
-        rewrites = ctx.opts("optimize").get("rewrites", [])
+        rewrites = options.rewrites
         applied: dict[str, int] = {}
         from bot.graph.rules.infinite_bound import rewrite as drop_infinite_bounds  # deferred with the graph work
 

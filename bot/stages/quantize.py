@@ -5,11 +5,9 @@ float graph (the HTP runs it in fp16). The definition's `quantization` section d
 defaults (`QuantSettings`): per-channel weight scales on Conv / ConvTranspose / Gemm / MatMul
 (trained weights need them), the range setting, tensors pinned to int16 or fp16; a trailing
 Softmax too fine for 8 bits gets a 16-bit output. `quantize_with_ort` is the engine boundary:
-(float graph, calibration, settings) → QDQ graph. Repairs steer it through `options["quantize"]`:
-`overrides` (tensor → {quant_type}) for mixed precision, `per_channel`, `calibrate_method`,
-`precision` (a different precision than the definition's, e.g. w8a8 → w8a16 or fp16),
-`min_real_range` (the smallest activation range the quantizer keeps; the QNN config's 1e-4
-zeroes tensors whose real range is smaller), `weight_type` (QInt8: signed symmetric weights).
+(float graph, calibration, settings) → QDQ graph. Repairs steer it through its options
+(`QuantizeOptions`, each knob with its reason): mixed precision, per-channel weights, the range
+setting, another precision than the definition's, the smallest range kept, signed weights, AIMET.
 The stage fails when a bias saturates int32: bias scale = input scale × weight scale, so a tiny
 input range (a detector's class branch with random or sparse weights) pushes a large bias past
 ±2³¹ and the layer's output shifts by the clipped amount on every backend; onnxruntime only
@@ -32,9 +30,11 @@ import numpy as np
 from bot import metrics as M
 from bot import samples as S
 from bot.errors import BadInput
+from bot.quant.aimet_engine import ENGINE as AIMET
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
 from bot.stages import _ranges as R
 from bot.stages._onnx import cpu_outputs, stage_feeds
+from bot.stage_options import QuantizeOptions
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
 
@@ -78,13 +78,14 @@ class QuantSettings:
 class QuantizeStage(Stage):
     name = "quantize"
     depends_on = ("target", "calibration", "quantization")
+    Options = QuantizeOptions
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
         import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
         src = ctx.artifact("optimize", "onnx")
         out = work / "model.onnx"
-        opts = ctx.opts("quantize")
-        precision = opts.get("precision", ctx.spec.target.precision)
+        opts = ctx.opts(QuantizeOptions)
+        precision = opts.precision_for(ctx.spec)
         if precision == "fp16":
             shutil.copyfile(src, out)
             return self.result({"onnx": "model.onnx"}, [Check("float graph kept for fp16 on HTP", True)],
@@ -92,7 +93,7 @@ class QuantizeStage(Stage):
         calib = stage_feeds(ctx, "calibration")
         settings, chosen = settings_for(ctx.spec, opts, precision, src, calib)
         try:
-            if opts.get("engine") == "aimet":  # bot.quant.aimet_engine: AIMET's HTP simulation and techniques
+            if opts.engine == AIMET:  # bot.quant.aimet_engine: AIMET's HTP simulation and techniques
                 aimet = _aimet_quantize(src, out, work, calib, precision, ctx.spec.target.soc, opts)
             else:
                 quantize_with_ort(src, out, work, calib, settings)
@@ -125,9 +126,9 @@ class QuantizeStage(Stage):
         metrics = {"precision": precision, "technique": settings.technique, "per_channel": settings.per_channel,
                    "calibrate_method": settings.calibrate_method, "calibration_samples": len(calib),
                    "quantized_tensors": len(encodings), "int16_tensors": bits16, "per_channel_tensors": per_channel,
-                   "overrides": sorted(opts.get("overrides", {})), "chosen_overrides": chosen, "host_cosine": sim}
+                   "overrides": sorted(opts.overrides), "chosen_overrides": chosen, "host_cosine": sim}
         artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
-        if opts.get("engine") == "aimet":
+        if opts.engine == AIMET:
             from bot.quant.aimet_engine import AIMET_ENCODINGS, AIMET_FLOAT
 
             metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
@@ -141,7 +142,7 @@ class QuantizeStage(Stage):
         return self.result(artifacts, checks, metrics)
 
 
-def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[QuantSettings, dict[str, str]]:
+def settings_for(spec, opts: QuantizeOptions, precision: str, src: Path, calib) -> tuple[QuantSettings, dict[str, str]]:
     """The definition's quantization section, the repairs' options on top, and the 16-bit outputs
     the bot chooses itself (returned with the reason, for the manifest)."""
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
@@ -156,12 +157,11 @@ def settings_for(spec, opts: dict, precision: str, src: Path, calib) -> tuple[Qu
         for t, why in bounded_outputs(model, src, calib).items():
             if t not in q.overrides:
                 types[t], chosen[t] = "QUInt16", why
-    types |= {t: o["quant_type"] for t, o in opts.get("overrides", {}).items()}
-    return QuantSettings(precision=precision, per_channel=opts.get("per_channel", spec.per_channel),
-                         calibrate_method=opts.get("calibrate_method", spec.calibrate_method), tensor_types=types,
-                         float_tensors=floats, min_real_range=opts.get("min_real_range"),
-                         weight_type=opts.get("weight_type", "QUInt8"),
-                         per_tensor_weights=tuple(opts.get("per_tensor_weights", ()))), chosen
+    types |= {t: o.quant_type for t, o in opts.overrides.items()}
+    return QuantSettings(precision=precision, per_channel=opts.per_channel_for(spec),
+                         calibrate_method=opts.calibrate_method_for(spec), tensor_types=types,
+                         float_tensors=floats, min_real_range=opts.min_real_range, weight_type=opts.weight_type,
+                         per_tensor_weights=tuple(opts.per_tensor_weights)), chosen
 
 
 def _check_override_names(overrides: dict[str, str], model: onnx.ModelProto) -> None:
@@ -465,14 +465,15 @@ def per_axis_suspects(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
     return tensors, weights
 
 
-def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc: str, opts: dict):
+def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc: str, opts: QuantizeOptions):
     from bot.quant import aimet_engine as A
     from bot.targets import SOCS
 
     why = A.unavailable()
     if why:
         raise BadInput(f"quantize.engine: aimet cannot run: {why}")
-    return A.quantize(src, out, work, list(calib), precision, SOCS[soc].htp_arch, A.AimetOptions.from_opts(opts))
+    return A.quantize(src, out, work, list(calib), precision, SOCS[soc].htp_arch,
+                      A.AimetOptions.checked(opts.techniques, opts.adaround_iterations, opts.seqmse_candidates))
 
 
 def _without_metadata(src: Path, dst: Path) -> Path:

@@ -13,20 +13,19 @@ from __future__ import annotations
 from bot.quant import aimet_engine as A
 from bot.records import FailureKind
 from bot.repair.base import Repair
+from bot.stage_options import QuantizeOptions as Q
 
 
 def _with_technique(technique: str, replaces: tuple[str, ...] = ()):
     def propose(failure, state, ctx):
-        q = state.options.get("quantize", {})
-        if A.unavailable() or q.get("precision", ctx["spec"].target.precision) == "fp16":
+        q = state.opts(Q)
+        if A.unavailable() or q.precision_for(ctx["spec"]) == "fp16":
             return None
-        have = list(q.get("techniques", [])) if q.get("engine") == A.ENGINE else []
+        have = list(q.techniques) if q.engine == A.ENGINE else []
         if technique in have:
             return None
-        new = state.with_option("quantize", "engine", A.ENGINE)
         techniques = [t for t in have if t not in replaces] + [technique]
-        new.options["quantize"]["techniques"] = [t for t in A.TECHNIQUES if t in techniques]  # AIMET's order
-        return new
+        return state.with_options(Q, engine=A.ENGINE, techniques=[t for t in A.TECHNIQUES if t in techniques])  # AIMET's order
     return propose
 
 

@@ -6,32 +6,33 @@ import re
 
 from bot.records import FailureKind
 from bot.repair.base import Repair
+from bot.stage_options import ExportOptions, OptimizeOptions
 
 EXPORTERS = ("torchscript", "dynamo")
 
 
 def _switch_exporter(failure, state, ctx):
-    current = state.options.get("export", {}).get("exporter", ctx["spec"].export.exporter)
+    current = state.opts(ExportOptions).exporter_for(ctx["spec"])
     if failure.stage != "export" and failure.kind != FailureKind.OP_REJECTED:
         return None
     other = EXPORTERS[1 - EXPORTERS.index(current)]
-    return state.with_option("export", "exporter", other)
+    return state.with_options(ExportOptions, exporter=other)
 
 
 def _raise_opset(failure, state, ctx):
-    current = state.options.get("export", {}).get("opset", ctx["spec"].export.opset)
+    current = state.opts(ExportOptions).opset_for(ctx["spec"])
     text = f"{failure.message}\n{failure.log}"
     if failure.stage == "export" and not re.search(r"opset|not supported in|Unsupported", text, re.I):
         return None
     if current >= 20:
         return None
-    return state.with_option("export", "opset", max(current + 1, 18))
+    return state.with_options(ExportOptions, opset=max(current + 1, 18))
 
 
 def _static_shapes(failure, state, ctx):
-    if state.options.get("optimize", {}).get("static_shapes"):
+    if state.opts(OptimizeOptions).static_shapes:
         return None
-    return state.with_option("optimize", "static_shapes", True)
+    return state.with_options(OptimizeOptions, static_shapes=True)
 
 
 REPAIRS: tuple[Repair, ...] = (

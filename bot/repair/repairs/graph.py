@@ -12,6 +12,7 @@ from __future__ import annotations
 from bot.graph.rules import RULES
 from bot.records import FailureKind
 from bot.repair.base import Repair
+from bot.stage_options import OptimizeOptions
 
 ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.COMPILE_ERROR,
            FailureKind.ACCURACY)
@@ -27,14 +28,14 @@ def _proposer(rule):
         return new
 
     def _propose(failure, state, ctx):
-        if rule.id in state.options.get("optimize", {}).get("rewrites", []):
+        if rule.id in state.opts(OptimizeOptions).rewrites:
             return None
         if failure.kind == FailureKind.ACCURACY and rule.output_ops:
             # rules for an output's form: the failing output is produced by one of their ops
             failing = {label.split(".")[0] for label in failure.details.get("failing_outputs", [])}
             producers = ctx["output_producers"]() if "output_producers" in ctx else {}
             if any(producers.get(name) in rule.output_ops for name in failing):
-                return state.appended("optimize", "rewrites", [rule.id])
+                return state.appended(OptimizeOptions, "rewrites", [rule.id])
             return None
         if failure.kind == FailureKind.ACCURACY:
             # only rules made for device numerics, and only where the device computes an op worse
@@ -42,10 +43,10 @@ def _proposer(rule):
             if not rule.device_numerics:
                 return None
             div = ctx["divergent"]() if "divergent" in ctx else []
-            return state.appended("optimize", "rewrites", [rule.id]) if div and div[0].op in rule.ops else None
+            return state.appended(OptimizeOptions, "rewrites", [rule.id]) if div and div[0].op in rule.ops else None
         if not any(rule.answers(n.op, n.reason) for n in failure.nodes):
             return None
-        return state.appended("optimize", "rewrites", [rule.id])
+        return state.appended(OptimizeOptions, "rewrites", [rule.id])
 
     return propose
 

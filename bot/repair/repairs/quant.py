@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bot.records import FailureKind
 from bot.repair.base import Repair
+from bot.stage_options import QuantizeOptions as Q
 from bot.targets import SOCS
 
 # share of quantized activations moved to 16 bits, one step per attempt
@@ -17,7 +18,7 @@ LOCALIZED_STEPS = (0.05, 0.15, 0.35)
 
 
 def _precision(state, ctx) -> str:
-    return state.options.get("quantize", {}).get("precision", ctx["spec"].target.precision)
+    return state.opts(Q).precision_for(ctx["spec"])
 
 
 def _collapsed(failure) -> bool:
@@ -32,17 +33,17 @@ def _collapsed(failure) -> bool:
 def _signed_weights(failure, state, ctx):
     """A bias that saturates int32 is fixed at its cause: onnxruntime widens a weight's scale so
     input scale × weight scale can hold the bias, but only for signed symmetric weights."""
-    if not failure.details.get("saturated_biases") or state.options.get("quantize", {}).get("weight_type") == "QInt8":
+    if not failure.details.get("saturated_biases") or state.opts(Q).weight_type == "QInt8":
         return None
-    return state.with_option("quantize", "weight_type", "QInt8")
+    return state.with_options(Q, weight_type="QInt8")
 
 
 def _keep_tiny_ranges(failure, state, ctx):
-    if _precision(state, ctx) == "fp16" or "min_real_range" in state.options.get("quantize", {}):
+    if _precision(state, ctx) == "fp16" or state.opts(Q).min_real_range is not None:
         return None
     if not _collapsed(failure):
         return None
-    return state.with_option("quantize", "min_real_range", 1e-12)
+    return state.with_options(Q, min_real_range=1e-12)
 
 
 def _int16_localized(failure, state, ctx):
@@ -56,35 +57,32 @@ def _int16_localized(failure, state, ctx):
         return None
     from bot.repair.localize import worst_layers
 
-    have = state.options.get("quantize", {}).get("overrides", {})
+    have = state.opts(Q).content().get("overrides", {})
     for step in LOCALIZED_STEPS:
         chosen = worst_layers(layers, step)
         if any(t not in have for t in chosen):
-            overrides = {**have, **{t: {"quant_type": "QUInt16"} for t in chosen}}
-            return state.with_option("quantize", "overrides", overrides)
+            return state.with_options(Q, overrides={**have, **{t: {"quant_type": "QUInt16"} for t in chosen}})
     return None
 
 
 def _w8a16_all(failure, state, ctx):
     if _precision(state, ctx) != "w8a8" or not SOCS[ctx["spec"].target.soc].int16:
         return None
-    new = state.with_option("quantize", "precision", "w8a16")
-    new.options["quantize"].pop("overrides", None)
-    return new
+    return state.with_options(Q, precision="w8a16").without(Q, "overrides")
 
 
 def _per_channel(failure, state, ctx):
     """Per-channel weights are the default (trained weights need them); this answers a definition
     that asked for per-tensor scales (`quantization.per_channel: false`) and then fell short."""
-    if state.options.get("quantize", {}).get("per_channel", ctx["spec"].per_channel) or _precision(state, ctx) == "fp16":
+    if state.opts(Q).per_channel_for(ctx["spec"]) or _precision(state, ctx) == "fp16":
         return None
-    return state.with_option("quantize", "per_channel", True)
+    return state.with_options(Q, per_channel=True)
 
 
 def _calibration(failure, state, ctx):
-    if state.options.get("quantize", {}).get("calibrate_method") == "percentile" or _precision(state, ctx) == "fp16":
+    if state.opts(Q).calibrate_method == "percentile" or _precision(state, ctx) == "fp16":
         return None
-    return state.with_option("quantize", "calibrate_method", "percentile")
+    return state.with_options(Q, calibrate_method="percentile")
 
 
 def _fp16(failure, state, ctx):
@@ -92,21 +90,18 @@ def _fp16(failure, state, ctx):
         return None
     if failure.stage == "compat":  # compat probes the float graph: fp16 would be refused the same way
         return None
-    new = state.with_option("quantize", "precision", "fp16")
-    for k in ("overrides", "per_channel", "calibrate_method"):
-        new.options["quantize"].pop(k, None)
-    return new
+    return state.with_options(Q, precision="fp16").without(Q, "overrides", "per_channel", "calibrate_method")
 
 
 def _per_tensor_where_refused(failure, state, ctx):
     """onnxruntime refuses a per-axis scale the quantizer wrote (a Gemm bias [1, N] given its
     weight's per-channel axis): those weights, and only those, are quantized per tensor."""
     weights = failure.details.get("per_axis_weights") or []
-    have = list(state.options.get("quantize", {}).get("per_tensor_weights", []))
+    have = state.opts(Q).per_tensor_weights
     todo = [w for w in weights if w not in have]
     if not todo:
         return None
-    return state.with_option("quantize", "per_tensor_weights", have + todo)
+    return state.with_options(Q, per_tensor_weights=have + todo)
 
 ACC = (FailureKind.ACCURACY,)
 REPAIRS: tuple[Repair, ...] = (
