@@ -96,6 +96,8 @@ class QuantizeOptions(StageOptions):
         "definition's)", agent=True)
     overrides: dict[str, TensorOverride] = knob({}, "tensor → its quantization type: the layers localization "
                                                 "blames in 16 bits (mixed precision)")
+    float_tensors: list[str] = knob([], "tensors left float, their producers run in fp16 on the HTP (as "
+                                    "quantization.overrides fp16 does): where 16 bits are not enough")
     min_real_range: float | None = knob(None, "the smallest activation range kept: the QNN config's 1e-4 zeroes "
                                         "smaller tensors, a collapsed output (None: the config's)")
     weight_type: Literal["QUInt8", "QInt8"] = knob("QUInt8", "QInt8 (signed symmetric) lets onnxruntime widen a "

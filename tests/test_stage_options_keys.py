@@ -2,7 +2,8 @@
 deployment has cached still hit after the change (a content-key migration with nothing to migrate).
 
 `data/stage_keys_before_typed_options.json` was written by the code before the stages' options were
-typed (`dict[str, dict[str, Any]]`, commit 25677f2): for every option state the repairs and the agent
+typed (`dict[str, dict[str, Any]]`: commit 25677f2, then ebf4e4b, whose compat key no longer holds the
+precision and whose quantize takes `float_tensors`): for every option state the repairs and the agent
 write, the key each stage of the default workflow gets, with the tool versions and the upstream
 digests held fixed. Its `options` are what that code wrote into a manifest's `repair_state`, so a
 deployment re-run from such a manifest is all cache hits exactly when these keys are unchanged.
@@ -42,6 +43,7 @@ CASES: list[dict] = [
     {"quantize": {"per_channel": False, "calibrate_method": "percentile"}},
     {"quantize": {"precision": "fp16"}},
     {"quantize": {"per_tensor_weights": ["fc.weight", "head.weight"]}},
+    {"quantize": {"float_tensors": ["pitch_out", "conv3_out"]}},
     {"quantize": {"engine": "aimet", "techniques": ["cle", "adaround"]}},
     {"quantize": {"engine": "aimet", "techniques": ["seqmse"], "adaround_iterations": 200, "seqmse_candidates": 10}},
     {"quantize": {}},

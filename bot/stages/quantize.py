@@ -151,7 +151,7 @@ def settings_for(spec, opts: QuantizeOptions, precision: str, src: Path, calib) 
     _check_override_names(q.overrides, model)
     types = {t: "QUInt16" for t, p in q.overrides.items() if p == "int16"}
     floats = tuple(t for t, p in q.overrides.items() if p == "fp16")
-    floats += tuple(t for t in opts.get("float_tensors", ()) if t not in floats)  # a repair's fp16 nodes
+    floats += tuple(t for t in opts.float_tensors if t not in floats)  # a repair's fp16 nodes
     chosen: dict[str, str] = {}
     if precision == "w8a8" and q.bounded_outputs_16bit and SOCS[spec.target.soc].int16:
         for t, why in bounded_outputs(model, src, calib).items():
