@@ -123,7 +123,9 @@ def main(model_dir: str, out: str) -> int:
     print(f"cosine {cosine(golden, outs):.6f}")
 
     # package: a run script, smoke-run in a child process
-    shutil.copyfile(Path(__file__).resolve().parent.parent / "bot/stages/assets/run_context_binary.py", pkg / "run.py")
+    bot_dir = Path(__file__).resolve().parent.parent / "bot"
+    shutil.copyfile(bot_dir / "stages/assets/run_context_binary.py", pkg / "run.py")
+    shutil.copyfile(bot_dir / "plain_json.py", pkg / "plain_json.py")  # what run.py imports from beside itself
     (pkg / "interface.json").write_text(
         f'{{"entry": "model_ctx.onnx", "target": {{"htp_arch": {arch}, "soc_model": {soc_model}}}, '
         f'"inputs": [{{"name": "{inp["name"]}", "shape": {inp["shape"]}, "dtype": "float32"}}]}}')

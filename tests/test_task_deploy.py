@@ -20,6 +20,7 @@ from bot.report import render
 from bot.spec import load_spec
 
 pytestmark = pytest.mark.htp
+ROOT_BOT = Path(__file__).resolve().parents[1] / "bot"
 
 MODEL = '''
 import torch
@@ -202,6 +203,9 @@ def test_data_files_preprocess_postprocess_and_task_metrics_on_the_htp(quadrants
     # the package reads a PNG through the same preprocess and gives the validated answer
     pkg = out / "package"
     assert (pkg / "data.py").is_file() and (pkg / "post.py").is_file()
+    # run.py makes its answers JSON with the bot's own helper, shipped beside it (one jsonable, not two)
+    assert (pkg / "plain_json.py").read_text() == (ROOT_BOT / "plain_json.py").read_text()
+    assert "def jsonable" not in (pkg / "run.py").read_text()
     iface = json.loads((pkg / "interface.json").read_text())
     assert iface["data"] == {"preprocess": "data.py:preprocess", "postprocess": "post.py:answer"}
     smoke = stages["package"]["checks"][0]

@@ -34,6 +34,12 @@ def default_workflow() -> list[str]:
     return yaml.safe_load(WORKFLOW_FILE.read_text())["stages"]
 
 
+def options_content(stage: str, options: Mapping[str, StageOptions]) -> dict[str, Any] | None:
+    """What of the options joins `stage`'s key: the knobs set on it as JSON, the same JSON the untyped
+    options were (so stages cached before the options were typed still hit), None when none are."""
+    return options[stage].content() if stage in options else None
+
+
 def _dig(tree: dict, dotted: str):
     for part in dotted.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
@@ -68,10 +74,8 @@ class Pipeline:
         files = self._files_digest() if stage_cls.reads_model_files else None
         own = {f: sha256_file(self.model_dir / f) if (self.model_dir / f).is_file() else None
                for f in stage_cls.files_read(self.spec)}
-        # the options' content, the JSON the untyped options were, so stages cached before them still hit
-        own_options = options[stage_cls.name].content() if stage_cls.name in options else None
         return sha256_json([upstream, stage_cls.name, stage_cls.version, spec_parts, files,
-                            own_options, self.versions, self.backend.name]
+                            options_content(stage_cls.name, options), self.versions, self.backend.name]
                            + ([own] if own else []))
 
     def _files_digest(self) -> str:

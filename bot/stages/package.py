@@ -31,6 +31,9 @@ from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
 
 RUN_SCRIPT = Path(__file__).parent / "assets" / "run_context_binary.py"
+#: modules run.py imports from beside itself: the bot's own, dependency-free beyond numpy, so the
+#: deployment's answers are made JSON the way the bot's are
+RUN_HELPERS = (Path(__file__).parents[1] / "plain_json.py",)
 
 
 class PackageStage(Stage):
@@ -46,6 +49,8 @@ class PackageStage(Stage):
         for f in set(comp.artifacts.values()):
             shutil.copyfile(cdir / f, work / f)
         shutil.copyfile(RUN_SCRIPT, work / "run.py")
+        for helper in RUN_HELPERS:
+            shutil.copyfile(helper, work / helper.name)
         iface = self._interface(ctx, comp.artifacts["entry"])
         from bot.graph.host_part import host_part_of  # deferred: onnx_ir and onnxscript (~1 s), for packaging only
 
@@ -70,7 +75,8 @@ class PackageStage(Stage):
             raise StageFailed(Failure(self.name, FailureKind.INTERFACE_MISMATCH,
                                       "the packaged run script does not reproduce the validated outputs",
                                       log=checks[0].detail), checks)
-        arts = {"interface": "interface.json", "run_script": "run.py", **{f: f for f in comp.artifacts.values()},
+        arts = {"interface": "interface.json", "run_script": "run.py", **{h.name: h.name for h in RUN_HELPERS},
+                **{f: f for f in comp.artifacts.values()},
                 **host_files, **entry_files}
         return self.result(arts, checks, {"files": sorted(arts.values())})
 

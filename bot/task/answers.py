@@ -9,6 +9,9 @@ import numpy as np
 
 from bot.errors import BadInput
 from bot.model_code import call, load_callable
+from bot.plain_json import jsonable  # also packaged beside run.py; re-exported for the task modules
+
+__all__ = ["jsonable", "pick", "plain", "postprocessor"]
 
 
 def postprocessor(folder: Path, ref: str | None, field: str = "task.postprocess") -> Callable[[dict], Any]:
@@ -28,21 +31,6 @@ def pick(answer: Any, key: str | None, metric: str) -> Any:
         raise BadInput(f"task metric {metric!r}: key {key!r} is not in the answer (answer has {have})",
                        where="aipc.yaml (task.metrics)")
     return answer[key]
-
-
-def jsonable(x: Any) -> Any:
-    """Answers as plain JSON (arrays → lists, NaN kept as None), for `answers.json` and the report."""
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return jsonable(x.item())
-    if isinstance(x, float):
-        return x if np.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    return x
 
 
 def plain(x: Any) -> Any:

@@ -26,6 +26,8 @@ import numpy as np
 import onnxruntime as ort
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from plain_json import jsonable  # noqa: E402 — packaged beside this file (the bot's own bot/plain_json.py)
 
 
 def entry_point(ref):
@@ -64,20 +66,6 @@ def infer(sess, iface, feeds):
             results.update(zip([o.name for o in cpu.get_outputs()], got))
         return {n: results[n] for n in host["final_outputs"]}
     return {o.name: results[o.name] for o in sess.get_outputs()}
-
-
-def jsonable(x):
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return jsonable(x.item())
-    if isinstance(x, float):
-        return x if np.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    return x
 
 
 def save(folder, results):
