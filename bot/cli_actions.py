@@ -9,19 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from bot.deployment_dir import repo_root
+from bot.deployment_dir import resolve_out_dir
 from bot.errors import BadInput
-from bot.pr_commands import Command
+from bot.nightly.merge import write
+from bot.nightly.rules import Tolerances
 from bot.nightly.run import find_model_dir  # noqa: F401  (kept importable from here)
+from bot.nightly.run import publish_night, run_nightly
 from bot.pipeline.manifest import MANIFEST
+from bot.pr_commands import Command
+from bot.report import html_report, pr_body
+from bot.spec import load_spec
 from bot.store import read_json
 
 
 def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path | None = None,
                    body_file: Path | None = None, echo: Callable[[str], None] = print) -> int:
     """Render the PR body (stdout or `body_file`) and the HTML report for an existing deployment."""
-    from bot.deployment_dir import resolve_out_dir
-    from bot.report import html_report, pr_body
-    from bot.spec import load_spec
 
     spec, folder = load_spec(model)
     out = resolve_out_dir(folder, spec.name, out_dir)
@@ -52,9 +56,6 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
     A shard (`deployments`: its share, `results`: the file for `aipc nightly-merge`) re-checks only its
     share and leaves the history and the issue to the merge (`bot.nightly.merge`).
     The flow lives in `bot.nightly`; `recheck` and `forge` are replaceable for tests."""
-    from bot.deployment_dir import repo_root
-    from bot.nightly.rules import Tolerances
-    from bot.nightly.run import publish_night, run_nightly
 
     if post not in ("none", "issue"):
         raise BadInput(f"--post {post!r}: expected issue or none", where="--post")
@@ -66,8 +67,6 @@ def nightly_command(root: Path | None = None, *, out_file: Path | None = None, p
                          run_id=run_id, history_path=history, recheck=recheck, only=deployments,
                          record=results is None)
     if results is not None:
-        from bot.nightly.merge import write
-
         echo(f"shard results: {write(result, results)}")
     return publish_night(root, result, out_file=out_file, post=post, echo=echo, forge=forge,
                          recorded=results is None)

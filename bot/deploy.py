@@ -15,10 +15,17 @@ from bot import backends
 from bot.deployment_dir import resolve_out_dir
 from bot.errors import BadInput
 from bot.pipeline import RunOutcome
+from bot.pipeline.lock import deployment_lock
 from bot.pipeline.manifest import MANIFEST
+from bot.pipeline.manifest import update_section
+from bot.pipeline.runner import forget_from
 from bot.records import StageResult
+from bot.records import StageFailed
+from bot.records import Failure
+from bot.repair.catalogue import all_repairs
 from bot.repair.loop import LoopResult, RepairLoop
 from bot.repair.state import RepairState
+from bot.report import write_files
 from bot.spec import load_spec
 from bot.stage_options import OptimizeOptions
 from bot.stages.base import StageContext
@@ -36,7 +43,6 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
-    from bot.pipeline.lock import deployment_lock
 
     with deployment_lock(out, command="aipc deploy", wait_seconds=2 * spec.limits.wall_seconds, say=say):
         return _deploy_locked(spec, folder, out, backend, repair=repair, push=push, pr=pr, events=events, say=say,
@@ -47,14 +53,13 @@ def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, 
                    for_pr) -> RunOutcome:
     composite = bool(spec.graphs or spec.variants)
     if rerun_from:
-        from bot.compose import expand
-        from bot.pipeline.runner import forget_from
+        from bot.compose import expand  # deferred: only a definition with parts loads compose
 
         for part_out in ([out / p.rel for p in expand(spec)] if composite else [out]):
             stages = forget_from(part_out, rerun_from)
         say(f"re-running {', '.join(stages)} (earlier stages reused)")
     if composite:  # several graphs / static sizes: composed above the pipeline
-        from bot.compose import deploy_multi
+        from bot.compose import deploy_multi  # deferred: only a definition with parts loads compose
 
         outcome = deploy_multi(spec, folder, out, backend, deploy_part=deploy_one, repair=repair, events=events,
                                say=say)
@@ -62,7 +67,6 @@ def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, 
         outcome = deploy_one(spec, folder, out, backend, repair=repair, events=events, say=say, exclude=exclude)
     # deferred like the stages: jinja2 and PyGithub are needed only once the run is over
     from bot.forge import publish
-    from bot.report import write_files
 
     # the report and the patches, from the manifest, on every deploy (with or without a forge)
     write_files(out, outcome.manifest)
@@ -70,7 +74,7 @@ def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, 
         publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push and not for_pr,
                 pr=pr and not for_pr, say=say)
     if for_pr:
-        from bot.forge.contributor import publish_for_pr
+        from bot.forge.contributor import publish_for_pr  # deferred: only a contributor PR's run needs it
 
         publish_for_pr(for_pr, deployment_dir=out, model_dir=folder, manifest=outcome.manifest, say=say)
     return outcome
@@ -104,8 +108,6 @@ def upfront_state(spec, folder: Path, exclude: list[str] | None = None) -> Repai
     changes nothing for this definition is refused by name rather than silently ignored."""
     if not spec.repairs:
         return RepairState()  # nothing asked for up front: the catalogue (graph rules, onnxscript) stays unloaded
-    from bot.records import Failure
-    from bot.repair.catalogue import all_repairs
 
     state, catalogue = RepairState(), all_repairs()
     for i, rid in enumerate(spec.repairs):
@@ -135,11 +137,10 @@ def _agent(loop: RepairLoop, result, say, enabled: bool = True):
 
     Every run records an `llm` section, zeros included, so "this cost nothing" is a fact in
     the manifest rather than an absence."""
-    from bot.pipeline.manifest import update_section
 
     usage = {**NO_LLM, "mode": "not needed" if enabled else "repair off (--no-repair)"}
     if enabled and not result.outcome.passed:
-        from bot.agent.llm import AgentRequest, configured, run_agent
+        from bot.agent.llm import AgentRequest, configured, run_agent  # deferred: pydantic models and openai, only when a repair is planned
 
         ok, why = configured(loop.spec)
         if not ok or loop.limits.llm_budget_usd <= 0:
@@ -172,7 +173,6 @@ def revalidate(model: Path, *, out_dir: Path | None = None, events=None,
                say: Callable[[str], None] = lambda m: None) -> Revalidation:
     """Re-check a deployment without rebuilding it: hashes first, then the device run; a composite
     deployment is re-checked part by part. Waits for a deploy of the same folder to finish."""
-    from bot.pipeline.lock import deployment_lock
 
     spec, folder = load_spec(model)
     out = resolve_out_dir(folder, spec.name, out_dir)
@@ -184,7 +184,7 @@ def revalidate(model: Path, *, out_dir: Path | None = None, events=None,
 
 def _revalidate_locked(spec, folder: Path, out: Path) -> Revalidation:
     if spec.graphs or spec.variants:
-        from bot.compose import expand
+        from bot.compose import expand  # deferred: only a definition with parts loads compose
 
         lines, ok = [], True
         for part in expand(spec):
@@ -218,8 +218,6 @@ def revalidate_deployment(spec, folder: Path, out: Path) -> Revalidation:
             return Revalidation(False, lines + [f"✗ stage {stage} has no passing result to re-check"])
         ctx.results[stage], ctx.dirs[stage] = StageResult.from_dict(data), out / stage
     with tempfile.TemporaryDirectory() as tmp:
-        from bot.records import StageFailed
-
         try:
             res = ValidateStage().run(ctx, Path(tmp))
         except StageFailed as e:

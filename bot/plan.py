@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from bot import backends
+from bot.compose import expand
 from bot.deployment_dir import resolve_out_dir
 from bot.pipeline.manifest import MANIFEST
 from bot.pipeline.runner import Pipeline, _dig, default_workflow
@@ -117,8 +118,6 @@ def plan(model: Path, *, out_dir: Path | None = None, engine: str | None = None)
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
     if spec.graphs or spec.variants:
-        from bot.compose import expand
-
         parts = [plan_part(p.spec, folder, out / p.rel, backend, part=str(p.rel)) for p in expand(spec)]
     else:
         parts = [plan_part(spec, folder, out, backend)]

@@ -48,7 +48,7 @@ def parse(text: str) -> Command:
         raise BadInput(f"not an aipc command: {line or text.strip()[:80]!r}", hint=USAGE)
     verb, arg = m.group(1), m.group(2)
     if verb == "revert":
-        from bot.repair.catalogue import all_repairs
+        from bot.repair.catalogue import all_repairs  # deferred: the catalogue (and pydantic) only for /aipc revert
 
         if not arg:
             raise BadInput("`/aipc revert` needs the id of the repair to revert", hint=USAGE)

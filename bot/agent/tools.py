@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.agent.graph_info import activation_tensors
+from bot.agent.graph_info import summarize
 from bot.errors import BadInput
 from bot.records import Failure
+from bot.repair.catalogue import all_repairs
+from bot.repair.patches import apply_patch, check_patch
+from bot.repair.patches import working_copy
 from bot.skills import Skill
 from bot.stage_options import BY_STAGE, OptimizeOptions, QuantizeOptions, TensorOverride
 
@@ -153,8 +158,6 @@ class ToolBox:
         """A working copy of the model folder with the pending patches applied (cached)."""
         key = json.dumps(self.pending.patches)
         if self._wc is None or self._wc_key != key:
-            from bot.repair.patches import working_copy
-
             base = Path(tempfile.mkdtemp(prefix="aipc-agent-"))
             if self._wc is not None:
                 shutil.rmtree(self._wc.parent, ignore_errors=True)
@@ -208,8 +211,6 @@ class ToolBox:
         return "\n".join(f"{i:4d} {lines[i - 1]}" for i in range(a, b + 1))
 
     def t_inspect_graph(self, stage: str | None = None, op: str | None = None):
-        from bot.agent.graph_info import summarize
-
         order = [stage] if stage else ["optimize", "export"]
         for st in order:
             if st not in STAGE_GRAPHS:
@@ -243,8 +244,6 @@ class ToolBox:
         return f"exit {proc.returncode}\n{text}"
 
     def t_apply_repair(self, repair_id: str, params: dict | None = None):
-        from bot.repair.catalogue import all_repairs
-
         cat = all_repairs()
         r = cat.get(repair_id)
         if r is None:
@@ -261,8 +260,6 @@ class ToolBox:
         return f"{repair_id} applied to the pending state: {short(new.options, 600)}; call rerun to test it"
 
     def t_propose_patch(self, diff: str):
-        from bot.repair.patches import apply_patch, check_patch
-
         files = check_patch(diff, Path(self.req.model_dir))
         root = self.model_root()
         check_patch(diff, root)
@@ -283,8 +280,6 @@ class ToolBox:
             raise BadInput("tensors must be a non-empty list of tensor names")
         graph = Path(self.req.out_dir) / "optimize" / "model.onnx"
         if graph.exists():
-            from bot.agent.graph_info import activation_tensors
-
             known = set(activation_tensors(graph)) | {i.name for i in self.req.spec.inputs}
             unknown = [t for t in tensors if t not in known]
             if unknown:

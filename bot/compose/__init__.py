@@ -27,7 +27,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bot import samples as S
+from bot import metrics as M
+from bot.backends.base import Compiled
+from bot.compose.share import attempt
 from bot.errors import BadInput
+from bot.model_code import call, flatten_outputs
+from bot.model_code import call
+from bot.model_code import load_callable
 from bot.records import Check, Failure, FailureKind, RunOutcome, StageResult
 from bot.spec.schema import GraphSpec, Spec
 from bot.store import sha256_file, write_json
@@ -107,8 +114,6 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, deploy_part: C
     for gname in dict.fromkeys(p.graph for p in parts if p.variant):
         vs = [p for p in parts if p.graph == gname and p.variant]
         if len(vs) > 1 and all(outcomes[p.rel].passed for p in vs):
-            from bot.compose.share import attempt
-
             say(f"── weight sharing across {len(vs)} variants of {gname} (ep.share_ep_contexts=1)")
             rec = attempt({p.variant: out / p.rel for p in vs}, out / ".work" / f"shared-{gname}",
                           spec.target)
@@ -163,14 +168,11 @@ def _part_row(part: Part, outcome, pout: Path, out: Path, seconds: float) -> dic
 
 
 def _ref_fn(folder: Path, ref: str, field: str):
-    from bot.model_code import load_callable
-
     return load_callable(folder, ref, field)
 
 
 def _decode_check(spec: Spec, folder: Path, out: Path, parts: list[Part], say) -> dict:
     """Package runtime/decode_loop.py, run it in a child process, compare with PyTorch greedy."""
-    from bot.model_code import call
 
     d, t0 = spec.decode, time.perf_counter()
     rt = out / "runtime"
@@ -262,10 +264,6 @@ def _ranking_check(ref: list[dict], got: list[dict], names: list[str]) -> dict:
 
 def _chain_checks(spec: Spec, folder: Path, out: Path, parts: list[Part], outcomes: dict, backend, say) -> list[dict]:
     """Per variant of the chain's graphs: run the compiled graphs in order vs the PyTorch reference."""
-    from bot import metrics as M
-    from bot import samples as S
-    from bot.backends.base import Compiled
-    from bot.model_code import call, flatten_outputs
 
     ch = spec.chain
     by_graph = {g: [p for p in parts if p.graph == g] for g in ch.graphs}

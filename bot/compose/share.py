@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bot import samples as S
+from bot.backends.ort_qnn import _ort, session_options
 from bot.spec.schema import TargetSpec
 
 
@@ -58,9 +60,6 @@ def _child(mode: str, job: dict) -> dict:
 
 
 def _main(mode: str, job: dict) -> dict:
-    from bot import samples as S
-    from bot.backends.ort_qnn import _ort, session_options
-
     ort, target, out = _ort(), TargetSpec(soc=job["soc"]), Path(job["out"])
     names = list(job["variants"])
     if mode == "generate":

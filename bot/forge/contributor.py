@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bot.forge.publish import PublishResult, image_links, publish, publishing_repo
 from bot.forge.github import CommentResult, GitHubForge, PullInfo, server_url
+from bot.forge.publish import PublishResult, image_links, publish, publishing_repo
+from bot.report import pr_body, pr_title
 
 COMMENT_BUDGET = 60000  # GitHub refuses comments over 65536 characters
 
@@ -69,7 +70,6 @@ def publish_for_pr(number: int, *, deployment_dir: Path, model_dir: Path, manife
 def comment_body(manifest: dict, fg: GitHubForge, pull: PullInfo, published: PublishResult | None,
                  branch: str, deployed: str, deployment_dir: Path) -> str:
     """The report as a PR comment: where the bot's work is, then the same body as a bot PR."""
-    from bot.report import pr_body, pr_title
 
     sha = published.sha if published and published.sha else deployed
     prefix = f"deployments/{manifest.get('model')}"

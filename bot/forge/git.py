@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.deployment_dir import repo_root
+
 BOT_NAME = os.environ.get("AIPC_BOT_NAME", "aipc-bot")
 BOT_EMAIL = os.environ.get("AIPC_BOT_EMAIL", "aipc-bot@users.noreply.github.com")
 TRAILER_MODEL = "Aipc-Model"
@@ -61,8 +63,6 @@ class Repo:
 
 
 def find_repo(path: Path) -> Repo | None:
-    from bot.deployment_dir import repo_root
-
     root = repo_root(path)
     return Repo(root) if root else None
 

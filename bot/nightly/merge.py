@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bot.deployment_dir import repo_root
 from bot.errors import BadInput
 from bot.nightly import history as H
 from bot.nightly.figures import empty
 from bot.nightly.rules import Regression
 from bot.nightly.run import NightlyResult
+from bot.nightly.run import publish_night
 
 FORMAT = "aipc-nightly-shard/1"
 
@@ -97,8 +99,6 @@ def merge_command(paths: list[Path], *, root: Path | None = None, history: Path 
                   out_file: Path | None = None, post: str = "none", expected: list[str] | None = None,
                   echo=print, forge=None) -> int:
     """`aipc nightly-merge`: the aggregate job. Exit 1 when any shard found a regression."""
-    from bot.deployment_dir import repo_root
-    from bot.nightly.run import publish_night
 
     if post not in ("none", "issue"):
         raise BadInput(f"--post {post!r}: expected issue or none", where="--post")

@@ -18,6 +18,9 @@ from bot.pipeline.manifest import MANIFEST
 from bot.records import StageFailed, StageResult
 from bot.stage_options import parse_options
 from bot.stages.base import StageContext
+from bot.stages.compat import CompatStage
+from bot.stages.compile import CompileStage
+from bot.stages.validate import ValidateStage
 from bot.store import read_json, sha256_file
 
 #: what the rebuild starts from; each must have a passing result in the accepted deployment
@@ -68,9 +71,6 @@ def recheck(spec, model_dir: Path, dep: Path, backend, *, say: Callable[[str], N
 
 def _stage(f: dict, name: str, ctx: StageContext, scratch: Path) -> bool:
     """Run one stage into `scratch/<name>`; record pass/fail, the error, and its figures."""
-    from bot.stages.compat import CompatStage
-    from bot.stages.compile import CompileStage
-    from bot.stages.validate import ValidateStage
 
     stage = {"compat": CompatStage, "compile": CompileStage, "validate": ValidateStage}[name]()
     work = scratch / name

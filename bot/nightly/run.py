@@ -6,17 +6,25 @@ in the one issue the nightly keeps. `bot.cli_actions.nightly_command` is the CLI
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bot import backends
+from bot.compose import expand
 from bot.errors import BadInput
+from bot.forge.git import Repo
+from bot.forge.github import GitHubForge
 from bot.nightly import baseline as B
 from bot.nightly import history as H
 from bot.nightly.figures import empty, from_manifest
+from bot.nightly.recompile import recheck
+from bot.nightly.report import MARKER, TITLE, render
 from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
 from bot.nightly.shards import MANIFEST
 from bot.parts import parts
+from bot.spec import load_spec
 from bot.store import read_json
 
 
@@ -53,7 +61,7 @@ class NightlyResult:
 
 def find_model_dir(root: Path, name: str) -> Path | None:
     """The model folder a deployment came from: `models/<name>`, else any aipc.yaml naming it."""
-    import yaml
+    import yaml  # deferred: yaml only when a definition file is read or written
 
     guess = root / "models" / name
     if (guess / "aipc.yaml").is_file():
@@ -96,17 +104,12 @@ def _failure(label: str, what: str, why: str) -> Regression:
 
 def recheck_unit(root: Path, unit: Unit, *, backends_cache: dict, say: Callable[[str], None]) -> dict:
     """Tonight's figures for one unit, with the backend its definition targets (raises BadInput)."""
-    from bot import backends
-    from bot.nightly.recompile import recheck
-    from bot.spec import load_spec
 
     folder = find_model_dir(root, unit.model)
     if folder is None:
         raise BadInput(f"no model folder with aipc.yaml for {unit.model!r} under {root}", where=str(unit.dep))
     spec, folder = load_spec(folder)
     if unit.part:
-        from bot.compose import expand
-
         spec = next((p.spec for p in expand(spec) if p.rel == unit.part), None)
         if spec is None:
             raise BadInput(f"the definition no longer has the part {unit.part!r}", where=str(folder / "aipc.yaml"))
@@ -173,9 +176,7 @@ def publish_night(root: Path, result: NightlyResult, *, out_file: Path | None = 
                   echo: Callable[[str], None] = print, forge=None, recorded: bool = True) -> int:
     """The report of one night (a whole run, a shard's share, or the merge of every shard): stdout,
     `out_file`, `$GITHUB_STEP_SUMMARY` once, and with `post="issue"` the one issue. Returns the exit code."""
-    import os
 
-    from bot.nightly.report import render
 
     text = render(result)
     if out_file:
@@ -195,11 +196,7 @@ def publish_night(root: Path, result: NightlyResult, *, out_file: Path | None = 
 def post_issue(root: Path, text: str, regressed: bool, *, forge=None):
     """Open or update the nightly's issue while something regresses; close it (with the all-clear
     report as its last body) once nothing does."""
-    from bot.nightly.report import MARKER, TITLE
 
     if forge is None:
-        from bot.forge.git import Repo
-        from bot.forge.github import GitHubForge
-
         forge = GitHubForge(Repo(Path(root)))
     return forge.upsert_issue(TITLE, MARKER, text, open=regressed)

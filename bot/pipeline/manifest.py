@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "a
 def tool_versions(backend_versions: dict[str, str]) -> dict[str, str]:
     """Read from the installed packages' metadata, not by importing them (torch alone takes seconds,
     and every stage key hashes these: a fully cached run must not pay for them)."""
-    from importlib.metadata import version
 
     return {"aipc-bot": __version__, "python": platform.python_version(), "torch": version("torch"),
             "onnx": version("onnx"), "onnxslim": version("onnxslim"), "numpy": version("numpy"),

@@ -9,8 +9,10 @@ re-runs only `validate`, and a repair to the optimize options re-runs from `opti
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -198,7 +200,6 @@ class Pipeline:
 def unexpected_failure(stage: str, error: Exception) -> Failure:
     """A stage that raised instead of failing: a TOOL_ERROR with the tool's text, which the
     taxonomy refines and the repair loop can answer; the run still ends with a final status."""
-    import traceback
 
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return Failure(stage, FailureKind.TOOL_ERROR, f"{stage} raised {type(error).__name__}: {str(error)[:300]}",
@@ -220,7 +221,6 @@ def timeout_failure(stage: str, seconds: float) -> Failure:
 def forget_from(out_dir: Path, stage: str, workflow: list[str] | None = None) -> list[str]:
     """Drop the stored results of `stage` and every stage after it, so the next run executes them
     again (`/aipc rerun <stage>`); the stages before it stay in the store and are reused."""
-    import re
 
     workflow = workflow or default_workflow()
     if stage not in workflow:

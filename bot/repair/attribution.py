@@ -120,7 +120,7 @@ def float_activations(qdq: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _worst_cosine(model: onnx.ModelProto, feeds: list[dict], golden: list[dict]) -> float:
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
     so = ort.SessionOptions()
     so.log_severity_level = 3

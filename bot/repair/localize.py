@@ -50,7 +50,7 @@ def _expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def _run(model: onnx.ModelProto, feeds: list[dict]) -> list[dict[str, np.ndarray]]:
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
     so = ort.SessionOptions()
     so.log_severity_level = 3

@@ -24,14 +24,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bot import samples as S
 from bot.pipeline import Pipeline, RunOutcome
 from bot.pipeline.manifest import update_section
 from bot.records import Failure, FailureKind
+from bot.repair.attribution import attribute
 from bot.repair.base import Repair
 from bot.repair.catalogue import all_repairs
+from bot.repair.figures import step_figures
+from bot.repair.patches import working_copy
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.stage_options import QuantizeOptions
+from bot.store import read_json
+from bot.store import WORK, sha256_json
+from bot.targets import SOCS
 
 PRECISION_LADDER = ("w8a8", "w8a16", "fp16")  # cheapest first; each step costs latency and size
 PRECISION_REPAIR = {"w8a16": "w8a16-all", "fp16": "fp16-precision"}  # the repair that climbs to it
@@ -128,7 +135,6 @@ def summarize(outcome: RunOutcome) -> dict:
     c = outcome.result("compat")
     if c and "fallback_nodes" in c.metrics:
         d["fallback_nodes"] = c.metrics["fallback_nodes"]
-    from bot.repair.figures import step_figures
 
     d.update(step_figures(outcome))  # precision, technique, latency, binary size: the report's step table
     return d
@@ -138,7 +144,7 @@ def output_producers(outcome: RunOutcome) -> dict[str, str]:
     """Op type that produces each output of the run's optimized graph (read without weights)."""
     if "optimize" not in outcome.dirs:
         return {}
-    import onnx
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
 
     g = onnx.load(str(outcome.dirs["optimize"] / "model.onnx"), load_external_data=False).graph
     made_by = {o: n.op_type for n in g.node for o in n.output}
@@ -210,9 +216,6 @@ class RepairLoop:
     def run_state(self, state: RepairState, stop_after: str | None = None) -> RunOutcome:
         folder = self.model_dir
         if state.patches:
-            from bot.repair.patches import working_copy
-            from bot.store import WORK, sha256_json
-
             dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
             folder = dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
         return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
@@ -225,8 +228,7 @@ class RepairLoop:
             return []
         key = f"{outcome.dirs['quantize']}:{on_device}"
         if key not in self._localized:
-            from bot import samples as S
-            from bot.repair.localize import localize
+            from bot.repair.localize import localize  # deferred: localization imports onnx (~0.4 s), only when a repair runs
 
             q = outcome.result("quantize")
             if q is None or q.metrics.get("precision") == "fp16":
@@ -271,9 +273,6 @@ class RepairLoop:
             return None
         key = str(outcome.dirs["quantize"])
         if key not in self._attributions:
-            from bot import samples as S
-            from bot.repair.attribution import attribute
-
             try:
                 self._attributions[key] = attribute(outcome.dirs["optimize"] / "model.onnx",
                                                     outcome.dirs["quantize"] / "model.onnx",
@@ -289,7 +288,6 @@ class RepairLoop:
 
     def untried_precisions(self, state: RepairState, tried: set[str]) -> list[str]:
         """Precisions above the state's, on the ladder, that the SoC runs and no attempt has run."""
-        from bot.targets import SOCS
 
         soc = SOCS[self.spec.target.soc]
         here = self.precision_of(state)
@@ -485,7 +483,7 @@ class RepairLoop:
         final = pipe.restore(result.outcome, started=self.started) or self.run_state(result.state)
         result.outcome = final
         if final.failure and final.failure.kind == FailureKind.ACCURACY or any(a.level == "quant" for a in result.attempts):
-            from bot.repair.localize import as_manifest, localize
+            from bot.repair.localize import as_manifest, localize  # deferred: as above
 
             layers = self.localize(final, on_device=True)
             if layers:
@@ -505,7 +503,6 @@ class RepairLoop:
                                                       "planner_notes": self.notes})
         update_section(self.out_dir, "started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)))
         update_section(self.out_dir, "seconds_total", round(time.time() - self.started, 3))
-        from bot.store import read_json
 
         final.manifest = read_json(self.out_dir / "manifest.json") or final.manifest
         return final

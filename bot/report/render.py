@@ -9,10 +9,14 @@ the cache file its caller names.
 from __future__ import annotations
 
 import functools
+import hashlib
+from importlib.metadata import version
 from pathlib import Path
 
 from bot import plots
+from bot import __version__
 from bot.report import view
+from bot.store import sha256_json
 
 TEMPLATES = Path(__file__).parent / "templates"
 GITHUB_BODY_LIMIT = 65536
@@ -84,11 +88,7 @@ REPORT_CODE = (Path(view.__file__), Path(__file__))
 def render_key(kind: str, *inputs) -> str:
     """The key of one rendered text: its kind, its inputs (the view: only what the report shows of the
     manifest), every template, the report code and the versions of the bot and of jinja2."""
-    import hashlib
-    from importlib.metadata import version
 
-    from bot import __version__
-    from bot.store import sha256_json
 
     h = hashlib.sha256()
     for p in sorted(TEMPLATES.iterdir()) + list(REPORT_CODE):

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from bot import metrics
+from bot import samples as S
+from bot.errors import BadInput
 from bot.records import Check
 
 PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any deployed one
@@ -86,8 +88,6 @@ def graph_output_names(model: Path, declared: list[str], where: str) -> list[str
     if not declared:
         return names
     if sorted(declared) != sorted(names):
-        from bot.errors import BadInput
-
         unknown = [n for n in declared if n not in names]
         what = (f"names {', '.join(map(repr, unknown))}, which the graph does not have" if unknown
                 else f"{len(declared)} output(s) ({', '.join(declared)})")
@@ -132,7 +132,6 @@ def stage_feeds(ctx, kind: str) -> list[dict[str, np.ndarray]]:
     """`samples` or `calibration` as the graph takes them: the export stage's copy without the
     declared inputs the graph does not use when it found any (feeding ONNX Runtime a name the
     graph lacks fails: "Invalid input name"), else the load stage's."""
-    from bot import samples as S
 
     export = ctx.results.get("export")
     if export is not None and kind in export.artifacts:

@@ -37,7 +37,7 @@ def float_tensors(model: onnx.ModelProto) -> list[str]:
 
 def _session(model: onnx.ModelProto, outputs: list[str]):
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
     m = onnx.ModelProto()
     m.CopyFrom(model)

@@ -14,11 +14,11 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from bot import samples as S
+from bot.model_code import build_module
 from bot.quiet import native_output
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
-from bot.model_code import build_module
-from bot.stages._onnx import correct_output_shapes, dynamic_dims, opset, parity_checks, unused_inputs
 from bot.stage_options import ExportOptions
+from bot.stages._onnx import correct_output_shapes, dynamic_dims, opset, parity_checks, unused_inputs
 from bot.stages.base import Stage, StageContext
 
 
@@ -91,7 +91,7 @@ class ExportStage(Stage):
         return fixed
 
     def _export(self, ctx, sample, output_names, out: Path, exporter: str, op_version: int) -> None:
-        import torch
+        import torch  # deferred: torch (~1 s) only where a model is built or run
 
         module = build_module(ctx.model_dir, ctx.spec.entry)
         args = tuple(torch.from_numpy(sample[i.name]) for i in ctx.spec.inputs)

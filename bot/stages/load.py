@@ -14,11 +14,11 @@ import numpy as np
 from bot import datafiles as D
 from bot import samples as S
 from bot.errors import BadInput
-from bot.records import StageFailed, StageResult
-from bot.stages._files import finite_checks, load_npy, load_npz
 from bot.model_code import build_module, call, flatten_outputs, load_callable
-from bot.stages._onnx import graph_output_names
+from bot.records import StageFailed, StageResult
 from bot.spec.loader import check_output_names
+from bot.stages._files import finite_checks, load_npy, load_npz
+from bot.stages._onnx import graph_output_names
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
 
@@ -131,7 +131,7 @@ class LoadStage(Stage):
     def _forward(self, ctx: StageContext, sample: S.Sample) -> list[np.ndarray]:
         spec, folder = ctx.spec, ctx.model_dir
         if spec.onnx:
-            import onnxruntime as ort
+            import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
             try:
                 sess = ort.InferenceSession(str(folder / spec.onnx), providers=["CPUExecutionProvider"])
@@ -139,7 +139,7 @@ class LoadStage(Stage):
             except Exception as e:
                 raise BadInput(f"the ONNX file cannot be run on the CPU: {e}".split("\n")[0],
                                where=str(folder / spec.onnx)) from None
-        import torch
+        import torch  # deferred: torch (~1 s) only where a model is built or run
 
         module = getattr(self, "_module", None) or build_module(folder, spec.entry)
         self._module = module

@@ -19,6 +19,7 @@ with the golden is reported as a metric; the device decides pass/fail in `valida
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import shutil
@@ -30,12 +31,15 @@ import numpy as np
 from bot import metrics as M
 from bot import samples as S
 from bot.errors import BadInput
+from bot.quant import aimet_engine as A
 from bot.quant.aimet_engine import ENGINE as AIMET
+from bot.quant.aimet_engine import AIMET_ENCODINGS, AIMET_FLOAT
 from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.stage_options import QuantizeOptions
 from bot.stages import _ranges as R
 from bot.stages._onnx import cpu_outputs, stage_feeds
-from bot.stage_options import QuantizeOptions
 from bot.stages.base import Stage, StageContext
+from bot.store import write_json
 from bot.targets import SOCS
 
 ACTIVATION = {"w8a8": "QUInt8", "w8a16": "QUInt16"}
@@ -108,7 +112,6 @@ class QuantizeStage(Stage):
         deployed = onnx.load(str(out))
         encodings = encodings_of(deployed)
         saturated = saturated_biases(deployed)
-        from bot.store import write_json
 
         write_json(work / "encodings.json", encodings)
         feeds = stage_feeds(ctx, "samples")
@@ -129,8 +132,6 @@ class QuantizeStage(Stage):
                    "overrides": sorted(opts.overrides), "chosen_overrides": chosen, "host_cosine": sim}
         artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
         if opts.engine == AIMET:
-            from bot.quant.aimet_engine import AIMET_ENCODINGS, AIMET_FLOAT
-
             metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
             metrics["technique"] = "aimet " + ("+".join(aimet.techniques) or "quantsim")
             artifacts |= {"aimet_encodings": AIMET_ENCODINGS, "aimet_float": AIMET_FLOAT}
@@ -170,8 +171,6 @@ def _check_override_names(overrides: dict[str, str], model: onnx.ModelProto) -> 
     names = _tensor_names(model)
     unknown = [t for t in overrides if t not in names]
     if unknown:
-        import difflib
-
         near = {t: difflib.get_close_matches(t, names, n=3, cutoff=0.4) for t in unknown}
         listing = ", ".join(sorted(names)[:40]) + (f", … ({len(names)} in all)" if len(names) > 40 else "")
         hints = "; ".join(f"{t!r}: did you mean {', '.join(map(repr, m))}?" for t, m in near.items() if m)
@@ -210,7 +209,7 @@ def bounded_outputs(model: onnx.ModelProto, src: Path, calib) -> dict[str, str]:
                        if (n := _output_producer(model, o.name)) is not None and n.op_type == "Softmax"]
     if not softmax_outputs or not calib:
         return {}
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
@@ -229,7 +228,7 @@ def per_channel_overrides(model: onnx.ModelProto, weight_type: str) -> dict[str,
     (onnxruntime's global `per_channel` covers Conv, ConvTranspose and Gemm; its QNN config
     turns MatMul per-tensor, though the HTP runs per-channel MatMul weights). A weight with one
     channel stays per-tensor: onnxruntime refuses a per-axis scale of size one."""
-    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import QuantType  # deferred: a slow import; only running a graph needs it
 
     inits = {i.name: i for i in model.graph.initializer}
     axes: dict[str, set[int]] = {}
@@ -250,8 +249,8 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
     """The onnxruntime engine: QNN preprocessing, the QNN QDQ config, static quantization.
     Other engines take the same arguments and write the same thing: a QDQ model at `out`."""
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize
-    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType, quantize  # deferred: a slow import; only running a graph needs it
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model  # deferred: a slow import; only running a graph needs it
 
     logging.getLogger().setLevel(logging.ERROR)
 
@@ -466,9 +465,6 @@ def per_axis_suspects(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
 
 
 def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc: str, opts: QuantizeOptions):
-    from bot.quant import aimet_engine as A
-    from bot.targets import SOCS
-
     why = A.unavailable()
     if why:
         raise BadInput(f"quantize.engine: aimet cannot run: {why}")

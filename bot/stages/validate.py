@@ -203,7 +203,7 @@ def packed_parts(golden: list[np.ndarray], axis: int, concat: bool = False) -> d
 
 def output_producers(model_path: Path) -> dict[str, str]:
     """Op type producing each graph output (read without weights)."""
-    import onnx
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
 
     try:
         g = onnx.load(str(model_path), load_external_data=False).graph

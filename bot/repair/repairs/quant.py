@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bot.records import FailureKind
 from bot.repair.base import Repair
+from bot.repair.localize import worst_layers
 from bot.stage_options import QuantizeOptions as Q
 from bot.targets import SOCS
 
@@ -55,7 +56,6 @@ def _int16_localized(failure, state, ctx):
     layers = localization()
     if not layers:
         return None
-    from bot.repair.localize import worst_layers
 
     have = state.opts(Q).content().get("overrides", {})
     for step in LOCALIZED_STEPS:

@@ -12,15 +12,18 @@ import re
 import tempfile
 from pathlib import Path
 
+from bot.errors import BadInput
 from bot.records import FailureKind
 from bot.repair.base import Repair
+from bot.repair.patches import check_patch
+from bot.repair.patches import working_copy
+from bot.skills import SKILLS_DIR
 
 ANSWERS = re.compile(r"^#\s*aipc-answers:\s*(.+)$", re.M)
 
 
 def known_patches() -> list[tuple[str, set[str], str]]:
     """(patch file, ops it answers, diff text) for every skill patch."""
-    from bot.skills import SKILLS_DIR
 
     out = []
     for p in sorted(SKILLS_DIR.glob("*/patches/*.diff")):
@@ -32,9 +35,6 @@ def known_patches() -> list[tuple[str, set[str], str]]:
 
 
 def _applies(model_dir: Path, patches: list[str]) -> bool:
-    from bot.errors import BadInput
-    from bot.repair.patches import working_copy
-
     with tempfile.TemporaryDirectory() as tmp:
         try:
             working_copy(model_dir, patches, Path(tmp) / "copy")
@@ -59,7 +59,6 @@ def _source_patch(failure, state, ctx):
     patch = ctx.get("params", {}).get("patch")
     if not patch or patch in state.patches:
         return None
-    from bot.repair.patches import check_patch
 
     check_patch(patch, ctx["model_dir"])
     new = state.copy()
