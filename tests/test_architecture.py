@@ -18,8 +18,9 @@ from bot.changes import changed_models
 from bot.fork_gate import plan_command, post_gate
 from bot.pr_commands import parse
 parse("/aipc retry"); parse("/aipc rerun quantize"); parse("/aipc revert int64-to-int32")
+banned = ("bot.stages", "bot.pipeline.runner", "bot.backends", "bot.deploy", "bot.compose")
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnxruntime")
-               or m.startswith(("bot.stages", "bot.pipeline.runner", "bot.backends", "bot.deploy", "bot.compose")))
+               or any(m == b or m.startswith(b + ".") for b in banned))  # bot.deployment_dir is not bot.deploy
 print(json.dumps(heavy))
 """
 
