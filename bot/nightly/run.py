@@ -11,15 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bot import backends
-from bot.compose import expand
 from bot.errors import BadInput
 from bot.forge.git import Repo
 from bot.forge.github import GitHubForge
 from bot.nightly import baseline as B
 from bot.nightly import history as H
 from bot.nightly.figures import empty, from_manifest
-from bot.nightly.recompile import recheck
 from bot.nightly.report import MARKER, TITLE, render
 from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
 from bot.nightly.shards import MANIFEST
@@ -104,12 +101,16 @@ def _failure(label: str, what: str, why: str) -> Regression:
 
 def recheck_unit(root: Path, unit: Unit, *, backends_cache: dict, say: Callable[[str], None]) -> dict:
     """Tonight's figures for one unit, with the backend its definition targets (raises BadInput)."""
+    from bot import backends  # deferred: the toolchain (numpy, the stages) only where a shard re-checks; the aggregate job merges without it
+    from bot.nightly.recompile import recheck  # deferred: as above
 
     folder = find_model_dir(root, unit.model)
     if folder is None:
         raise BadInput(f"no model folder with aipc.yaml for {unit.model!r} under {root}", where=str(unit.dep))
     spec, folder = load_spec(folder)
     if unit.part:
+        from bot.compose import expand  # deferred: as above
+
         spec = next((p.spec for p in expand(spec) if p.rel == unit.part), None)
         if spec is None:
             raise BadInput(f"the definition no longer has the part {unit.part!r}", where=str(folder / "aipc.yaml"))

@@ -28,7 +28,7 @@ from bot import samples as S
 from bot.pipeline import Pipeline, RunOutcome
 from bot.pipeline.manifest import update_section
 from bot.records import Failure, FailureKind
-from bot.repair.attribution import attribute
+from bot.repair import attribution as attribution_lib
 from bot.repair.base import Repair
 from bot.repair.catalogue import all_repairs
 from bot.repair.figures import step_figures
@@ -274,7 +274,7 @@ class RepairLoop:
         key = str(outcome.dirs["quantize"])
         if key not in self._attributions:
             try:
-                self._attributions[key] = attribute(outcome.dirs["optimize"] / "model.onnx",
+                self._attributions[key] = attribution_lib.attribute(outcome.dirs["optimize"] / "model.onnx",
                                                     outcome.dirs["quantize"] / "model.onnx",
                                                     S.load(outcome.dirs["load"] / "samples.npz"),
                                                     S.load(outcome.dirs["load"] / "golden.npz"))
