@@ -92,7 +92,9 @@ def main(model_dir: str, out: str) -> int:
     src = pre if qnn_preprocess_model(str(opt), str(pre), fuse_layernorm=True) else opt
     cwd = os.getcwd()
     os.chdir(out)
-    quantize(str(src), str(qdq), get_qnn_qdq_config(str(src), Reader(), activation_type=act, weight_type=QuantType.QUInt8))
+    # per-channel weight scales, as the bot's quantize stage does by default (quantization.per_channel)
+    quantize(str(src), str(qdq), get_qnn_qdq_config(str(src), Reader(), activation_type=act, weight_type=QuantType.QUInt8,
+                                                     per_channel=(d.get("quantization") or {}).get("per_channel", True)))
     os.chdir(cwd)
     cpu = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"])
     [cpu.run(None, {inp["name"]: s}) for s in samples]

@@ -74,7 +74,10 @@ def commit(work: Path) -> Path:
 
 def link_view(src: Path, dest: Path) -> None:
     """Make `dest` a view of `src` (hard links where the filesystem allows): a stored stage result
-    shown at its place in the deployment folder. (Not the forge's publish, which delivers a deployment.)"""
+    shown at its place in the deployment folder. (Not the forge's publish, which delivers a deployment.)
+    A `dest` that already is that view (the same files, hard-linked: a cached re-run) is left alone."""
+    if _is_view_of(src, dest):
+        return
     tmp = dest.with_name(dest.name + ".publishing")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, copy_function=_link_or_copy)
@@ -84,6 +87,27 @@ def link_view(src: Path, dest: Path) -> None:
         os.replace(dest, old)
     os.replace(tmp, dest)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_view_of(src: Path, dest: Path) -> bool:
+    """Whether `dest` holds exactly `src`'s files, each a hard link to it (same inode), nothing else."""
+    if not dest.is_dir() or dest.is_symlink():
+        return False
+
+    def files(root: Path) -> dict[str, tuple[int, int] | None] | None:
+        out: dict[str, tuple[int, int] | None] = {}
+        for p in root.rglob("*"):
+            if p.is_symlink():
+                return None
+            st = p.lstat()
+            out[str(p.relative_to(root))] = None if p.is_dir() else (st.st_dev, st.st_ino)
+        return out
+
+    try:
+        mine = files(dest)
+        return mine is not None and mine == files(src)
+    except OSError:
+        return False
 
 
 def _link_or_copy(src: str, dst: str) -> None:

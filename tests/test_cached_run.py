@@ -50,6 +50,9 @@ def test_an_unchanged_deploy_hits_every_cache_changes_nothing_and_imports_nothin
     first, out = _cli(model, env)
     assert first["code"] == 0, out
     assert "torch" in first["heavy"] and "onnxruntime" in first["heavy"]  # the probe sees real work
+    # a first deploy that needs no repair does not load the rewrite stack either (onnxscript, onnx_ir):
+    # the optimize stage's exact cleanup and the host-part reader live outside the rules catalogue
+    assert "onnxscript" not in first["heavy"] and "onnx_ir" not in first["heavy"], first["heavy"]
     tip = sh(repo, "rev-parse", "aipc/tiny")
 
     again, out = _cli(model, env)

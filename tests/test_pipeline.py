@@ -71,6 +71,27 @@ def test_unchanged_rerun_skips_every_stage_and_a_threshold_change_reruns_only_va
     assert "validate" in rerun and "compile" not in rerun and "quantize" not in rerun
 
 
+def test_an_unchanged_rerun_writes_the_manifest_once_and_keeps_the_stage_folders(tiny_model, tmp_path, monkeypatch):
+    """Every stage cached: no "running" manifest per stage (only the final one) and no stage folder relinked;
+    the manifest still describes the run (deployed, every stage cached, the same artifacts)."""
+    from bot.pipeline import manifest as manifest_mod
+
+    out = tmp_path / "dep"
+    first = _pipeline(tiny_model, out).run()
+    assert first.passed
+    before = json.loads((out / "manifest.json").read_text())
+    folders = {s: (out / s).stat().st_ino for s in before["workflow"]}
+    writes = []
+    real = manifest_mod.write_json
+    monkeypatch.setattr(manifest_mod, "write_json", lambda p, o: (writes.append(o["status"]), real(p, o)))
+    again = _pipeline(tiny_model, out).run()
+    assert all(r.cached for r in again.results) and writes == ["deployed"]
+    assert {s: (out / s).stat().st_ino for s in before["workflow"]} == folders
+    after = json.loads((out / "manifest.json").read_text())
+    assert after["status"] == "deployed" and all(s["cached"] for s in after["stages"])
+    assert after["artifacts"] == before["artifacts"]
+
+
 def test_a_precision_change_reruns_quantize_onward_but_not_the_float_graph_probe(tiny_model, tmp_path):
     """compat places the float graph on the HTP; what precision it is quantized to later does not change
     that, so a precision repair (w8a16-all, fp16-precision) must not pay for the probe again."""

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-import onnx_ir as ir
 
-from bot.graph.irutil import to_proto
+if TYPE_CHECKING:  # only the writer (`cut_to_host`, called by the graph rules) works on the IR
+    import onnx_ir as ir
 
 KEY = "aipc.host_postprocess"
 
@@ -60,6 +61,9 @@ def cut_to_host(model: onnx.ModelProto, m: ir.Model, cut: set[int]) -> onnx.Mode
     g.outputs.clear()
     g.outputs.extend(keep_outputs + [v for v in boundary.values() if v not in keep_outputs and not v.is_graph_input()])
     g.remove(order, safe=True)
+    # deferred: onnx_ir (with sympy) is for the rules that cut a graph; the stages only read a host part
+    from bot.graph.irutil import to_proto
+
     out = to_proto(m)
     old = next((p for p in out.metadata_props if p.key == KEY), None)
     if old is not None:

@@ -7,6 +7,7 @@ checks per stage, the repairs tried, and the LLM usage. Sections owned by other 
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from importlib.metadata import version
@@ -25,10 +26,15 @@ KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "a
 def tool_versions(backend_versions: dict[str, str]) -> dict[str, str]:
     """Read from the installed packages' metadata, not by importing them (torch alone takes seconds,
     and every stage key hashes these: a fully cached run must not pay for them)."""
+    return {**_library_versions(), **backend_versions}
 
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str]:
+    """Once per process: each lookup parses a package's METADATA, and every pipeline (the repair loop
+    makes several) asks. Installed packages do not change under a running deploy."""
     return {"aipc-bot": __version__, "python": platform.python_version(), "torch": version("torch"),
-            "onnx": version("onnx"), "onnxslim": version("onnxslim"), "numpy": version("numpy"),
-            **backend_versions}
+            "onnx": version("onnx"), "onnxslim": version("onnxslim"), "numpy": version("numpy")}
 
 
 def artifact_table(out_dir: Path, stages: list[str]) -> dict[str, dict[str, Any]]:
@@ -90,7 +96,13 @@ def deployed_settings(spec, results: list[StageResult], backend: str) -> dict[st
 
 
 def update_section(out_dir: Path, section: str, value: Any) -> None:
+    """Set one section; the file is rewritten only when the section's JSON changes (a cached re-run
+    sets most sections to what they already are, and each rewrite re-encodes the whole manifest)."""
+    import json
+
     path = out_dir / MANIFEST
     m = read_json(path) or {}
+    if section in m and m[section] == json.loads(json.dumps(value, default=str)):
+        return
     m[section] = value
     write_json(path, m)

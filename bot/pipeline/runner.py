@@ -96,21 +96,29 @@ class Pipeline:
         failure, started = None, time.time()
         upstream: dict[str, dict[str, str]] = {}
         artifacts: dict[str, dict] = {}
+        def write_running() -> None:
+            manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
+                               results=results, artifacts=artifacts, workflow=self.workflow, started=started,
+                               status="running")
+
+        written = 0  # results the manifest on disk shows
         for i, name in enumerate(self.workflow):
             cls = REGISTRY[name]
             key = self.key(cls, upstream, options)
             self.events.stage_start(name, i, len(self.workflow))
             res, where = self._cached(name, key)
             if res is None:
+                if written < len(results):  # while a stage runs, the manifest shows the ones before it
+                    write_running()
                 res, where = self._execute(cls(), ctx, key)
             ctx.results[name], ctx.dirs[name] = res, where
             results.append(res)
             link_view(where, self.out_dir / name)
             artifacts.update(manifest_mod.artifact_table(self.out_dir, [name]))
             self.events.stage_end(res)
-            manifest_mod.write(self.out_dir, spec=self.spec, backend=self.backend.name, versions=self.versions,
-                               results=results, artifacts=artifacts, workflow=self.workflow, started=started,
-                               status="running")
+            if not res.cached:  # a stage that ran is on disk at once; cached ones cost nothing to redo
+                write_running()
+                written = len(results)
             upstream[name] = res.digests
             if not res.passed:
                 failure = res.failure

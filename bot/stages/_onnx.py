@@ -19,14 +19,12 @@ def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np
     host (`aipc.host_postprocess`) gets that tail run after it, as the device run does."""
     import onnxruntime as ort  # deferred: a slow import, only the CPU parity checks need it
 
-    from bot.graph.host_part import complete, host_part_of  # deferred: onnx_ir (~1 s); a cached run opens no graph
-
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     wanted = {i.name for i in sess.get_inputs()}
     names = [o.name for o in sess.get_outputs()]
-    from bot.graph.host_part import complete, host_part_of  # deferred: onnx_ir and sympy (~1 s), not on a cached run
+    from bot.graph.host_part import complete, host_part_of  # deferred: onnx (~0.4 s), not on a cached run
 
     host = host_part_of(model)
     outs = [sess.run(None, {k: v for k, v in f.items() if k in wanted}) for f in feeds]

@@ -49,7 +49,8 @@ class OptimizeStage(Stage):
             model = _fix_output_shapes(model, golden0)
         rewrites = options.rewrites
         applied: dict[str, int] = {}
-        from bot.graph.rules.infinite_bound import rewrite as drop_infinite_bounds  # deferred with the graph work
+        # not from bot.graph.rules: that would load the whole catalogue (onnxscript) for an exact cleanup
+        from bot.graph.infinite_bounds import drop_infinite_bounds  # deferred with the graph work
 
         model, bounds = drop_infinite_bounds(model)  # exact on every graph, and fatal to quantization if left
         if bounds:
