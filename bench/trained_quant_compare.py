@@ -30,11 +30,20 @@ VARIANTS = {  # name → quantize options the repair loop would set
     "w8a8 per-channel, MSE ranges": {"precision": "w8a8", "per_channel": True, "calibrate_method": "mse"},
     "w8a16 per-tensor": {"precision": "w8a16", "per_channel": False},
     "w8a16 per-channel": {"precision": "w8a16", "per_channel": True},
+    "w8a16 per-channel, signed weights": {"precision": "w8a16", "per_channel": True, "weight_type": "QInt8"},
+}
+# `--aimet` (run in a venv with the [aimet] extra): AIMET's QuantSim with the target's HTP config, and its
+# techniques, in the same table; SeqMSE with fewer candidates than AIMET's 20 to fit a loaded machine
+AIMET_VARIANTS = {
+    "w8a8 AIMET QuantSim (HTP config)": {"precision": "w8a8", "engine": "aimet"},
+    "w8a8 AIMET CLE": {"precision": "w8a8", "engine": "aimet", "techniques": ["cle"]},
+    "w8a8 AIMET SeqMSE (5 candidates)": {"precision": "w8a8", "engine": "aimet", "techniques": ["seqmse"],
+                                         "seqmse_candidates": 5},
 }
 CPU_STAGES = ["load", "export", "optimize", "quantize"]
 
 
-def compare(name: str, work: Path) -> list[dict]:
+def compare(name: str, work: Path, variants: dict[str, dict]) -> list[dict]:
     from bot import backends
     from bot import metrics as M
     from bot import samples as S
@@ -51,7 +60,7 @@ def compare(name: str, work: Path) -> list[dict]:
     labels = samples_of(spec, folder)[3] if spec.data else None
     loop = RepairLoop(spec, folder, work / name, backends.for_target(spec.target), workflow=CPU_STAGES)
     rows = []
-    for variant, opts in VARIANTS.items():
+    for variant, opts in variants.items():
         state = RepairState()
         for k, v in opts.items():
             state = state.with_option("quantize", k, v)
@@ -99,12 +108,17 @@ def main() -> int:
     ap.add_argument("--only", default="deepsort_mobilenetv2")
     ap.add_argument("--work", default=str(HERE / "out" / "quant-compare"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "trained-quant-compare"))
+    ap.add_argument("--aimet", action="store_true", help="also AIMET's QuantSim, CLE and SeqMSE (needs aimet-onnx)")
+    ap.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
     a = ap.parse_args()
-    rows = [r for name in a.only.split(",") for r in compare(name, Path(a.work))]
+    variants = {**VARIANTS, **(AIMET_VARIANTS if a.aimet else {})}
+    if a.variants:
+        variants = {k: v for k, v in variants.items() if k in a.variants.split(",")}
+    rows = [r for name in a.only.split(",") for r in compare(name, Path(a.work), variants)]
     Path(a.out + ".jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
     head = ("# Quantization settings side by side on trained models (CPU QDQ simulation)\n\n"
             "Command: `/work/venvs/trained/bin/python bench/trained_quant_compare.py --only "
-            f"{a.only}`. What each row is: see the script's docstring. Validation samples are the "
+            f"{a.only}" + (" --aimet" if a.aimet else "") + "`. What each row is: see the script's docstring. Validation samples are the "
             "definition's own (real photos / audio); seconds include the stages up to quantize.\n\n")
     Path(a.out + ".md").write_text(head + table(rows) + "\n")
     print(table(rows))

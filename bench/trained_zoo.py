@@ -220,11 +220,13 @@ ADAPTATIONS = {
     "resemblyzer": "webrtcvad stand-in (import only)",
     "torchcrepe_tiny": "resampy/torchaudio stand-ins (import only); decoding without dither",
     "batdetect2": "NamedTuple output → tuple of 3 maps",
-    "ppocr_rec": "dynamic width → 48×320; character list written into post.py (the package ships post.py alone)",
+    "ppocr_rec": "dynamic width → 48×320; character list written into post.py (the package ships post.py alone); "
+                 "per-sample cosine bar on the CTC posteriors 0.8 (the string is the bar: one-frame CTC shifts, see notes)",
     "ppocr_det": "dynamic H, W → 320×320",
     "nudenet": "dynamic H, W → 320×320",
     "magika": "label space written into post.py (the package ships post.py alone)",
-    "basic_pitch": "—",
+    "basic_pitch": "CQT front-end (|CQT|², log10, per-window min-max) on the host in fp32, network deployed from "
+                   "the log-CQT (no HTP precision holds a 127 dB power spectrum, see notes)",
 }
 
 

@@ -77,6 +77,25 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
                 order.append(o)
     if not order:
         return [], None
+    made_by = {o: node for node in fm.graph.node for o in node.output}
+
+    def sources(node) -> tuple[str, ...]:
+        """The quantized activations a node's error can come from: its exposed inputs, and for an
+        input the QDQ graph has no Q/DQ pair of (onnxruntime folded a Clip/Relu into the next Q,
+        PP-OCR's `Add → Clip`), the nearest exposed tensors upstream of it. Without them a layer
+        looked as if it made all its error itself (its drop measured from 60 dB)."""
+        found: list[str] = []
+        stack, seen = [i for i in node.input if i], set()
+        while stack:
+            t = stack.pop(0)
+            if t in seen:
+                continue
+            seen.add(t)
+            if t in producers:
+                found.append(t)
+            elif t in made_by and len(seen) < 64:
+                stack.extend(i for i in made_by[t].input if i)
+        return tuple(dict.fromkeys(found))
     f_out = _run(_expose(fm, order), feeds)
     exposed = _expose(qm, [t + DQ_SUFFIX for t in order])
     q_out = _run(exposed, feeds)
@@ -87,11 +106,10 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
         got = M.concat([s[t + DQ_SUFFIX] for s in q_out])
         node, idx = producers[t]
         cos = M.cosine(ref, got) if np.any(ref) else (1.0 if not np.any(got) else float("nan"))
-        err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx,
-                         inputs=tuple(i for i in node.input if i in producers))
+        err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx, inputs=sources(node))
         if d_out is not None:
             err.device_cosine = M.cosine(ref, M.concat([s[t + DQ_SUFFIX] for s in d_out]))
-        ins = [layers[i].sqnr_db for i in node.input if i in layers]
+        ins = [layers[i].sqnr_db for i in err.inputs if i in layers]
         base = min(ins) if ins else float("inf")
         err.sqnr_drop_db = (base - err.sqnr_db) if math.isfinite(base) and math.isfinite(err.sqnr_db) else (
             0.0 if not math.isfinite(err.sqnr_db) or err.sqnr_db > 60 else 60 - err.sqnr_db)

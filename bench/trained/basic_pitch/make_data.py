@@ -1,6 +1,8 @@
 """Melodies for basic-pitch at 22.05 kHz: sox plucked notes and sine tones, 2 s windows (43844
 samples, basic-pitch's window) of a seeded walk through two octaves; `data/labels.json` holds the
-MIDI pitches played in each window. Also copies basic-pitch's ONNX (icassp_2022) into `weights/`."""
+MIDI pitches played in each window. Also copies basic-pitch's ONNX (icassp_2022) into `weights/` and
+cuts it in two at the normalized log-CQT (`prep.split`): `weights/net.onnx` is what is deployed, the
+CQT front-end runs on the host in prep.py (why: the definition's comment in aipc.yaml)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ def make(folder: Path, seed: int) -> None:
     media.clean(folder, "data/val", "data/calib", "weights")
     src = Path(importlib.util.find_spec("basic_pitch").submodule_search_locations[0]) / "saved_models/icassp_2022"
     shutil.copy(src / "nmp.onnx", folder / "weights/nmp.onnx")
+    sys.path.insert(0, str(folder))
+    import prep  # noqa: E402 — this definition's preprocess holds the cut (it runs the front-end)
+
+    prep.split(folder / "weights/nmp.onnx", None, folder / "weights/net.onnx")
     labels = {}
     for split, n in (("val", 4), ("calib", 8)):
         for k in range(n):
