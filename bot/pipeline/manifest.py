@@ -8,6 +8,7 @@ checks per stage, the repairs tried, and the LLM usage. Sections owned by other 
 from __future__ import annotations
 
 import functools
+import json
 import platform
 import time
 from importlib.metadata import version
@@ -98,7 +99,6 @@ def deployed_settings(spec, results: list[StageResult], backend: str) -> dict[st
 def update_section(out_dir: Path, section: str, value: Any) -> None:
     """Set one section; the file is rewritten only when the section's JSON changes (a cached re-run
     sets most sections to what they already are, and each rewrite re-encodes the whole manifest)."""
-    import json
 
     path = out_dir / MANIFEST
     m = read_json(path) or {}
