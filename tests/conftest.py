@@ -54,3 +54,17 @@ def _no_forge_by_default(monkeypatch):
     """Deploying an example inside this checkout must not commit to its aipc/* branches;
     the forge tests turn the forge back on for their own temporary repositories."""
     monkeypatch.setenv("AIPC_FORGE", "off")
+
+
+def save_image_graph(path: Path, nodes: list, initializers: list, name: str = "g"):
+    """A float graph x [1, 4, 8, 8] → y [1, 4, 8, 8] at opset 17 (IR 9, which onnxruntime reads), saved at
+    `path` and returned: the tiny conv blocks the quantize-stage tests build node by node."""
+    import onnx  # deferred: only the graph-level tests need it
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], initializers)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    onnx.save(m, str(path))
+    return m

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from bot.repair.attribution import attribute, float_activations
 from bot.stages.quantize import QuantSettings, quantize_with_ort
+from tests.conftest import save_image_graph
 
 
 def _conv_relu_conv(path):
@@ -20,11 +21,7 @@ def _conv_relu_conv(path):
     nodes = [helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1], name="conv0"),
              helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
              helper.make_node("Conv", ["r0", "w1"], ["y"], pads=[1, 1, 1, 1], name="conv1")]
-    g = helper.make_graph(nodes, "crc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w0, w1])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 9
-    onnx.save(m, str(path))
+    save_image_graph(path, nodes, [w0, w1], "crc")
 
 
 def test_the_weights_only_graph_keeps_a_removed_relu(tmp_path):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from bot.repair.localize import localize
 from bot.stages.quantize import QuantSettings, quantize_with_ort
+from tests.conftest import save_image_graph
 
 
 def _hard_swish_block(path):
@@ -25,11 +26,7 @@ def _hard_swish_block(path):
              helper.make_node("Clip", ["a", "lo", "hi"], ["r"], name="clip"),
              helper.make_node("Mul", ["c", "r"], ["m"], name="mul"),
              helper.make_node("Conv", ["m", "w1"], ["y"], pads=[1, 1, 1, 1], name="conv1")]
-    g = helper.make_graph(nodes, "hs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 9
-    onnx.save(m, str(path))
+    save_image_graph(path, nodes, inits, "hs")
 
 
 def test_a_folded_input_is_traced_to_the_tensor_before_it(tmp_path):

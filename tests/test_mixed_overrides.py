@@ -13,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bot.stages.quantize import QuantSettings, quantize_with_ort, sixteen_bit_neighbours
+from tests.conftest import save_image_graph
 
 
 def _chain(path):
@@ -24,12 +25,7 @@ def _chain(path):
              helper.make_node("Conv", ["s0", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
              helper.make_node("Add", ["c1", "k"], ["s1"], name="add1"),
              helper.make_node("Conv", ["s1", "w2"], ["y"], pads=[1, 1, 1, 1], name="conv2")]
-    g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 9
-    onnx.save(m, str(path))
-    return m
+    return save_image_graph(path, nodes, inits, "chain")
 
 
 def test_the_neighbours_are_what_onnxruntime_makes_16_bit(tmp_path):

@@ -10,6 +10,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from bot.stages.quantize import QuantSettings, quantize_with_ort, unshare_biases
+from tests.conftest import save_image_graph
 
 
 def _shared_bias_model(path):
@@ -21,12 +22,7 @@ def _shared_bias_model(path):
     nodes = [helper.make_node("Conv", ["x", "w1", "b"], ["b0"], pads=[1, 1, 1, 1], name="conv_a"),
              helper.make_node("Sigmoid", ["b0"], ["r"], name="sigmoid"),
              helper.make_node("Conv", ["r", "w2", "b"], ["y"], pads=[1, 1, 1, 1], name="conv_b")]
-    graph = helper.make_graph(nodes, "shared_bias", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w1, w2, b])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    onnx.save(model, str(path))
-    return model
+    return save_image_graph(path, nodes, [w1, w2, b], "shared_bias")
 
 
 def test_unshare_biases_gives_the_second_reader_a_fresh_name(tmp_path):
