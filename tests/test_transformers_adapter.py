@@ -7,6 +7,7 @@ minute to install, so the suite's own set-up leaves it out; the tests.yml `pytes
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,17 +111,31 @@ def test_step_graph_decodes_like_generate(tmp_path, model_class):
 
 
 # -- on the HTP: a trained tiny Llama through the whole pipeline ----------------------------------
-@pytest.mark.htp
-def test_trained_llama_decodes_on_htp_like_generate(tmp_path):
+@pytest.fixture(scope="module")
+def trained_llama(tmp_path_factory) -> tuple[Path, float]:
+    """The tiny Llama trained once for the module's HTP tests (weights file, training accuracy)."""
     pytest.importorskip("transformers")
     sys.path.insert(0, str(ROOT))
-    from bench.hf_train import rule_prompts, train_causal_lm
-    from bot.deploy import deploy
+    from bench.hf_train import train_causal_lm
 
+    weights = tmp_path_factory.mktemp("llama") / "weights.pt"
+    return weights, train_causal_lm("LlamaForCausalLM", LLAMA, weights, steps=120, seed=0)
+
+
+def _llama_folder(tmp_path: Path, trained: tuple[Path, float]) -> Path:
     folder = tmp_path / "llama"
     folder.mkdir()
-    acc = train_causal_lm("LlamaForCausalLM", LLAMA, folder / "weights.pt", steps=120, seed=0)
-    assert acc > 0.9  # trained: its greedy decode is well defined (no near-ties)
+    shutil.copyfile(trained[0], folder / "weights.pt")
+    return folder
+
+
+@pytest.mark.htp
+def test_trained_llama_decodes_on_htp_like_generate(tmp_path, trained_llama):
+    from bench.hf_train import rule_prompts
+    from bot.deploy import deploy
+
+    folder = _llama_folder(tmp_path, trained_llama)
+    assert trained_llama[1] > 0.9  # trained: its greedy decode is well defined (no near-ties)
     _write(folder, {"model_class": "LlamaForCausalLM", "config": LLAMA, "weights": "weights.pt", "max_length": 12,
                     "prompts": rule_prompts(3, 32, seed=5)}, target={"precision": "fp16"})
     out = deploy(folder, out_dir=tmp_path / "out")
@@ -311,15 +326,11 @@ def test_prefill_graph_then_step_decodes_like_generate(tmp_path):
 
 
 @pytest.mark.htp
-def test_prefill_and_step_decode_on_htp_like_generate(tmp_path):
-    pytest.importorskip("transformers")
-    sys.path.insert(0, str(ROOT))
-    from bench.hf_train import rule_prompts, train_causal_lm
+def test_prefill_and_step_decode_on_htp_like_generate(tmp_path, trained_llama):
+    from bench.hf_train import rule_prompts
     from bot.deploy import deploy
 
-    folder = tmp_path / "llama"
-    folder.mkdir()
-    train_causal_lm("LlamaForCausalLM", LLAMA, folder / "weights.pt", steps=120, seed=0)
+    folder = _llama_folder(tmp_path, trained_llama)
     _write(folder, {"model_class": "LlamaForCausalLM", "config": LLAMA, "weights": "weights.pt", "max_length": 12,
                     "prefill_length": 4, "prompts": rule_prompts(3, 32, seed=5)}, target={"precision": "fp16"})
     out = deploy(folder, out_dir=tmp_path / "out")
