@@ -259,4 +259,6 @@ def test_upfront_repair_is_deployed_and_both_settings_recorded(tmp_path):
     assert m["requested"]["target"]["precision"] == "w8a8" and m["requested"]["repairs"] == ["w8a16-all"]
     assert m["deployed"]["precision"] == "w8a16" == m["target"]["precision"]
     assert m["repair_state"]["options"]["quantize"]["precision"] == "w8a16"
+    iface = json.loads((out / "package" / "interface.json").read_text())
+    assert iface["target"]["precision"] == "w8a16"  # what was built, not what was asked for
     assert m["seconds_total"] > 0

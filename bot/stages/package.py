@@ -94,12 +94,14 @@ class PackageStage(Stage):
                 src = next((n.input[0] for n in deployed.graph.node if node.input[0] in n.output), None)
                 out_enc[node.output[0]] = enc.get(src) if src else None
         soc = SOCS[spec.target.soc]
+        # what was built: a repair may have raised the definition's precision (w8a8 → w8a16 → fp16)
+        precision = ctx.results["quantize"].metrics.get("precision", spec.target.precision)
         unused = set(ctx.results["export"].metrics.get("unused_inputs", [])) if "export" in ctx.results else set()
         return {
             "model": spec.name,
             "entry": entry,
             "target": {"runtime": spec.target.runtime, "backend": spec.target.backend, "soc": soc.name,
-                       "soc_model": soc.soc_model, "htp_arch": soc.htp_arch, "precision": spec.target.precision},
+                       "soc_model": soc.soc_model, "htp_arch": soc.htp_arch, "precision": precision},
             "inputs": [{"name": i.name, "shape": i.shape, "dtype": i.dtype, "layout": i.layout or _layout(i.shape),
                         "range": list(i.range), "quantization": enc.get(i.name),
                         **({"unused": True, "note": "the model does not read it; the deployed graph has no such input"}
