@@ -28,6 +28,10 @@ class GraphRule:
     #: also answers an accuracy failure whose device-side localization points at one of `ops`
     #: (the device places the op but computes it wrong)
     device_numerics: bool = False
+    #: also answers an accuracy failure whose CPU QDQ localization puts the largest error a layer
+    #: adds, on the worst sample, at one of `ops`: the op's quantized form loses it (a squared
+    #: tensor's range), which the device reproduces; the rule rewrites the form, not the bits
+    quantization_numerics: bool = False
     #: also answers an accuracy failure on a graph output produced by one of these ops
     #: (the output's form, not an op inside the graph, loses the accuracy)
     output_ops: tuple[str, ...] = ()

@@ -37,6 +37,10 @@ class LayerError:
     sqnr_drop_db: float = 0.0  # how much worse than the worst of its inputs: error this layer adds
     inputs: tuple[str, ...] = ()  # quantized activations it reads: where its error may come from
     device_cosine: float | None = None  # the same tensor computed on the backend
+    #: the lowest cosine over the samples one at a time, and which sample: validate judges each
+    #: sample, and an error on quiet inputs (silero-vad's silent first steps) vanishes when pooled
+    worst_cosine: float | None = None
+    worst_sample: int | None = None
 
 
 def _expose(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
@@ -107,6 +111,12 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
         node, idx = producers[t]
         cos = M.cosine(ref, got) if np.any(ref) else (1.0 if not np.any(got) else float("nan"))
         err = LayerError(t, node.op_type, cos, M.sqnr_db(ref, got), idx, inputs=sources(node))
+        if len(feeds) > 1:
+            per = [_cosine_or_one(f[t], q[t + DQ_SUFFIX]) for f, q in zip(f_out, q_out)]
+            err.worst_sample = int(np.argmin(per))
+            err.worst_cosine = float(per[err.worst_sample])
+        else:
+            err.worst_cosine, err.worst_sample = cos, 0
         if d_out is not None:
             err.device_cosine = M.cosine(ref, M.concat([s[t + DQ_SUFFIX] for s in d_out]))
         ins = [layers[i].sqnr_db for i in err.inputs if i in layers]
@@ -117,6 +127,22 @@ def localize(float_onnx: Path, qdq_onnx: Path, feeds: list[dict[str, np.ndarray]
     ordered = sorted(layers.values(), key=lambda e: e.index)
     first_bad = next((e for e in ordered if not (e.cosine >= bar)), None)
     return ordered, first_bad
+
+
+def _cosine_or_one(ref: np.ndarray, got: np.ndarray) -> float:
+    """A sample's cosine; an all-zero reference reproduced as zeros agrees (a zero state), and a
+    NaN (a zero vector against a non-zero one) counts as the worst agreement."""
+    if not np.any(ref):
+        return 1.0 if not np.any(got) else -1.0
+    c = M.cosine(ref, got)
+    return -1.0 if c != c else c
+
+
+def first_bad_on_worst_sample(layers: list[LayerError], bar: float = 0.99) -> LayerError | None:
+    """The first layer (graph order) that some single sample takes below the bar: where the error
+    starts on the sample validate fails, even when the pooled cosine of every layer looks fine."""
+    return next((e for e in sorted(layers, key=lambda e: e.index)
+                 if e.worst_cosine is not None and not e.worst_cosine >= bar), None)
 
 
 def divergent(layers: list[LayerError], bar: float = 0.99, margin: float = 0.05) -> list[LayerError]:
@@ -157,5 +183,6 @@ def as_manifest(layers: list[LayerError], first_bad: LayerError | None) -> dict:
             "first_device_divergence": div[0].tensor if div else None,
             "layers": [{**asdict(e), "cosine": clean(e.cosine), "sqnr_db": clean(e.sqnr_db),
                         "sqnr_drop_db": clean(e.sqnr_drop_db),
-                        "device_cosine": clean(e.device_cosine) if e.device_cosine is not None else None}
+                        "device_cosine": clean(e.device_cosine) if e.device_cosine is not None else None,
+                        "worst_cosine": clean(e.worst_cosine) if e.worst_cosine is not None else None}
                        for e in layers]}

@@ -1,0 +1,101 @@
+"""magnitude-form: silero-vad's in-graph STFT magnitude sqrt(re² + im²). Quantized, the squares'
+one range is set by loud input, so a quiet frame's squares round to zero (silero's silent first
+steps); the rewrite has no squared tensor and is exact in float. The tiny graph is the same
+front-end: a fixed DFT basis as a Conv1d, re/im sliced apart, the magnitude."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper as h
+
+from bot.metrics import cosine
+from bot.stages.quantize import QuantSettings, quantize_with_ort
+from tests.graph_rules._helpers import F, const, model, ops, probe, quantize_qdq, rewritten, run_cpu, same_numerics
+
+N_FFT, HOP, BINS, LENGTH = 32, 16, 17, 272
+
+
+def _basis() -> np.ndarray:
+    n, k = np.arange(N_FFT), np.arange(BINS)[:, None]
+    return np.concatenate([np.cos(2 * np.pi * k * n / N_FFT), -np.sin(2 * np.pi * k * n / N_FFT)]
+                          ).astype(np.float32)[:, None, :]
+
+
+def _stft_magnitude(square="pow", swap=False, exponent=2.0):
+    def sq(src, dst):
+        if square == "pow":
+            return h.make_node("Pow", [src, "two"], [dst])
+        return h.make_node("Mul", [src, src], [dst])
+    add_in = ["im2", "re2"] if swap else ["re2", "im2"]
+    nodes = [h.make_node("Conv", ["x", "basis"], ["spec"], strides=[HOP]),
+             h.make_node("Slice", ["spec", "s0", "s1", "ax"], ["re"]),
+             h.make_node("Slice", ["spec", "s1", "s2", "ax"], ["im"]),
+             sq("re", "re2"), sq("im", "im2"), h.make_node("Add", add_in, ["p"]), h.make_node("Sqrt", ["p"], ["y"])]
+    inits = [const("basis", _basis()), const("s0", np.array([0], np.int64)), const("s1", np.array([BINS], np.int64)),
+             const("s2", np.array([2 * BINS], np.int64)), const("ax", np.array([1], np.int64))]
+    inits += [const("two", np.array(exponent, np.float32))] if square == "pow" else []
+    return model(nodes, [("x", F, [1, 1, LENGTH])], [("y", F)], inits)
+
+
+def _audio(seed: int, loud: bool) -> dict:
+    """A full-scale tone with a little noise (speech's role) or near-silence (a clip's quiet start)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(LENGTH)
+    x = (0.9 * np.sin(2 * np.pi * rng.uniform(2, 7) * t / N_FFT) + 0.01 * rng.standard_normal(LENGTH)) if loud \
+        else 3e-3 * rng.standard_normal(LENGTH)
+    return {"x": x.astype(np.float32)[None, None]}
+
+
+@pytest.mark.parametrize("square,swap", [("pow", False), ("mul", False), ("pow", True), ("mul", True)])
+def test_the_magnitude_is_rewritten_without_squares_and_the_same_numbers(square, swap):
+    m = _stft_magnitude(square, swap)
+    out, n = rewritten(m, "magnitude-form")
+    assert n == 1 and "Pow" not in ops(out) and ops(out).count("Mul") == 2  # r·r and hi·factor
+    for f in (_audio(0, True), _audio(1, False), {"x": np.zeros((1, 1, LENGTH), np.float32)}):
+        assert same_numerics(m, out, f, atol=1e-5)
+    assert np.all(run_cpu(out, {"x": np.zeros((1, 1, LENGTH), np.float32)})[0] == 0.0)  # silence: 0, not NaN
+
+
+def test_other_powers_are_left_alone():
+    assert rewritten(_stft_magnitude(exponent=3.0), "magnitude-form")[1] == 0
+
+
+def _quiet_worst_cosine(g, calib, val, tmp_path) -> float:
+    """The quantize stage's own QDQ (w8a16), on ONNX Runtime's CPU: the lowest per-sample cosine."""
+    import onnx
+
+    src, out = tmp_path / f"m{len(list(tmp_path.glob('m*.onnx')))}.onnx", tmp_path / "q.onnx"
+    onnx.save(g, str(src))
+    quantize_with_ort(src, out, tmp_path, calib, QuantSettings(precision="w8a16"))
+    q = onnx.load(str(out))
+    return min(cosine(run_cpu(g, f)[0], run_cpu(q, f)[0]) for f in val)
+
+
+def test_quiet_frames_survive_16_bit_quantization_once_rewritten(tmp_path):
+    m = _stft_magnitude()
+    out, _ = rewritten(m, "magnitude-form")
+    calib = [_audio(s, loud=s % 2 == 0) for s in range(8)]
+    val = [_audio(100 + s, loud=False) for s in range(3)]
+    before, after = _quiet_worst_cosine(m, calib, val, tmp_path), _quiet_worst_cosine(out, calib, val, tmp_path)
+    print(f"w8a16 CPU QDQ, quiet frames: worst cosine before {before:.4f} after {after:.4f}")
+    assert before < 0.5 and after > 0.99, (before, after)
+
+
+@pytest.mark.htp
+def test_the_rewritten_magnitude_places_fully_and_keeps_quiet_frames_on_the_htp(tmp_path):
+    from bot.backends.ort_qnn import OrtQnnBackend
+    from bot.spec.schema import TargetSpec
+
+    m = _stft_magnitude()
+    out, _ = rewritten(m, "magnitude-form")
+    calib = [_audio(s, loud=s % 2 == 0) for s in range(8)]
+    val = [_audio(100 + s, loud=False) for s in range(2)]
+    cos = {}
+    for label, g in (("before", m), ("after", out)):
+        q = quantize_qdq(g, calib, tmp_path, 16)
+        assert probe(q, tmp_path).full
+        got = OrtQnnBackend().run_graph(q, val, TargetSpec())
+        cos[label] = min(cosine(run_cpu(g, f)[0], o["y"]) for f, o in zip(val, got))
+    print(f"w8a16 HTP, quiet frames: worst cosine before {cos['before']:.4f} after {cos['after']:.4f}")
+    assert cos["before"] < 0.5 and cos["after"] > 0.99, cos
