@@ -51,14 +51,14 @@ def deploy(model: Path, *, out_dir: Path | None = None, engine: str | None = Non
 
 def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, events, say, exclude, rerun_from,
                    for_pr) -> RunOutcome:
-    composite = bool(spec.graphs or spec.variants)
+    in_parts = bool(spec.graphs or spec.variants)  # several graphs / static sizes, each part in its own folder
     if rerun_from:
         from bot.compose import expand  # deferred: only a definition with parts loads compose
 
-        for part_out in ([out / p.rel for p in expand(spec)] if composite else [out]):
+        for part_out in ([out / p.rel for p in expand(spec)] if in_parts else [out]):
             stages = forget_from(part_out, rerun_from)
         say(f"re-running {', '.join(stages)} (earlier stages reused)")
-    if composite:  # several graphs / static sizes: composed above the pipeline
+    if in_parts:  # composed above the pipeline
         from bot.compose import deploy_multi  # deferred: only a definition with parts loads compose
 
         outcome = deploy_multi(spec, folder, out, backend, deploy_part=deploy_one, repair=repair, events=events,
@@ -70,7 +70,7 @@ def _deploy_locked(spec, folder: Path, out: Path, backend, *, repair, push, pr, 
 
     # the report and the patches, from the manifest, on every deploy (with or without a forge)
     write_files(out, outcome.manifest)
-    if composite or not for_pr:  # a composite's folder also goes to `aipc/<model>` locally for a contributor PR
+    if in_parts or not for_pr:  # a deployment of parts also goes to `aipc/<model>` locally for a contributor PR
         publish(deployment_dir=out, model_dir=folder, manifest=outcome.manifest, push=push and not for_pr,
                 pr=pr and not for_pr, say=say)
     if for_pr:
@@ -171,8 +171,8 @@ class Revalidation:
 
 def revalidate(model: Path, *, out_dir: Path | None = None, events=None,
                say: Callable[[str], None] = lambda m: None) -> Revalidation:
-    """Re-check a deployment without rebuilding it: hashes first, then the device run; a composite
-    deployment is re-checked part by part. Waits for a deploy of the same folder to finish."""
+    """Re-check a deployment without rebuilding it: hashes first, then the device run; a deployment
+    of parts is re-checked part by part. Waits for a deploy of the same folder to finish."""
 
     spec, folder = load_spec(model)
     out = resolve_out_dir(folder, spec.name, out_dir)

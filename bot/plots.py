@@ -12,6 +12,7 @@ import shutil
 from importlib.metadata import version
 from pathlib import Path
 
+from bot.parts import end_to_end, parts
 from bot.store import sha256_json
 
 SECONDS_PNG = "seconds_per_stage.png"
@@ -51,14 +52,15 @@ def _save(fig, path: Path, key: str = "") -> None:
 
 
 def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
-    """(labels, seconds, passed, what): stages of one graph, or parts and end-to-end checks of a composite."""
-    if manifest.get("kind") == "multi" or ("parts" in manifest and "stages" not in manifest):
-        rows = [(p.get("dir") or p.get("graph", "?"), p.get("seconds"), p.get("passed")) for p in manifest.get("parts") or []]
-        rows += [(e.get("name", "?"), e.get("seconds"), e.get("passed")) for e in manifest.get("e2e") or []]
-        what = "part and check"
-    else:
-        rows = [(s.get("stage", "?"), s.get("seconds"), s.get("passed")) for s in manifest.get("stages", [])]
-        what = "stage"
+    """(labels, seconds, passed, what): per part, the stages of the graph at the root or the part in a
+    folder as one bar; then the end-to-end checks."""
+    rows = []
+    for part in parts(manifest):
+        p = part.row
+        rows += ([(s.get("stage", "?"), s.get("seconds"), s.get("passed")) for s in part.stages] if part.at_root
+                 else [(p.get("dir") or p.get("graph", "?"), p.get("seconds"), p.get("passed"))])
+    rows += [(e.get("name", "?"), e.get("seconds"), e.get("passed")) for e in end_to_end(manifest)]
+    what = "stage" if any(part.at_root for part in parts(manifest)) else "part and check"
     return [r[0] for r in rows], [float(r[1] or 0) for r in rows], [bool(r[2]) for r in rows], what
 
 

@@ -316,8 +316,8 @@ def test_the_step_table_shows_the_task_metric_each_attempt_reached():
     before = step_figures(SimpleNamespace(result=results.get))
     assert before["task"] == {"string read": 0.5}
     after = {**before, "task": {"string read": 1.0}, "technique": "w8a16 · per-channel", "passed": True}
-    rows = _step_rows({"repairs": [{"n": 1, "repair": "w8a16-all", "kept": True, "before": {**before, "passed": False},
-                                    "after": after}]})
+    rows = _step_rows([{"n": 1, "repair": "w8a16-all", "kept": True, "before": {**before, "passed": False},
+                        "after": after}])
     assert [r["task"] for r in rows] == ["string read 0.5", "string read 1"]
 
 

@@ -343,3 +343,32 @@ def test_every_deploy_writes_its_report_without_a_forge_and_outside_git(tiny_mod
     assert html.is_file() and (out / "report" / "seconds_per_stage.png").is_file()
     again = html_report(json.loads((out / "manifest.json").read_text()), tmp_path / "again")
     assert html.read_text() == again.read_text()
+
+
+def test_one_view_builder_shows_a_single_graph_as_one_part_at_the_root(tmp_path):
+    """A single graph and a deployment of parts go through the same builder: the same keys, the single
+    graph's stages at the root, the parts' rows in their folders, and no kind flag left to branch on."""
+    from bot.report.view import build
+
+    single, several = build(make_deployment(tmp_path / "d")), build(composite_manifest())
+    assert set(single) == set(several) and "composite" not in single
+    assert single["stages"] and not single["parts"] and not single["parts_in_folders"] and single["per"] == "stage"
+    assert several["parts"] and not several["stages"] and several["parts_in_folders"] and several["per"] == "part"
+
+
+def test_run_time_noise_is_one_rule_for_every_manifest():
+    """The branch keeps its manifest when only noise changed: start and wall times and cache flags
+    everywhere, the timings measured over parts; a stage that ran again in other seconds is news."""
+    from bot.forge.branch import _quiet
+
+    single = {"model": "m", "started": "t0", "seconds_total": 1.0,
+              "stages": [{"stage": "load", "seconds": 0.5, "cached": False}]}
+    assert _quiet(single) == _quiet({**single, "started": "t1", "seconds_total": 2.0,
+                                     "stages": [{"stage": "load", "seconds": 0.5, "cached": True}]})
+    assert _quiet(single) != _quiet({**single, "stages": [{"stage": "load", "seconds": 0.7, "cached": False}]})
+    m = composite_manifest()
+    again = json.loads(json.dumps(m))
+    again["parts"][0]["seconds"], again["e2e"][0]["seconds_per_token"] = 9.9, 0.5
+    assert _quiet(m) == _quiet(again)
+    again["parts"][0]["passed"] = False
+    assert _quiet(m) != _quiet(again)

@@ -1,10 +1,11 @@
 """What the bot's branch holds for one deployment, and how it is cut into commits.
 
 The files under `deployments/<model>/` (never `.work/`; the deploy wrote the patches and the report
-there, `bot.report.write_files`), where each file is stored (git, Git LFS, or a workflow artifact when too large), and one `git.Step` per
-stage, per repair and for the manifest and report. Manifests keep the branch's blob when only
-run-time noise (start times, cache flags, a composite's re-measured timings) changed, so an unchanged
-re-run makes no commit.
+there, `bot.report.write_files`), where each file is stored (git, Git LFS, or a workflow artifact when too large), and the
+commits, part by part (`bot.parts`): a graph deployed at the root one per stage, a part in a folder
+of its own one for that folder; then one per repair of the part, and last the manifest and report.
+Manifests keep the branch's blob when only run-time noise (start times, cache flags, the wall times
+and decode speed re-measured over parts) changed, so an unchanged re-run makes no commit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from bot.forge import git
+from bot.parts import DeployedPart, parts
 from bot.report import Texts
 from bot.store import sha256_file
 
@@ -23,10 +25,21 @@ MANIFEST_NAME = "manifest.json"
 
 def steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
           parent: str) -> list[git.Step]:
-    """The commits for this deployment, on top of `parent` (single graph or composite); every
-    message comes from `texts` (the report layer), the forge adds where large files went."""
-    build = _composite_steps if texts.composite else _steps
-    return build(repo, deployment_dir, prefix, texts, storage, parent)
+    """The commits for this deployment, on top of `parent`: each part's, each of its repairs, then the
+    manifest and report. Every message comes from `texts` (the report layer); the forge adds where
+    large files went."""
+    entries = _entries(repo, deployment_dir, prefix, storage, parent)
+    out = []
+    for part in parts(texts.manifest):
+        if part.dir is None:
+            continue
+        out += _stage_steps(texts, prefix, entries, storage) if part.at_root else \
+            [_folder_step(texts, part, deployment_dir, prefix, entries, storage)]
+        folder = f"{part.dir}/" if part.dir else ""
+        out += [_repair_step(texts, r, folder, prefix, entries) for r in part.repairs]
+    out.append(git.Step(texts.manifest_message(), owns=[f"{prefix}/"],
+                        files={f"{prefix}/{r}": e for r, e in entries.items()}))
+    return out
 
 
 def _published_files(deployment_dir: Path) -> list[Path]:
@@ -44,7 +57,7 @@ def storage_plan(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) ->
         rel = str(p.relative_to(deployment_dir))
         if rel == "manifest.json":  # always in git; its own size would make it self-referential
             continue
-        if p.name == MANIFEST_NAME:  # a composite part's manifest: small, always in git
+        if p.name == MANIFEST_NAME:  # a part's own manifest, in its folder: small, always in git
             files[rel] = {"where": "git", "bytes": p.stat().st_size}
             continue
         size = p.stat().st_size
@@ -61,10 +74,10 @@ def storage_plan(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) ->
     return {"max_git_bytes": limit, "lfs": lfs, "files": files}
 
 
-def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict, parent: str,
-             composite: bool = False) -> dict[str, git.Entry]:
+def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict,
+             parent: str) -> dict[str, git.Entry]:
     """Blob per published file (LFS pointers, artifacts left out); manifests keep the branch's blob
-    when only run-time noise changed."""
+    when only run-time noise changed, and so do the timing-only files when the top manifest was kept."""
     entries: dict[str, git.Entry] = {}
     lfs_paths = []
     top_kept = False
@@ -80,13 +93,11 @@ def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict, p
             pointer = repo.git("lfs", "clean", "--", rel, input=p.read_bytes())
             entries[rel] = git.hash_bytes(repo, (pointer.strip() + "\n").encode())
             lfs_paths.append(rel)
-        elif rel == MANIFEST_NAME and composite:
-            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_top)
-            top_kept = entries[rel].blob == (_old_blob(repo, parent, f"{prefix}/{rel}") or "")
         elif p.name == MANIFEST_NAME:
-            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}")
-        elif composite and rel in TIMING_FILES and top_kept:
-            entries[rel] = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_timing)
+            entries[rel], kept = _manifest_entry(repo, p, parent, f"{prefix}/{rel}")
+            top_kept = kept if rel == MANIFEST_NAME else top_kept
+        elif rel in TIMING_FILES and top_kept:
+            entries[rel], _ = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_timing)
         else:
             entries[rel] = p  # hashed below, all in one git call
     plain = [rel for rel, e in entries.items() if isinstance(e, Path)]
@@ -111,62 +122,39 @@ def _with_storage(message: str, storage: dict, folder: str) -> str:
     return f"{message}\n{line}" if line else message
 
 
-def _composite_steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
-                     parent: str) -> list[git.Step]:
-    """A composite deployment: one commit per part (its stage folders), one per repair of a part
-    (its patch), then the top manifest, the end-to-end runtime and the report."""
-    entries = _entries(repo, deployment_dir, prefix, storage, parent, composite=True)
-    steps = []
-    for part in texts.manifest.get("parts") or []:
-        d = part.get("dir")
-        if not d:
-            continue
-        mine = {r: e for r, e in entries.items() if r.startswith(d + "/") and not r.startswith(f"{d}/patches/")}
-        tops = sorted({r[len(d) + 1:].split("/", 1)[0] + ("/" if "/" in r[len(d) + 1:] else "") for r in mine})
-        try:
-            stages = json.loads((deployment_dir / d / MANIFEST_NAME).read_text()).get("stages", [])
-        except (OSError, ValueError):
-            stages = []
-        owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.get('stage')}/" for s in stages})
-        message = _with_storage(texts.part_message(part, stages), storage, d)
-        steps.append(git.Step(message, owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()}))
-        steps += [_repair_step(texts, r, f"{d}/", prefix, entries) for r in part.get("repair_records") or []]
-    steps.append(git.Step(texts.manifest_message(), owns=[f"{prefix}/"],
-                          files={f"{prefix}/{r}": e for r, e in entries.items()}))
-    return steps
+def _folder_step(texts: Texts, part: DeployedPart, deployment_dir: Path, prefix: str, entries: dict,
+                 storage: dict) -> git.Step:
+    """One commit for a part in a folder of its own: its stage folders, its manifest and report (its
+    patches go with its repair commits)."""
+    d = part.dir
+    mine = {r: e for r, e in entries.items() if r.startswith(d + "/") and not r.startswith(f"{d}/patches/")}
+    tops = sorted({r[len(d) + 1:].split("/", 1)[0] + ("/" if "/" in r[len(d) + 1:] else "") for r in mine})
+    try:
+        stages = json.loads((deployment_dir / d / MANIFEST_NAME).read_text()).get("stages", [])
+    except (OSError, ValueError):
+        stages = []
+    owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.get('stage')}/" for s in stages})
+    message = _with_storage(texts.part_message(part.row, stages), storage, d)
+    return git.Step(message, owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()})
 
 
-def _steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
-           parent: str) -> list[git.Step]:
-    entries = _entries(repo, deployment_dir, prefix, storage, parent)
-
-    def under(folder: str) -> dict[str, git.Entry]:
-        return {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(folder + "/")}
-
-    steps = []
+def _stage_steps(texts: Texts, prefix: str, entries: dict, storage: dict) -> list[git.Step]:
+    """One commit per stage folder of the graph deployed at the root."""
+    out = []
     for s in texts.manifest.get("stages", []):
         name = s.get("stage")
-        steps.append(git.Step(_with_storage(texts.stage_message(s), storage, name), owns=[f"{prefix}/{name}/"],
-                              files=under(name)))
-    steps += [_repair_step(texts, r, "", prefix, entries) for r in texts.manifest.get("repairs") or []]
-    steps.append(git.Step(texts.manifest_message(), owns=[f"{prefix}/"],
-                          files={f"{prefix}/{r}": e for r, e in entries.items()}))
-    return steps
+        files = {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(name + "/")}
+        out.append(git.Step(_with_storage(texts.stage_message(s), storage, name), owns=[f"{prefix}/{name}/"],
+                            files=files))
+    return out
 
 
 VOLATILE = ("started", "seconds_total", "seconds_in_stages")
-# A composite run re-measures wall times and the decode loop's speed even when every stage is cached.
+# Over parts, a run re-measures wall times and the decode loop's speed even when every stage is cached.
 TIMING = {"started", "seconds_total", "seconds_in_stages", "cached", "seconds", "seconds_per_token", "session_load_seconds",
           "load_seconds", "encoder_seconds"}
+TIMED_SECTIONS = ("parts", "e2e", "weight_sharing")  # the measurements made over parts, not by a stage
 TIMING_FILES = {"runtime/tokens.json"}  # the decode loop's tokens plus its timings
-
-
-def _quiet_single(m: dict) -> dict:
-    for k in VOLATILE:
-        m.pop(k, None)
-    for s in m.get("stages", []):
-        s.pop("cached", None)
-    return m
 
 
 def _quiet_timing(x):
@@ -177,21 +165,33 @@ def _quiet_timing(x):
     return x
 
 
-def _quiet_top(m: dict) -> dict:
-    m = _quiet_timing(m)
-    for section in (m.get("artifacts") or {}, (m.get("storage") or {}).get("files") or {}):
-        # timing-only files, and the parts' manifests (compared by their own rule), by size and hash
-        for rel in [r for r in section if r in TIMING_FILES or Path(r).name == MANIFEST_NAME]:
-            section.pop(rel)
+def _quiet(m: dict) -> dict:
+    """A manifest without its run-time noise: start and wall times, cache flags, the timings measured
+    over parts, and the files that hold only those (timing-only files and the parts' own manifests,
+    which are compared by this same rule)."""
+    m = {k: v for k, v in m.items() if k not in VOLATILE}
+    if isinstance(m.get("stages"), list):
+        m["stages"] = [{k: v for k, v in s.items() if k != "cached"} if isinstance(s, dict) else s
+                       for s in m["stages"]]
+    for k in TIMED_SECTIONS:
+        if k in m:
+            m[k] = _quiet_timing(m[k])
+    for key, section in (("artifacts", m.get("artifacts")), ("storage", m.get("storage"))):
+        files = (section or {}).get("files") if key == "storage" else section
+        if isinstance(files, dict):
+            kept = {r: v for r, v in files.items() if r not in TIMING_FILES and Path(r).name != MANIFEST_NAME}
+            m[key] = kept if key == "artifacts" else {**section, "files": kept}
     return m
 
 
-def _old_blob(repo: git.Repo, parent: str, repo_path: str) -> str | None:
-    return repo.git("rev-parse", "-q", "--verify", f"{parent}:{repo_path}", check=False) or None
+def timed_over_parts(m: dict) -> bool:
+    """The manifest holds timings measured over parts (wall times, the decode loop's speed), which a
+    re-run measures again even when every stage is cached."""
+    return any(m.get(k) for k in TIMED_SECTIONS)
 
 
 def same_run(repo: git.Repo, parent: str, repo_path: str, manifest: dict) -> dict | None:
-    """The branch's composite manifest when the new one differs from it only in timings."""
+    """The branch's manifest when the new one differs from it only in run-time noise (`_quiet`)."""
     old = git.blob_bytes(repo, parent, repo_path)
     try:
         old_m = json.loads(old) if old is not None else None
@@ -199,21 +199,22 @@ def same_run(repo: git.Repo, parent: str, repo_path: str, manifest: dict) -> dic
         return None
     if not isinstance(old_m, dict):
         return None
-    a, b = _quiet_top(dict(old_m, storage=None)), _quiet_top(dict(manifest, storage=None))
+    a, b = _quiet(dict(old_m, storage=None)), _quiet(dict(manifest, storage=None))
     return old_m if a == b else None
 
 
-def _manifest_entry(repo: git.Repo, path: Path, parent: str, repo_path: str, quiet=_quiet_single) -> git.Entry:
-    """Keep the branch's manifest when only run-time noise (start time, cache flags) changed."""
+def _manifest_entry(repo: git.Repo, path: Path, parent: str, repo_path: str,
+                    quiet=_quiet) -> tuple[git.Entry, bool]:
+    """Keep the branch's manifest when only run-time noise (`_quiet`) changed; and whether it was kept."""
     new = path.read_bytes()
     old = git.blob_bytes(repo, parent, repo_path)
     if old is not None:
         try:
             if quiet(json.loads(old)) == quiet(json.loads(new)):
-                return git.hash_bytes(repo, old)
+                return git.hash_bytes(repo, old), True
         except (ValueError, AttributeError):
             pass
-    return git.hash_file(repo, path)
+    return git.hash_file(repo, path), False
 
 
 def _repair_step(texts: Texts, r: dict, part: str, prefix: str, entries: dict) -> "git.Step":

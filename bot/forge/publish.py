@@ -19,7 +19,7 @@ from bot.forge import branch as content
 from bot.forge import git
 from bot.forge.base import Draft, PrResult, Status
 from bot.forge.registry import get_forge
-from bot.report import Texts, is_composite, write_files
+from bot.report import Texts, write_files
 from bot.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
 from bot.store import WORK
 
@@ -90,8 +90,8 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
             fg.report_human_commit(branch, human.sha, human.author, human.subject)
             return result
 
-    # 2. Where each file is stored. The deploy wrote the report and the patches; a composite re-run
-    # that only re-measured timings is shown from the branch's manifest, so its files are rendered again.
+    # 2. Where each file is stored. The deploy wrote the report and the patches; a re-run that only
+    # re-measured the timings over parts is shown from the branch's manifest, so its files are rendered again.
     deployment_dir = Path(deployment_dir)
     prefix = f"{DEPLOYMENTS}/{model}"
     start_tip = remote_tip or local_tip
@@ -100,7 +100,7 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
         last = git.log_first_parent(repo, start_tip, limit=1)
         if last and last[0].base == head:
             parent = start_tip
-    if is_composite(manifest):
+    if content.timed_over_parts(manifest):
         # A re-run re-measures the decode loop and the wall times; when nothing but those changed,
         # the report is rendered from the branch's manifest so the branch and the PR stay as they are.
         same = content.same_run(repo, parent, f"{prefix}/{content.MANIFEST_NAME}", manifest)

@@ -11,7 +11,5 @@ from __future__ import annotations
 
 from bot.report.delivery import StatusText, Texts, write_files
 from bot.report.render import GITHUB_BODY_LIMIT, html_report, pr_body, pr_title
-from bot.report.view import is_composite
 
-__all__ = ["GITHUB_BODY_LIMIT", "StatusText", "Texts", "html_report", "is_composite", "pr_body", "pr_title",
-           "write_files"]
+__all__ = ["GITHUB_BODY_LIMIT", "StatusText", "Texts", "html_report", "pr_body", "pr_title", "write_files"]

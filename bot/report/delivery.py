@@ -1,8 +1,8 @@
 """Everything a deployment shows, rendered from its manifest: the files beside it and the texts a forge delivers.
 
 `write_files` runs on every deploy (also with `AIPC_FORGE=off` or outside git): the repair patches
-written from the manifest (`patches/`, per part for a composite), the HTML report and its plots
-(`report/`), and each part's own report. `texts` is what a forge is handed: the pull request's
+written from the manifest (`patches/` beside each part), the HTML report and its plots
+(`report/`), and the own report of each part in a folder of its own. `texts` is what a forge is handed: the pull request's
 title, body, labels and statuses, and the message of every commit of the bot's branch. The forge
 adds only what it alone knows (links on its host, where large files are stored).
 """
@@ -14,23 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.report.render import html_report, pr_body, pr_title
-from bot.parts import parts
-from bot.report.view import STAGE_WHY, fmt, is_composite, labels, part_figure, patch_name, stage_figure
+from bot.parts import end_to_end, parts
+from bot.report.view import STAGE_WHY, fmt, labels, part_figure, patch_name, stage_figure
 
 MANIFEST_NAME = "manifest.json"
 
 
 def write_files(deployment_dir: Path, manifest: dict) -> None:
-    """Patches, the HTML report and (composite) each part's report, written into the deployment folder."""
+    """Patches, the HTML report and each part's own report, written into the deployment folder."""
     deployment_dir = Path(deployment_dir)
     write_patches(deployment_dir, manifest)
     html_report(manifest, deployment_dir / "report")
-    if is_composite(manifest):
-        part_reports(deployment_dir, manifest)
+    part_reports(deployment_dir, manifest)
 
 
 def write_patches(deployment_dir: Path, manifest: dict) -> None:
-    """Each part's repairs beside that part: `patches/`, or `<graph>/<variant>/patches/` for a composite's."""
+    """Each part's repairs beside that part: `patches/` at the root, `<graph>/<variant>/patches/` in a folder."""
     for part in parts(manifest):
         if part.dir is not None:
             _write_patches(deployment_dir / part.dir, part.repairs)
@@ -48,10 +47,11 @@ def _write_patches(folder: Path, repairs: list[dict]) -> None:
 
 
 def part_reports(deployment_dir: Path, manifest: dict) -> None:
-    """Each part's own single-graph HTML report, beside its stage folders."""
-    for p in manifest.get("parts") or []:
-        f = deployment_dir / (p.get("dir") or "") / MANIFEST_NAME
-        if p.get("dir") and f.is_file():
+    """The own HTML report of each part in a folder of its own, beside its stage folders (from the
+    part's manifest there; the graph at the root is the deployment's report itself)."""
+    for p in parts(manifest):
+        f = deployment_dir / (p.dir or "") / MANIFEST_NAME
+        if p.dir and f.is_file():
             try:
                 html_report(json.loads(f.read_text()), f.parent / "report")
             except ValueError:
@@ -72,10 +72,6 @@ class Texts:
     manifest: dict
 
     @property
-    def composite(self) -> bool:
-        return is_composite(self.manifest)
-
-    @property
     def title(self) -> str:
         return pr_title(self.manifest)
 
@@ -89,28 +85,33 @@ class Texts:
         return pr_body(self.manifest, images=images, links=links, cache=cache)
 
     def statuses(self) -> list[StatusText]:
-        m, out = self.manifest, []
-        if self.composite:
-            for p in m.get("parts") or []:
-                desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
-                out.append(StatusText(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
-            for e in m.get("e2e") or []:
-                bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
-                desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
-                out.append(StatusText(f"aipc/e2e/{e.get('name')}", "success" if e.get("passed") else "failure",
-                                      desc[:140]))
-            return out
-        for s in m.get("stages", []):
-            if s.get("passed"):
-                desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
-            else:
-                desc = ((s.get("failure") or {}).get("message") or "failed")
-            out.append(StatusText(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140]))
+        """One per stage of the graph at the root, one per part in a folder, one per end-to-end check."""
+        out = []
+        for part in parts(self.manifest):
+            if part.at_root:
+                out += [self._stage_status(s) for s in part.stages]
+                continue
+            p = part.row
+            desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
+            out.append(StatusText(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
+        for e in end_to_end(self.manifest):
+            bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
+            desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
+            out.append(StatusText(f"aipc/e2e/{e.get('name')}", "success" if e.get("passed") else "failure",
+                                  desc[:140]))
         return out
+
+    @staticmethod
+    def _stage_status(s: dict) -> StatusText:
+        if s.get("passed"):
+            desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
+        else:
+            desc = ((s.get("failure") or {}).get("message") or "failed")
+        return StatusText(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140])
 
     # -- commit messages (the forge appends where it kept large files) ---------------------------
     def stage_message(self, s: dict) -> str:
-        """The commit of one stage's folder (single graph)."""
+        """The commit of one stage's folder (of the graph at the root)."""
         name = s.get("stage")
         verdict = "passed" if s.get("passed") else "FAILED"
         lines = [f"aipc({self.manifest.get('model')}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
@@ -128,7 +129,7 @@ class Texts:
         return "\n".join(lines)
 
     def part_message(self, part: dict, stages: list[dict]) -> str:
-        """The commit of one part's folders (composite); `stages` from the part's own manifest."""
+        """The commit of one part's folder; `part` is the top manifest's row, `stages` from the part's own manifest."""
         verdict = "deployed" if part.get("passed") else "FAILED"
         inputs = ", ".join(f"{k} {fmt(v)}" for k, v in (part.get("inputs") or {}).items())
         lines = [f"aipc({self.manifest.get('model')}): part {part.get('dir')} {verdict} in "
@@ -152,14 +153,14 @@ class Texts:
                 f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
 
     def manifest_message(self) -> str:
-        """The last commit: the manifest and the report (and, composite, the end-to-end checks)."""
+        """The last commit: the manifest and the report (and, over parts in folders, the end-to-end checks)."""
         m, model = self.manifest, self.manifest.get("model")
-        if not self.composite:
+        if any(p.at_root for p in parts(m)):
             return (f"aipc({model}): manifest and report, {m.get('status')}\n\n"
                     f"The manifest lists every artifact with sha256 and size, the tool versions, and where large "
                     f"files are kept; report/ holds the HTML report and its plots linked from the pull request.")
         lines = [f"aipc({model}): manifest, end-to-end checks and report, {m.get('status')}", ""]
-        for e in m.get("e2e") or []:
+        for e in end_to_end(m):
             for c in e.get("checks") or []:
                 thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
                 lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')} = {fmt(c.get('value'))}{thr}")

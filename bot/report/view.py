@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.parts import is_composite, parts
+from bot.parts import DeployedPart, parts
 
 STAGE_WHY = {
     "load": "build the module, make sample inputs and record golden FP32 outputs",
@@ -122,8 +122,8 @@ def check_rows(checks: list[dict], *, thresholded_only: bool = True) -> list[dic
 TASK_CHECK = "task "  # validate's checks for task metrics; they have a table of their own
 
 
-def _metric_rows(m: dict) -> list[dict]:
-    val = next((s for s in m.get("stages", []) if s.get("stage") == "validate"), None)
+def _metric_rows(stages: list[dict]) -> list[dict]:
+    val = next((s for s in stages if s.get("stage") == "validate"), None)
     return check_rows([c for c in (val or {}).get("checks", []) if not c.get("name", "").startswith(TASK_CHECK)])
 
 
@@ -137,10 +137,10 @@ def _signed(v) -> str:
     return "—" if v is None else (f"{v:+.4g}" if isinstance(v, float) else fmt(v))
 
 
-def task_view(m: dict) -> dict | None:
+def task_view(stages: list[dict]) -> dict | None:
     """The task metrics as table rows (metric, figure, FP32, deployed, delta, bar, pass), as AI Hub's
     numerics.yaml shows them; None when the definition has no `task:`."""
-    val = next((s for s in m.get("stages", []) if s.get("stage") == "validate"), None)
+    val = next((s for s in stages if s.get("stage") == "validate"), None)
     task = ((val or {}).get("metrics") or {}).get("task")
     if not task:
         return None
@@ -159,9 +159,9 @@ def task_view(m: dict) -> dict | None:
             "notes": [{"metric": r.get("metric"), "note": r["note"]} for r in task.get("metrics") or [] if r.get("note")]}
 
 
-def data_view(m: dict) -> dict | None:
+def data_view(stages: list[dict]) -> dict | None:
     """Which data files fed calibration and validation (the load stage's record)."""
-    load = next((s for s in m.get("stages", []) if s.get("stage") == "load"), None)
+    load = next((s for s in stages if s.get("stage") == "load"), None)
     lm = (load or {}).get("metrics") or {}
     if "validation_files" not in lm:
         return None
@@ -180,9 +180,9 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _repair_rows(m: dict) -> list[dict]:
+def _repair_rows(repairs: list[dict]) -> list[dict]:
     rows = []
-    for r in all_repairs(m):
+    for r in repairs:
         before, after = _flat(r.get("before") or {}), _flat(r.get("after") or {})
         keys = list(dict.fromkeys([*before, *after]))
         rows.append({
@@ -199,10 +199,9 @@ def _worst_cosine(summary: dict):
     return min(vals) if vals else None
 
 
-def _step_rows(m: dict) -> list[dict]:
+def _step_rows(reps: list[dict]) -> list[dict]:
     """Precision × technique → tensor and task metrics, latency, binary size: the run as defined, then each repair
     attempt (from the figures the repair loop records; older manifests have none, and no table)."""
-    reps = all_repairs(m)
     if not reps or not any((r.get("after") or {}).get("technique") for r in reps):
         return []
     runs = [("as defined", "", None, reps[0].get("before") or {})]
@@ -235,12 +234,13 @@ def _llm(m: dict) -> dict | None:
             "extra": extra}
 
 
-def _failure(m: dict) -> dict | None:
-    bad = next((s for s in m.get("stages", []) if not s.get("passed")), None)
+def _failure(stages: list[dict]) -> dict | None:
+    """The first failed stage of the graph at the root."""
+    bad = next((s for s in stages if not s.get("passed")), None)
     if not bad or not bad.get("failure"):
         return None
     f = bad["failure"]
-    return {"stage": bad["stage"], "kind": f.get("kind", ""), "message": f.get("message", ""),
+    return {"stage": bad["stage"], "noun": "stage ", "kind": f.get("kind", ""), "message": f.get("message", ""),
             "nodes": f.get("nodes", [])[:50], "log": f.get("log", "")}
 
 
@@ -258,45 +258,64 @@ def storage_rows(m: dict) -> list[dict]:
 
 
 def build(m: dict) -> dict:
-    if is_composite(m):
-        return build_composite(m)
-    stages = m.get("stages", [])
+    """One view for every deployment: the stages of a graph deployed into the folder itself, the rows of
+    parts deployed into folders of their own, and the end-to-end checks over them (a single graph has
+    one part at the root and no end-to-end checks; a `bot.compose` deployment parts in folders)."""
+    deployed = parts(m)
+    root = next((p for p in deployed if p.at_root), None)
+    stages = root.stages if root else []
     ran = {s.get("stage") for s in stages}
-    not_run = [s for s in m.get("workflow", []) if s not in ran]
+    rows, e2e = _part_rows(deployed), _e2e_rows(m)
+    target = m.get("target") or (m.get("definition") or {}).get("target") or {}
+    precisions = sorted({p["precision"] for p in rows if p["precision"]})
+    if precisions and precisions != [target.get("precision")]:
+        target = dict(target, precision="/".join(precisions))
     return {
         "model": m.get("model", "?"),
         "status": m.get("status", "?"),
         "ok": m.get("status") == "deployed",
-        "target": m.get("target") or {},
+        "target": target,
         "backend": m.get("backend", ""),
         "versions": m.get("versions") or {},
-        "seconds_total": sum(float(s.get("seconds") or 0) for s in stages),
+        # a graph at the root is timed by its stages; parts in folders by the whole run's wall time
+        "seconds_total": (sum(float(s.get("seconds") or 0) for s in stages) if root
+                          else float(m.get("seconds_total") or 0)),
+        "seconds_what": "in stages" if root else "wall time, all parts and checks",
+        "per": "stage" if root else "part",  # what one bar of the seconds chart is
+        "parts_in_folders": root is None,  # the report shows a table of parts rather than of stages
         # no `cached` here (see `stage_status`): the view is also the key of the rendered texts
         "stages": [{"name": s.get("stage"), "status": stage_status(s), "passed": bool(s.get("passed")),
                     "seconds": float(s.get("seconds") or 0), "figure": stage_figure(s)} for s in stages],
-        "not_run": not_run,
-        "metrics": _metric_rows(m),
-        "task": task_view(m),
-        "data": data_view(m),
+        "not_run": [s for s in m.get("workflow", []) if s not in ran],
+        "metrics": _metric_rows(stages),
+        "task": task_view(stages),
+        "data": data_view(stages),
         "outputs": next((s.get("metrics", {}).get("outputs", {}) for s in stages
                          if s.get("stage") == "validate"), {}),
         "latency_ms": next((s.get("metrics", {}).get("latency_ms_median") for s in stages
                             if s.get("stage") == "validate"), None),
-        "repairs": _repair_rows(m),
-        "steps": _step_rows(m),
-        "llm": _llm(m),
+        "parts": rows,
+        "parts_passed": sum(p["passed"] for p in rows),
+        "binary_bytes": sum(p["binary_bytes"] or 0 for p in rows),
+        "e2e": e2e,
+        "e2e_passed": sum(e["passed"] for e in e2e),
+        "sharing": _sharing_rows(m),
+        "part_repairs": [p for p in rows if p["repairs"]],
+        "repairs": _repair_rows(all_repairs(m)),
+        # the before/after figures of the root graph's repair attempts (parts in folders show theirs per part)
+        "steps": _step_rows(root.repairs if root else []),
+        "llm": _llm_view(m, deployed),
         "agent": m.get("agent") or {},
-        "failure": _failure(m),
+        "failure": _failure(stages) or _part_failure(rows) or _e2e_failure(e2e),
         "localization": _localization(m),
         "storage": storage_rows(m),
         "labels": labels(m),
         "needs_human": needs_human(m),
         "repaired": repaired(m),
-        "composite": False,
     }
 
 
-# ---------------------------------------------------------------------- composite deployments
+# ---------------------------------------------------------------------- parts in folders of their own
 
 def kib(n) -> str:
     return f"{n / 1024:.0f} KiB" if _numeric(n) else "—"
@@ -314,9 +333,10 @@ def part_figure(p: dict) -> str:
     return "; ".join(bits)
 
 
-def _part_rows(m: dict) -> list[dict]:
+def _part_rows(deployed: list[DeployedPart]) -> list[dict]:
+    """One row per part in a folder of its own, from the top manifest's summary of it."""
     rows = []
-    for p in m.get("parts") or []:
+    for p in (d.row for d in deployed if not d.at_root):
         recs = p.get("repair_records") or []
         n = p.get("repairs") if _numeric(p.get("repairs")) else len(recs)
         rows.append({
@@ -327,7 +347,7 @@ def _part_rows(m: dict) -> list[dict]:
             "figure": part_figure(p),
             "binary_bytes": sum(b.get("bytes", 0) for b in p["binaries"].values()) if p.get("binaries") else None,
             "binaries": p.get("binaries") or {}, "repairs_tried": n, "repairs_kept": sum(bool(r.get("kept")) for r in recs),
-            "repairs": _repair_rows({"repairs": recs}), "failure": p.get("failure"),
+            "repairs": _repair_rows(recs), "failure": p.get("failure"),
         })
     return rows
 
@@ -379,62 +399,34 @@ def _node(n) -> dict:
     return {"op": op, "name": name, "reason": reason}
 
 
-def _composite_failure(m: dict, parts: list[dict], e2e: list[dict]) -> dict | None:
-    bad = next((p for p in parts if not p["passed"]), None)
+def _part_failure(rows: list[dict]) -> dict | None:
+    """The first failed part in a folder, named `<dir> / <stage>`."""
+    bad = next((p for p in rows if not p["passed"]), None)
     if bad and bad["failure"]:
         f = bad["failure"]
         nodes = [_node(n) for n in f.get("nodes") or []]
-        return {"stage": f"{bad['dir']} / {f.get('stage')}", "kind": f.get("kind", ""), "message": f.get("message", ""),
-                "nodes": nodes[:50], "log": ""}
+        return {"stage": f"{bad['dir']} / {f.get('stage')}", "noun": "", "kind": f.get("kind", ""),
+                "message": f.get("message", ""), "nodes": nodes[:50], "log": ""}
+    return None
+
+
+def _e2e_failure(e2e: list[dict]) -> dict | None:
     e = next((e for e in e2e if not e["passed"]), None)
     if e:
-        return {"stage": f"end to end / {e['name']}", "kind": "accuracy",
+        return {"stage": f"end to end / {e['name']}", "noun": "", "kind": "accuracy",
                 "message": "; ".join(f"{c['name']} = {c['value']}" for c in e["checks"] if not c["passed"]),
                 "nodes": [], "log": e["detail"]}
     return None
 
 
-def _sum_llm(m: dict) -> dict | None:
-    llms = [p["llm"] for p in m.get("parts") or [] if p.get("llm")]
+def _llm_view(m: dict, deployed: list[DeployedPart]) -> dict | None:
+    """The run's LLM usage; with parts in folders, the parts' and the top's usage summed."""
+    llms = [p.row["llm"] for p in deployed if p.row.get("llm")]
+    if not any(not p.at_root for p in deployed):
+        return _llm(m)
     if m.get("llm"):
         llms.append(m["llm"])
     if not llms:
         return None
     return _llm({"llm": {"calls": sum(int(x.get("calls") or 0) for x in llms),
                          "usd": sum(float(x.get("usd") or x.get("cost_usd") or 0) for x in llms)}})
-
-
-def build_composite(m: dict) -> dict:
-    parts, e2e = _part_rows(m), _e2e_rows(m)
-    target = m.get("target") or (m.get("definition") or {}).get("target") or {}
-    precisions = sorted({p["precision"] for p in parts if p["precision"]})
-    if precisions and precisions != [target.get("precision")]:
-        target = dict(target, precision="/".join(precisions))
-    return {
-        "composite": True,
-        "model": m.get("model", "?"),
-        "status": m.get("status", "?"),
-        "ok": m.get("status") == "deployed",
-        "target": target,
-        "backend": m.get("backend", ""),
-        "versions": m.get("versions") or {},
-        "seconds_total": float(m.get("seconds_total") or 0),
-        "parts": parts,
-        "parts_passed": sum(p["passed"] for p in parts),
-        "binary_bytes": sum(p["binary_bytes"] or 0 for p in parts),
-        "e2e": e2e,
-        "e2e_passed": sum(e["passed"] for e in e2e),
-        "sharing": _sharing_rows(m),
-        "part_repairs": [p for p in parts if p["repairs"]],
-        "repairs": _repair_rows(m),
-        "llm": _sum_llm(m),
-        "agent": m.get("agent") or {},
-        "failure": _composite_failure(m, parts, e2e),
-        "storage": storage_rows(m),
-        "labels": labels(m),
-        "needs_human": needs_human(m),
-        "repaired": repaired(m),
-        # what the single-graph parts of the templates look for
-        "stages": [], "not_run": [], "metrics": [], "localization": None, "task": None, "data": None,
-        "outputs": {}, "latency_ms": None,
-    }
