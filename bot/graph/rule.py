@@ -28,8 +28,8 @@ class GraphRule:
     #: also answers an accuracy failure whose device-side localization points at one of `ops`
     #: (the device places the op but computes it wrong)
     device_numerics: bool = False
-    #: also answers an accuracy failure whose CPU QDQ localization puts the largest error a layer
-    #: adds, on the worst sample, at one of `ops`: the op's quantized form loses it (a squared
+    #: also answers an accuracy failure where, in the CPU QDQ localization, one of `ops` by itself
+    #: loses some sample (`losing_on_some_sample`): the op's quantized form loses it (a squared
     #: tensor's range), which the device reproduces; the rule rewrites the form, not the bits
     quantization_numerics: bool = False
     #: also answers an accuracy failure on a graph output produced by one of these ops

@@ -1,5 +1,7 @@
 """magnitude-form: `Sqrt(a² + b²)` (a complex magnitude, e.g. an STFT's) → `hi · Sqrt(1 + (lo/hi)²)`,
-hi = max(|a|, |b|), lo = min(|a|, |b|): the squares never exist as tensors.
+hi = max(|a|, |b|), lo = min(|a|, |b|): the squares never exist as tensors. Also the two other forms
+of the same thing: `Sqrt(ReduceSum(x², axis))` over an axis holding (re, im), and a log power
+`Log(t² + ε)` → `2·Log(hypot(t, √ε))`, so no power spectrum is ever a tensor.
 
 Evidence (silero-vad 6.2.3, its in-graph STFT: a fixed-basis Conv, then sqrt(re² + im²); CPU QDQ
 simulation at w8a16 with the definition's own data, `docs/trained-zoo-notes.md`): the Conv's output
@@ -9,6 +11,12 @@ there. A square doubles the dynamic range in dB, and its one quantization range 
 state after it is off by more than its own size (new_state cosine 0.59 on that step, pooled 0.995).
 Rewritten, every tensor is linear in the signal (|a|, |b|, max, min, the magnitude) or bounded
 ([0, 1] ratio, [1, √2] factor), so it quantizes like the Conv's output: worst step 0.9995.
+
+basic-pitch 0.4.0 (its in-graph CQT: (re, im) on an axis of 2, squared, summed, Sqrt, squared again,
+10·log10(power + 1e-10)): the power spans 127 dB, no 16-bit grid holds it, and localization puts the
+loss at the Log (one window's cosine 0.94, 31 dB worse than its input). Rewritten, the Log reads a
+magnitude: a 16-bit linear grid (top / step = 65535) spans 96 dB of signal level as magnitudes but
+only 48 dB as powers. CPU QDQ at w8a16, the whole graph: notes heard 4/4 (2/4 before).
 
 Exact in float: for hi > 0, hi·√(1 + lo²/hi²) = √(hi² + lo²) = √(a² + b²); a tiny ε in the
 denominator keeps hi = 0 (digital silence) at 0 instead of 0·NaN. A square is `Pow(x, 2)` or
@@ -21,7 +29,7 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.graph.irutil import const
+from bot.graph.irutil import attr, const, static_shape
 from bot.graph.rule import GraphRule, apply_rules
 
 EPS = 1e-12  # below any magnitude a float32 STFT of real audio gives; fp16 reads it as 0 only where hi = 0 too
@@ -49,12 +57,82 @@ def _check(ctx, a, b, two_a=None, two_b=None, **_):
     return a.dtype in floats and b.dtype in floats and _is_two(two_a) and _is_two(two_b)
 
 
-def _replace(op, a, b, **_):
-    dt = np.float16 if a.dtype == ir.DataType.FLOAT16 else np.float32
-    aa, bb = op.Abs(a), op.Abs(b)
+def _dtype(v):
+    return np.float16 if v.dtype == ir.DataType.FLOAT16 else np.float32
+
+
+def _hypot(op, a, b, dt, b_positive=False):
+    """√(a² + b²) with no squared tensor: hi·√(1 + (lo/hi)²); `b_positive`: b is a constant > 0."""
+    aa = op.Abs(a)
+    bb = b if b_positive else op.Abs(b)
     hi, lo = op.Max(aa, bb), op.Min(aa, bb)
     r = op.Div(lo, op.Add(hi, op.Constant(value=ir.tensor(np.array(EPS, dt)))))
     return op.Mul(hi, op.Sqrt(op.Add(op.Mul(r, r), op.Constant(value=ir.tensor(np.array(1.0, dt))))))
+
+
+def _replace(op, a, b, **_):
+    return _hypot(op, a, b, _dtype(a))
+
+
+def _pair_axis(x, axes) -> int | None:
+    """The one axis a ReduceSum sums over, when x holds exactly (re, im) along it."""
+    shape, ax = static_shape(x), const(axes)
+    if shape is None or ax is None or ax.size != 1:
+        return None
+    k = int(ax.reshape(-1)[0]) % len(shape)
+    return k if shape[k] == 2 else None
+
+
+def _reduce_target(pow_form: bool):
+    """basic-pitch's CQT: (re, im) stacked on an axis of 2, squared, ReduceSum over it, Sqrt."""
+    def pow_t(op, x, axes, two):
+        return op.Sqrt(op.ReduceSum(op.Pow(x, two), axes, _allow_other_attributes=True, _outputs=["s"]))
+
+    def mul_t(op, x, axes):
+        return op.Sqrt(op.ReduceSum(op.Mul(x, x), axes, _allow_other_attributes=True, _outputs=["s"]))
+    return pow_t if pow_form else mul_t
+
+
+def _reduce_check(ctx, x, axes, s, two=None, **_):
+    return x.dtype in (ir.DataType.FLOAT, ir.DataType.FLOAT16) and _is_two(two) and _pair_axis(x, axes) is not None
+
+
+def _reduce_replace(op, x, axes, s, **_):
+    k = _pair_axis(x, axes)
+
+    def part(i):
+        return op.Slice(x, *(op.Constant(value=ir.tensor(np.array([v], np.int64))) for v in (i, i + 1, k)))
+    m = _hypot(op, part(0), part(1), _dtype(x))
+    if int(attr(s.producer(), "keepdims", 1)) == 0:
+        m = op.Squeeze(m, op.Constant(value=ir.tensor(np.array([k], np.int64))))
+    return m
+
+
+def _log_target(pow_form: bool):
+    """basic-pitch's log power: 10·log10(|X|² + 1e-10), the square of a magnitude plus a floor."""
+    def pow_t(op, t, two, eps):
+        return op.Log(op.Add(op.Pow(t, two), eps))
+
+    def mul_t(op, t, eps):
+        return op.Log(op.Add(op.Mul(t, t), eps))
+    return pow_t if pow_form else mul_t
+
+
+def _scalar(v) -> float | None:
+    c = const(v)
+    return float(c.reshape(-1)[0]) if c is not None and c.size == 1 else None
+
+
+def _log_check(ctx, t, eps, two=None, **_):
+    e = _scalar(eps)
+    return t.dtype in (ir.DataType.FLOAT, ir.DataType.FLOAT16) and _is_two(two) and e is not None and e > 0
+
+
+def _log_replace(op, t, eps, **_):
+    """log(t² + ε) = 2·log √(t² + (√ε)²): exact, and the Log reads a magnitude, not a power."""
+    dt = _dtype(t)
+    root = op.Constant(value=ir.tensor(np.array(np.sqrt(_scalar(eps)), dt)))
+    return op.Mul(op.Log(_hypot(op, t, root, dt, b_positive=True)), op.Constant(value=ir.tensor(np.array(2.0, dt))))
 
 
 def _rules() -> list[pattern.RewriteRule]:
@@ -71,21 +149,28 @@ def _rules() -> list[pattern.RewriteRule]:
     def mm(op, a, b):
         return _pattern(False, False)(op, a, b, None, None)
 
-    return [pattern.RewriteRule(t, _replace, _check, name=f"magnitude-form-{t.__name__}") for t in (pp, pm, mp, mm)]
+    out = [pattern.RewriteRule(t, _replace, _check, name=f"magnitude-form-{t.__name__}") for t in (pp, pm, mp, mm)]
+    for pow_form in (True, False):
+        out.append(pattern.RewriteRule(_reduce_target(pow_form), _reduce_replace, _reduce_check,
+                                       name=f"magnitude-form-reduce-{int(pow_form)}"))
+        out.append(pattern.RewriteRule(_log_target(pow_form), _log_replace, _log_check,
+                                       name=f"magnitude-form-log-{int(pow_form)}"))
+    return out
 
 
 def rewrite(model):
     present = {n.op_type for n in model.graph.node}
-    if "Sqrt" not in present or "Add" not in present or not present & {"Pow", "Mul"}:
+    if not present & {"Sqrt", "Log"} or not present & {"Pow", "Mul"}:
         return model, 0
     return apply_rules(model, _rules(), commute=True)
 
 
 RULE = GraphRule(
     id="magnitude-form",
-    summary="Sqrt(a² + b²) → max(|a|,|b|)·Sqrt(1 + (min/max)²): exact, and no squared tensor, whose one "
-            "quantization range (set by loud input) rounds quiet frames' squares to zero",
-    ops=("Pow", "Mul"),  # where (CPU) localization puts the error: the squares
+    summary="Sqrt(a² + b²) (also Sqrt(ReduceSum(x²)) over (re, im), and Log(t² + ε)) → max(|a|,|b|)·Sqrt(1 + "
+            "(min/max)²): exact, and no squared tensor, whose one quantization range (set by loud input) "
+            "rounds quiet frames' squares to zero",
+    ops=("Pow", "Mul", "Log"),  # where (CPU) localization puts the loss: the squares, or the log of a power
     reasons=(),
     rewrite=rewrite,
     quantization_numerics=True,

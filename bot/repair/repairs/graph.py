@@ -3,7 +3,7 @@
 A rule is proposed when it answers one of the rejected nodes (op type and the EP's reason), or,
 for an accuracy failure, the op of the first layer the device computes far worse than the CPU
 simulation of the same quantized graph (device-side localization), or the op where the CPU
-simulation itself first loses one sample (rules for an op's quantized form), or the op that produces the
+simulation itself loses one sample (rules for an op's quantized form), or the op that produces the
 failing output (rules for an output's form); and has not been applied yet, and it finds something to rewrite in the graph (a dry run on the optimized
 graph); the optimize stage applies it, so the pipeline re-runs from there.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from bot.graph.rules import RULES
 from bot.records import FailureKind
 from bot.repair.base import Repair
-from bot.repair.localize import first_bad_on_worst_sample
+from bot.repair.localize import losing_on_some_sample
 from bot.stage_options import OptimizeOptions
 
 ANSWERS = (FailureKind.OP_REJECTED, FailureKind.UNSUPPORTED_DTYPE, FailureKind.COMPILE_ERROR,
@@ -40,10 +40,9 @@ def _proposer(rule):
                 return state.appended(OptimizeOptions, "rewrites", [rule.id])
             return None
         if failure.kind == FailureKind.ACCURACY and rule.quantization_numerics:
-            # rules for an op's quantized form: the CPU QDQ simulation already loses it there, on
-            # the sample validate judges worst (pooled over samples, a quiet input's loss vanishes)
-            bad = first_bad_on_worst_sample(ctx["localize"]()) if "localize" in ctx else None
-            if bad is not None and bad.op in rule.ops:
+            # rules for an op's quantized form: the CPU QDQ simulation already loses one sample at
+            # one of their ops (pooled over samples, a quiet input's loss vanishes)
+            if "localize" in ctx and losing_on_some_sample(ctx["localize"](), rule.ops):
                 return state.appended(OptimizeOptions, "rewrites", [rule.id])
             if not rule.device_numerics:
                 return None
