@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,13 +38,19 @@ VARIANTS = {  # name → quantize options the repair loop would set
 AIMET_VARIANTS = {
     "w8a8 AIMET QuantSim (HTP config)": {"precision": "w8a8", "engine": "aimet"},
     "w8a8 AIMET CLE": {"precision": "w8a8", "engine": "aimet", "techniques": ["cle"]},
+    "w8a16 AIMET QuantSim (HTP config)": {"precision": "w8a16", "engine": "aimet"},
     "w8a8 AIMET SeqMSE (5 candidates)": {"precision": "w8a8", "engine": "aimet", "techniques": ["seqmse"],
                                          "seqmse_candidates": 5},
+    # AdaRound with 50 steps per layer (the bot's default is 1000, AIMET's 10000): at 200 steps one
+    # MobileNetV2 layer took ~74 s on this shared CPU (load 12), ~2 h for its 99 layers
+    "w8a8 AIMET AdaRound (50 iterations)": {"precision": "w8a8", "engine": "aimet", "techniques": ["adaround"],
+                                            "adaround_iterations": 50},
 }
 CPU_STAGES = ["load", "export", "optimize", "quantize"]
 
 
-def compare(name: str, work: Path, variants: dict[str, dict]) -> list[dict]:
+def compare(name: str, work: Path, variants: dict[str, dict], stage_seconds: float | None = None,
+            done=lambda rows: None) -> list[dict]:
     from bot import backends
     from bot import metrics as M
     from bot import samples as S
@@ -57,6 +64,8 @@ def compare(name: str, work: Path, variants: dict[str, dict]) -> list[dict]:
     folder = TRAINED / name
     prepare(folder)
     spec, folder = load_spec(folder)
+    if stage_seconds:  # AIMET's AdaRound / SeqMSE on a loaded CPU outlast the default stage limit
+        spec = spec.model_copy(update={"limits": spec.limits.model_copy(update={"stage_seconds": stage_seconds})})
     labels = samples_of(spec, folder)[3] if spec.data else None
     loop = RepairLoop(spec, folder, work / name, backends.for_target(spec.target), workflow=CPU_STAGES)
     rows = []
@@ -68,7 +77,7 @@ def compare(name: str, work: Path, variants: dict[str, dict]) -> list[dict]:
         run = loop.run_state(state)
         row = {"model": name, "variant": variant, "seconds": round(time.perf_counter() - t0, 1)}
         if not run.passed and (run.failure is None or run.failure.stage != "quantize"
-                               or "quantize" not in run.dirs):
+                               or "quantize" not in run.dirs or not (run.dirs["quantize"] / "model.onnx").is_file()):
             rows.append({**row, "error": run.failure.message[:200] if run.failure else "did not run"})
             continue
         samples = S.load(run.dirs["load"] / "samples.npz")
@@ -86,6 +95,7 @@ def compare(name: str, work: Path, variants: dict[str, dict]) -> list[dict]:
                               for r in task],
                      "failure": run.failure.message[:200] if run.failure else None})
         print(json.dumps(rows[-1], default=str), flush=True)
+        done(rows)
     return rows
 
 
@@ -109,16 +119,24 @@ def main() -> int:
     ap.add_argument("--work", default=str(HERE / "out" / "quant-compare"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "trained-quant-compare"))
     ap.add_argument("--aimet", action="store_true", help="also AIMET's QuantSim, CLE and SeqMSE (needs aimet-onnx)")
-    ap.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
+    ap.add_argument("--variants", default=None, help="variant names separated by ';' (or ',' when no name "
+                                                     "has one) (default: all)")
+    ap.add_argument("--stage-seconds", type=float, default=None, help="one stage's time limit (the definition's)")
     a = ap.parse_args()
     variants = {**VARIANTS, **(AIMET_VARIANTS if a.aimet else {})}
     if a.variants:
-        variants = {k: v for k, v in variants.items() if k in a.variants.split(",")}
-    rows = [r for name in a.only.split(",") for r in compare(name, Path(a.work), variants)]
-    Path(a.out + ".jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+        variants = {k: v for k, v in variants.items() if k in a.variants.split(";" if ";" in a.variants else ",")}
+    rows: list[dict] = []
+
+    def write(new: list[dict]) -> None:  # after every row: a run cut short keeps what it measured
+        Path(a.out + ".jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in rows + new))
+
+    for name in a.only.split(","):
+        rows += compare(name, Path(a.work), variants, a.stage_seconds, write)
+    write([])
     head = ("# Quantization settings side by side on trained models (CPU QDQ simulation)\n\n"
-            "Command: `/work/venvs/trained/bin/python bench/trained_quant_compare.py --only "
-            f"{a.only}" + (" --aimet" if a.aimet else "") + "`. What each row is: see the script's docstring. Validation samples are the "
+            f"Command: `{sys.executable} bench/trained_quant_compare.py "
+            + " ".join(shlex.quote(x) for x in sys.argv[1:]) + "`. What each row is: see the script's docstring. Validation samples are the "
             "definition's own (real photos / audio); seconds include the stages up to quantize.\n\n")
     Path(a.out + ".md").write_text(head + table(rows) + "\n")
     print(table(rows))

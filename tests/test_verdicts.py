@@ -90,3 +90,112 @@ def test_an_undeclared_packed_output_is_split_checked_and_repaired(tmp_path):
     v = outcome.result("validate").metrics
     assert v["packed_parts_detected"] == {"output": {"ch0-4": [0, 4], "ch4-7": [4, 7]}}
     assert v["outputs"]["output.ch4-7"]["sqnr_db"] >= 15
+
+
+def _packed_graph(path, axis: int, a_shape: list[int], b_shape: list[int], out_shape: list[int]):
+    """out = Concat(Mul(a, 320), Sigmoid(b)) along `axis`, saved at `path` (named nodes, as the host cut needs)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["a", "k"], ["boxes"], name="scale"),
+         helper.make_node("Sigmoid", ["b"], ["scores"], name="sig"),
+         helper.make_node("Concat", ["boxes", "scores"], ["out"], axis=axis, name="pack")], "packed",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, b_shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, out_shape)],
+        [helper.make_tensor("k", TensorProto.FLOAT, [], [320.0])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return model
+
+
+def test_a_concat_packed_output_is_found_even_after_split_packed_output_moved_it_to_the_host(tmp_path):
+    """nudenet's head: boxes in pixels beside sigmoid scores, ~350× apart — under the 1000× asked of an
+    output no Concat is known to make. Once split-packed-output moves the Concat to the host, the
+    deployed graph no longer has the output; its producer is then read from the host part, so the
+    final verdict still checks the scores on their own instead of hiding them in the boxes."""
+    import onnx
+
+    from bot.graph.rules import split_packed_output
+    from bot.stages.validate import OutputProducer, output_producers
+
+    before = tmp_path / "packed.onnx"
+    model = _packed_graph(before, 1, [1, 4, 50], [1, 3, 50], [1, 7, 50])
+    assert output_producers(before) == {"out": OutputProducer("Concat", 1)}
+    rng = np.random.default_rng(0)
+    golden = [np.concatenate([rng.uniform(0.3, 1.0, (1, 4, 50)) * 320, 1 / (1 + np.exp(-rng.normal(0, 1, (1, 3, 50))))],
+                             1) for _ in range(2)]
+    assert packed_parts(golden, axis=1) == {}  # the scales alone are not enough
+    assert packed_parts(golden, axis=1, concat=True) == {"ch0-4": (0, 4), "ch4-7": (4, 7)}
+
+    split, n = split_packed_output.rewrite(model)
+    assert n == 1 and "out" not in {o.name for o in split.graph.output}
+    after = tmp_path / "split.onnx"
+    onnx.save(split, str(after))
+    assert output_producers(after) == {"out": OutputProducer("Concat", 1)}
+
+
+def test_packing_along_a_non_channel_axis_is_found_from_the_concat_axis(tmp_path):
+    """silero-vad's state [2, B, 128]: LSTM h and c joined along axis 0, c ~20× larger. The Concat's
+    axis says where to look; the channel axis (size B = 1) has nothing to split."""
+    from bot.stages.validate import OutputProducer, output_producers
+
+    path = tmp_path / "state.onnx"
+    _packed_graph(path, 0, [1, 1, 16], [1, 1, 16], [2, 1, 16])
+    assert output_producers(path) == {"out": OutputProducer("Concat", 0)}
+    rng = np.random.default_rng(1)
+    golden = [np.concatenate([rng.normal(0, 0.05, (1, 1, 16)), rng.normal(0, 1.0, (1, 1, 16))], 0) for _ in range(2)]
+    assert packed_parts(golden, axis=1, concat=True) == {}
+    assert packed_parts(golden, axis=0, concat=True) == {"ch0-1": (0, 1), "ch1-2": (1, 2)}
+    # the same two halves at one scale are one quantity: not split
+    same = [rng.normal(0, 1.0, (2, 1, 16)) for _ in range(2)]
+    assert packed_parts(same, axis=0, concat=True) == {}
+
+
+# a YOLO-like head whose scores are ordinary probabilities (no tiny logits): boxes in pixels and scores
+# ~300× apart, found only because a Concat makes the output
+CONFIDENT_DETECTOR = '''
+import torch
+import torch.nn as nn
+
+
+class ConfidentDetector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.box = nn.Conv2d(8, 4, 1)
+        self.cls = nn.Conv2d(8, 3, 1)
+        with torch.no_grad():  # confident scores: spread over (0, 1), not all near 0.5
+            self.cls.weight.mul_(8.0)
+
+    def forward(self, x):
+        f = torch.relu(self.stem(x))
+        boxes = (torch.sigmoid(self.box(f)) * 320.0).flatten(2)
+        return torch.cat([boxes, torch.sigmoid(self.cls(f)).flatten(2)], 1)
+
+
+def build():
+    torch.manual_seed(0)
+    return ConfidentDetector().eval()
+'''
+
+
+@pytest.mark.htp
+def test_the_final_verdict_still_checks_the_parts_after_the_split(tmp_path):
+    from bot.deploy import deploy
+    from tests.conftest import write_model
+
+    spec = {"outputs": ["output"], "target": {"precision": "w8a8"},
+            "validation": {"samples": 2, "outputs": {"output": {"sqnr_min_db": 15}}}}
+    folder = write_model(tmp_path / "models" / "det", spec, code=CONFIDENT_DETECTOR, name="det")
+    outcome = deploy(folder, out_dir=tmp_path / "dep")
+    assert outcome.passed, outcome.failure and outcome.failure.message
+    repairs = outcome.manifest["repairs"]
+    split = next(a for a in repairs if a["repair"] == "split-packed-output")
+    assert split["kept"] and "output.ch4-7" in split["reason"]
+    v = outcome.result("validate").metrics
+    assert v["packed_parts_detected"] == {"output": {"ch0-4": [0, 4], "ch4-7": [4, 7]}}
+    assert v["packed_parts_axis"] == {"output": 1}
+    assert v["outputs"]["output.ch4-7"]["sqnr_db"] >= 15
