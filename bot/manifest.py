@@ -47,16 +47,17 @@ class StageRow(_Record):
 
 
 class RepairRecord(_Record):
-    """One attempt of the repair loop: what changed (options before/after, a source diff) and why."""
+    """One attempt of the repair loop: what changed (options before/after, a source diff) and why.
+    `None` is accepted where earlier versions wrote it (the readers treat it as absent)."""
 
     n: int | None = 0
     repair: str = "?"
     level: str = "unknown"
-    reason: str = ""
-    kept: bool = False
-    before: dict[str, Any] = Field(default_factory=dict)
-    after: dict[str, Any] = Field(default_factory=dict)
-    diff: str = ""
+    reason: str | None = ""
+    kept: bool | None = False
+    before: dict[str, Any] | None = Field(default_factory=dict)
+    after: dict[str, Any] | None = Field(default_factory=dict)
+    diff: str | None = ""
     seconds: float | None = None
 
 
@@ -68,8 +69,8 @@ class PartRow(_Record):
     dir: str | None = None  # relative to the deployment folder: <graph> or <graph>/<variant>
     inputs: dict[str, Any] = Field(default_factory=dict)
     status: str | None = None
-    passed: bool = False
-    seconds: float = 0.0
+    passed: bool | None = False
+    seconds: float | None = 0.0
     precision: str | None = None
     repairs: int | None = None  # how many were tried; the records follow
     repair_records: list[RepairRecord] = Field(default_factory=list)
@@ -86,7 +87,7 @@ class EndToEndCheck(_Record):
     """A check over the parts together (the decode loop, a chain), with its measured facts."""
 
     name: str = "?"
-    passed: bool = False
+    passed: bool | None = False
     seconds: float | None = None
     checks: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -368,7 +368,7 @@ def _e2e_rows(checks: list[EndToEndCheck]) -> list[dict]:
         if e.get("samples") is not None:
             facts.append(f"{e['samples']} samples through the chain")
         failed = [c for c in check.checks if not c.get("passed") and c.get("detail")]
-        out.append({"name": check.name, "passed": check.passed, "seconds": check.seconds,
+        out.append({"name": check.name, "passed": bool(check.passed), "seconds": check.seconds,
                     "checks": check_rows(check.checks, thresholded_only=False), "facts": facts,
                     "runtime": e.get("runtime"), "detail": "\n".join(c["detail"] for c in failed)})
     return out
