@@ -58,3 +58,19 @@ def test_read_returns_none_for_a_missing_or_cut_off_manifest(tmp_path):
     assert Manifest.read(tmp_path) is None
     (tmp_path / "manifest.json").write_text('{"model": "m", "status": "failed"}')
     assert Manifest.read(tmp_path).status == "failed"
+
+
+def test_nones_that_earlier_versions_wrote_load_and_render():
+    """A repair record without before/after or diff, a part and a check without `passed`: loaded, and
+    the PR body treats them as absent instead of the deploy or the nightly stopping on them."""
+    from bot.report import pr_body
+
+    single = {"model": "old", "status": "failed", "stages": [{"stage": "load", "passed": True}],
+              "repairs": [{"n": 1, "repair": "fp16", "level": "quant", "before": None, "after": None, "diff": None,
+                           "reason": None, "kept": None}]}
+    assert "#### 1. `fp16` (quant) — reverted" in pr_body(single)
+    several = {"model": "combo", "kind": "multi", "status": "failed",
+               "parts": [{"graph": "enc", "dir": "enc", "passed": None, "seconds": None}],
+               "e2e": [{"name": "decode", "passed": None, "checks": []}]}
+    body = pr_body(several)
+    assert "| Parts | 0 of 1 deployed (enc) |" in body and "❌ decode" in body
