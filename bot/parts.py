@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.manifest import Manifest
+
 
 @dataclass(frozen=True)
 class DeployedPart:
@@ -29,19 +31,20 @@ class DeployedPart:
         return self.dir == ""
 
 
-def _lists_parts(m: dict) -> bool:
+def _lists_parts(m: Manifest) -> bool:
     """The manifest lists parts in folders (`kind: multi`) rather than holding one graph's stages."""
-    return m.get("kind") == "multi" or ("parts" in m and "stages" not in m)
+    return m.kind == "multi" or (m.parts is not None and m.stages is None)
 
 
-def parts(m: dict) -> list[DeployedPart]:
+def parts(m: dict | Manifest) -> list[DeployedPart]:
     """Every graph the manifest `m` deployed, in order."""
+    m = Manifest.parse(m)
     if _lists_parts(m):
-        return [DeployedPart(p.get("dir") or None, p.get("stages") or [], p.get("repair_records") or [], p)
-                for p in m.get("parts") or []]
-    return [DeployedPart("", m.get("stages") or [], m.get("repairs") or [])]
+        return [DeployedPart(p.dir or None, (p.model_extra or {}).get("stages") or [],
+                             [r.dump() for r in p.repair_records], p.dump()) for p in m.parts or []]
+    return [DeployedPart("", [s.dump() for s in m.stages or []], [r.dump() for r in m.repairs])]
 
 
-def end_to_end(m: dict) -> list[dict[str, Any]]:
+def end_to_end(m: dict | Manifest) -> list[dict[str, Any]]:
     """The checks run over the parts together (a decode loop, a chain); none for a single graph."""
-    return list(m.get("e2e") or [])
+    return [e.dump() for e in Manifest.parse(m).e2e]

@@ -30,10 +30,10 @@ def steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, stora
     large files went."""
     entries = _entries(repo, deployment_dir, prefix, storage, parent)
     out = []
-    for part in parts(texts.manifest):
+    for part in parts(texts.typed):
         if part.dir is None:
             continue
-        out += _stage_steps(texts, prefix, entries, storage) if part.at_root else \
+        out += _stage_steps(texts, part, prefix, entries, storage) if part.at_root else \
             [_folder_step(texts, part, deployment_dir, prefix, entries, storage)]
         folder = f"{part.dir}/" if part.dir else ""
         out += [_repair_step(texts, r, folder, prefix, entries) for r in part.repairs]
@@ -138,10 +138,10 @@ def _folder_step(texts: Texts, part: DeployedPart, deployment_dir: Path, prefix:
     return git.Step(message, owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()})
 
 
-def _stage_steps(texts: Texts, prefix: str, entries: dict, storage: dict) -> list[git.Step]:
+def _stage_steps(texts: Texts, part: DeployedPart, prefix: str, entries: dict, storage: dict) -> list[git.Step]:
     """One commit per stage folder of the graph deployed at the root."""
     out = []
-    for s in texts.manifest.get("stages", []):
+    for s in part.stages:
         name = s.get("stage")
         files = {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(name + "/")}
         out.append(git.Step(_with_storage(texts.stage_message(s), storage, name), owns=[f"{prefix}/{name}/"],

@@ -13,8 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from bot.manifest import Manifest
 from bot.nightly.figures import empty, placement_of, validate_figures
-from bot.pipeline.manifest import MANIFEST
 from bot.records import StageFailed, StageResult
 from bot.stage_options import parse_options
 from bot.stages.base import StageContext
@@ -27,11 +27,11 @@ from bot.store import read_json, sha256_file
 INPUTS = ("load", "optimize", "quantize")
 
 
-def integrity(dep: Path, manifest: dict) -> tuple[bool, str]:
+def integrity(dep: Path, manifest: Manifest) -> tuple[bool, str]:
     """Do the accepted artifacts still match the manifest? A changed binary is not tonight's toolchain,
     but it would make every other figure meaningless, so it is a failure of its own."""
     bad = []
-    for rel, meta in (manifest.get("artifacts") or {}).items():
+    for rel, meta in manifest.artifacts.items():
         p = dep / rel
         if not p.exists():
             bad.append(f"missing {rel}")
@@ -43,14 +43,14 @@ def integrity(dep: Path, manifest: dict) -> tuple[bool, str]:
 def recheck(spec, model_dir: Path, dep: Path, backend, *, say: Callable[[str], None] = lambda m: None) -> dict:
     """Figures for the deployment in `dep`, measured now. Never raises for a stage's failure: a
     toolchain that crashes is exactly what a nightly reports."""
-    manifest = read_json(dep / MANIFEST) or {}
+    manifest = Manifest.read(dep) or Manifest()  # the deployment accepted on main, of any earlier version
     f = empty()
     f["versions"] = dict(backend.versions())
     ok, why = integrity(dep, manifest)
     f["integrity"] = ok
     if not ok:
         f["failures"]["integrity"] = why
-    options = parse_options((manifest.get("repair_state") or {}).get("options"), where="manifest.repair_state.options")
+    options = parse_options((manifest.repair_state or {}).get("options"), where="manifest.repair_state.options")
     ctx = StageContext(spec, model_dir, dep, backend, options=options, progress=say)
     for stage in INPUTS:
         data = read_json(dep / stage / "result.json")
@@ -59,7 +59,7 @@ def recheck(spec, model_dir: Path, dep: Path, backend, *, say: Callable[[str], N
             f["failures"]["compile"] = f"the accepted deployment has no passing {stage} result to rebuild from"
             return f
         ctx.results[stage], ctx.dirs[stage] = StageResult.from_dict(data), dep / stage
-    accepted = {s.get("stage") for s in manifest.get("stages") or []}
+    accepted = {s.stage for s in manifest.stages or []}
     with tempfile.TemporaryDirectory(prefix="aipc-nightly-") as tmp:
         scratch = Path(tmp)
         if "compat" in accepted:

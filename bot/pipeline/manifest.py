@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from bot import __version__
+from bot.manifest import MANIFEST, Manifest, StageRow
 from bot.records import StageResult
 from bot.store import WORK, read_json, sha256_file, write_json
 
-MANIFEST = "manifest.json"
 KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "agent", "reverted",
                  "repairs_unavailable")
 
@@ -56,28 +56,27 @@ def write(out_dir: Path, *, spec, backend: str, versions: dict[str, str], result
     path = out_dir / MANIFEST
     old = read_json(path) or {}
     done = deployed_settings(spec, results, backend)
-    manifest = {
-        "model": spec.name,
-        "status": status,  # running | deployed | failed
+    kept = {k: old[k] for k in KEPT_SECTIONS if k in old}
+    manifest = Manifest(
+        model=spec.name,
+        status=status,
         # what the files beside this manifest are: the deployed precision, not only the asked-for one
-        "target": {**spec.target.model_dump(), "precision": done["precision"]},
-        "requested": {"target": spec.target.model_dump(), "export": spec.export.model_dump(),
-                      "repairs": list(spec.repairs)},
-        "deployed": done,
-        "backend": backend,
-        "definition": spec.model_dump(mode="json"),
-        "versions": versions,
-        "workflow": workflow,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        target={**spec.target.model_dump(), "precision": done["precision"]},
+        requested={"target": spec.target.model_dump(), "export": spec.export.model_dump(),
+                   "repairs": list(spec.repairs)},
+        deployed=done,
+        backend=backend,
+        definition=spec.model_dump(mode="json"),
+        versions=versions,
+        workflow=workflow,
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         # wall time of this run (the deploy rewrites it with the whole run's, repairs included)
-        "seconds_total": round(time.time() - started, 3),
-        "seconds_in_stages": round(sum(r.seconds for r in results if not r.cached), 3),
-        "stages": [{**r.to_dict(), "cached": r.cached} for r in results],
-        "artifacts": artifacts,
-    }
-    for k in KEPT_SECTIONS:
-        if k in old:
-            manifest[k] = old[k]
+        seconds_total=round(time.time() - started, 3),
+        seconds_in_stages=round(sum(r.seconds for r in results if not r.cached), 3),
+        stages=[StageRow(**r.to_dict(), cached=r.cached) for r in results],
+        artifacts=artifacts,
+        **kept,
+    ).dump()
     write_json(path, manifest)
     gitignore = out_dir / ".gitignore"
     if not gitignore.exists():

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from bot.manifest import Manifest
 from bot.report.render import html_report, pr_body, pr_title
 from bot.parts import end_to_end, parts
 from bot.report.view import STAGE_WHY, fmt, labels, part_figure, patch_name, stage_figure
@@ -71,6 +73,11 @@ class Texts:
 
     manifest: dict
 
+    @cached_property
+    def typed(self) -> Manifest:
+        """The manifest parsed once (`bot.manifest`); `manifest` stays the plain JSON the templates are keyed on."""
+        return Manifest.parse(self.manifest)
+
     @property
     def title(self) -> str:
         return pr_title(self.manifest)
@@ -87,14 +94,14 @@ class Texts:
     def statuses(self) -> list[StatusText]:
         """One per stage of the graph at the root, one per part in a folder, one per end-to-end check."""
         out = []
-        for part in parts(self.manifest):
+        for part in parts(self.typed):
             if part.at_root:
                 out += [self._stage_status(s) for s in part.stages]
                 continue
             p = part.row
             desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
             out.append(StatusText(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
-        for e in end_to_end(self.manifest):
+        for e in end_to_end(self.typed):
             bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
             desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
             out.append(StatusText(f"aipc/e2e/{e.get('name')}", "success" if e.get("passed") else "failure",
@@ -114,7 +121,7 @@ class Texts:
         """The commit of one stage's folder (of the graph at the root)."""
         name = s.get("stage")
         verdict = "passed" if s.get("passed") else "FAILED"
-        lines = [f"aipc({self.manifest.get('model')}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
+        lines = [f"aipc({self.typed.model}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
                  + (" (cached)" if s.get("cached") else ""), ""]
         if fig := stage_figure(s):
             lines += [fig, ""]
@@ -132,7 +139,7 @@ class Texts:
         """The commit of one part's folder; `part` is the top manifest's row, `stages` from the part's own manifest."""
         verdict = "deployed" if part.get("passed") else "FAILED"
         inputs = ", ".join(f"{k} {fmt(v)}" for k, v in (part.get("inputs") or {}).items())
-        lines = [f"aipc({self.manifest.get('model')}): part {part.get('dir')} {verdict} in "
+        lines = [f"aipc({self.typed.model}): part {part.get('dir')} {verdict} in "
                  f"{float(part.get('seconds') or 0):.2f}s", ""]
         if fig := part_figure(part):
             lines += [fig, ""]
@@ -147,24 +154,25 @@ class Texts:
         """The commit of one repair attempt; `part` is "" or "<graph>/<variant>/"."""
         kept = "kept" if r.get("kept") else "tried and reverted"
         where = f"{part.rstrip('/')} " if part else ""
-        return (f"aipc({self.manifest.get('model')}): {where}repair {int(r.get('n') or 0):02d} {r.get('repair')} "
+        return (f"aipc({self.typed.model}): {where}repair {int(r.get('n') or 0):02d} {r.get('repair')} "
                 f"({r.get('level')}) {kept}\n\n"
                 f"Why: {r.get('reason', 'no reason recorded')}\n"
                 f"Before: {fmt(r.get('before'))}\nAfter: {fmt(r.get('after'))}\n")
 
     def manifest_message(self) -> str:
         """The last commit: the manifest and the report (and, over parts in folders, the end-to-end checks)."""
-        m, model = self.manifest, self.manifest.get("model")
+        m = self.typed
+        model = m.model
         if any(p.at_root for p in parts(m)):
-            return (f"aipc({model}): manifest and report, {m.get('status')}\n\n"
+            return (f"aipc({model}): manifest and report, {m.status}\n\n"
                     f"The manifest lists every artifact with sha256 and size, the tool versions, and where large "
                     f"files are kept; report/ holds the HTML report and its plots linked from the pull request.")
-        lines = [f"aipc({model}): manifest, end-to-end checks and report, {m.get('status')}", ""]
+        lines = [f"aipc({model}): manifest, end-to-end checks and report, {m.status}", ""]
         for e in end_to_end(m):
             for c in e.get("checks") or []:
                 thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
                 lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')} = {fmt(c.get('value'))}{thr}")
-        for g, w in (m.get("weight_sharing") or {}).items():
+        for g, w in m.weight_sharing.items():
             lines.append(f"- weight sharing ({g}): {w.get('option')}, usable: {fmt(w.get('usable'))}; "
                          f"deployed as {w.get('deployed')}")
         lines += ["", "The top manifest lists the parts (status, binaries, metrics, repairs) and the end-to-end "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.manifest import EndToEndCheck, Manifest
 from bot.parts import DeployedPart, parts
 
 STAGE_WHY = {
@@ -25,19 +26,20 @@ STAGE_WHY = {
 LABEL_BOT, LABEL_REPAIRED, LABEL_HUMAN = "aipc", "aipc:repaired", "aipc:needs-human"
 
 
-def all_repairs(m: dict) -> list[dict]:
+def all_repairs(m: dict | Manifest) -> list[dict]:
     return [r for p in parts(m) for r in p.repairs]
 
 
-def needs_human(m: dict) -> bool:
-    return m.get("status") == "failed" or (m.get("agent") or {}).get("outcome") == "needs-human"
+def needs_human(m: dict | Manifest) -> bool:
+    m = Manifest.parse(m)
+    return m.status == "failed" or (m.agent or {}).get("outcome") == "needs-human"
 
 
-def repaired(m: dict) -> bool:
+def repaired(m: dict | Manifest) -> bool:
     return any(r.get("kept") for r in all_repairs(m))
 
 
-def labels(m: dict) -> list[str]:
+def labels(m: dict | Manifest) -> list[str]:
     out = [LABEL_BOT]
     if repaired(m):
         out.append(LABEL_REPAIRED)
@@ -220,8 +222,7 @@ def patch_name(r: dict) -> str:
     return f"{int(n):02d}-{r.get('level', 'unknown')}-{safe}.patch"
 
 
-def _llm(m: dict) -> dict | None:
-    llm = m.get("llm")
+def _llm(llm: dict | None) -> dict | None:
     if not llm:
         return None
     calls = llm.get("calls")
@@ -244,49 +245,49 @@ def _failure(stages: list[dict]) -> dict | None:
             "nodes": f.get("nodes", [])[:50], "log": f.get("log", "")}
 
 
-def _localization(m: dict) -> dict | None:
-    loc = m.get("localization")
+def _localization(loc: dict | None) -> dict | None:
     if not loc or not loc.get("layers"):
         return None
     return {"first_bad_layer": loc.get("first_bad_layer"), "count": len(loc["layers"]),
             "worst": sorted(loc["layers"], key=lambda x: x.get("cosine") if x.get("cosine") is not None else 2)[:5]}
 
 
-def storage_rows(m: dict) -> list[dict]:
-    files = (m.get("storage") or {}).get("files") or {}
+def storage_rows(m: dict | Manifest) -> list[dict]:
+    files = (Manifest.parse(m).storage or {}).get("files") or {}
     return [{"path": p, **meta} for p, meta in files.items() if meta.get("where") != "git"]
 
 
-def build(m: dict) -> dict:
+def build(m: dict | Manifest) -> dict:
     """One view for every deployment: the stages of a graph deployed into the folder itself, the rows of
     parts deployed into folders of their own, and the end-to-end checks over them (a single graph has
     one part at the root and no end-to-end checks; a `bot.compose` deployment parts in folders)."""
+    m = Manifest.parse(m)
     deployed = parts(m)
     root = next((p for p in deployed if p.at_root), None)
     stages = root.stages if root else []
     ran = {s.get("stage") for s in stages}
-    rows, e2e = _part_rows(deployed), _e2e_rows(m)
-    target = m.get("target") or (m.get("definition") or {}).get("target") or {}
+    rows, e2e = _part_rows(deployed), _e2e_rows(m.e2e)
+    target = m.target or m.definition.get("target") or {}
     precisions = sorted({p["precision"] for p in rows if p["precision"]})
     if precisions and precisions != [target.get("precision")]:
         target = dict(target, precision="/".join(precisions))
     return {
-        "model": m.get("model", "?"),
-        "status": m.get("status", "?"),
-        "ok": m.get("status") == "deployed",
+        "model": m.model,
+        "status": m.status,
+        "ok": m.status == "deployed",
         "target": target,
-        "backend": m.get("backend", ""),
-        "versions": m.get("versions") or {},
+        "backend": m.backend,
+        "versions": m.versions,
         # a graph at the root is timed by its stages; parts in folders by the whole run's wall time
         "seconds_total": (sum(float(s.get("seconds") or 0) for s in stages) if root
-                          else float(m.get("seconds_total") or 0)),
+                          else m.seconds_total),
         "seconds_what": "in stages" if root else "wall time, all parts and checks",
         "per": "stage" if root else "part",  # what one bar of the seconds chart is
         "parts_in_folders": root is None,  # the report shows a table of parts rather than of stages
         # no `cached` here (see `stage_status`): the view is also the key of the rendered texts
         "stages": [{"name": s.get("stage"), "status": stage_status(s), "passed": bool(s.get("passed")),
                     "seconds": float(s.get("seconds") or 0), "figure": stage_figure(s)} for s in stages],
-        "not_run": [s for s in m.get("workflow", []) if s not in ran],
+        "not_run": [s for s in m.workflow if s not in ran],
         "metrics": _metric_rows(stages),
         "task": task_view(stages),
         "data": data_view(stages),
@@ -299,15 +300,15 @@ def build(m: dict) -> dict:
         "binary_bytes": sum(p["binary_bytes"] or 0 for p in rows),
         "e2e": e2e,
         "e2e_passed": sum(e["passed"] for e in e2e),
-        "sharing": _sharing_rows(m),
+        "sharing": _sharing_rows(m.weight_sharing),
         "part_repairs": [p for p in rows if p["repairs"]],
-        "repairs": _repair_rows(all_repairs(m)),
+        "repairs": _repair_rows([r for p in deployed for r in p.repairs]),
         # the before/after figures of the root graph's repair attempts (parts in folders show theirs per part)
         "steps": _step_rows(root.repairs if root else []),
         "llm": _llm_view(m, deployed),
-        "agent": m.get("agent") or {},
+        "agent": m.agent or {},
         "failure": _failure(stages) or _part_failure(rows) or _e2e_failure(e2e),
-        "localization": _localization(m),
+        "localization": _localization(m.localization),
         "storage": storage_rows(m),
         "labels": labels(m),
         "needs_human": needs_human(m),
@@ -352,9 +353,10 @@ def _part_rows(deployed: list[DeployedPart]) -> list[dict]:
     return rows
 
 
-def _e2e_rows(m: dict) -> list[dict]:
+def _e2e_rows(checks: list[EndToEndCheck]) -> list[dict]:
     out = []
-    for e in m.get("e2e") or []:
+    for check in checks:
+        e = check.model_extra or {}  # the facts each kind of check measured (sequences, tokens, samples)
         facts = []
         if e.get("sequences") is not None:
             facts.append(f"{fmt(e.get('sequences_equal'))}/{fmt(e.get('sequences'))} sequences identical to PyTorch "
@@ -365,16 +367,16 @@ def _e2e_rows(m: dict) -> list[dict]:
             facts.append(f"encoder {fmt(e['encoder_seconds'] * 1000, 4)} ms")
         if e.get("samples") is not None:
             facts.append(f"{e['samples']} samples through the chain")
-        failed = [c for c in e.get("checks") or [] if not c.get("passed") and c.get("detail")]
-        out.append({"name": e.get("name", "?"), "passed": bool(e.get("passed")), "seconds": e.get("seconds"),
-                    "checks": check_rows(e.get("checks") or [], thresholded_only=False), "facts": facts,
+        failed = [c for c in check.checks if not c.get("passed") and c.get("detail")]
+        out.append({"name": check.name, "passed": bool(check.passed), "seconds": check.seconds,
+                    "checks": check_rows(check.checks, thresholded_only=False), "facts": facts,
                     "runtime": e.get("runtime"), "detail": "\n".join(c["detail"] for c in failed)})
     return out
 
 
-def _sharing_rows(m: dict) -> list[dict]:
+def _sharing_rows(sharing: dict[str, dict]) -> list[dict]:
     rows = []
-    for graph, r in (m.get("weight_sharing") or {}).items():
+    for graph, r in sharing.items():
         if not r.get("generated"):
             outcome = "shared binary not generated"
         elif r.get("usable"):
@@ -419,14 +421,14 @@ def _e2e_failure(e2e: list[dict]) -> dict | None:
     return None
 
 
-def _llm_view(m: dict, deployed: list[DeployedPart]) -> dict | None:
+def _llm_view(m: Manifest, deployed: list[DeployedPart]) -> dict | None:
     """The run's LLM usage; with parts in folders, the parts' and the top's usage summed."""
     llms = [p.row["llm"] for p in deployed if p.row.get("llm")]
     if not any(not p.at_root for p in deployed):
-        return _llm(m)
-    if m.get("llm"):
-        llms.append(m["llm"])
+        return _llm(m.llm)
+    if m.llm:
+        llms.append(m.llm)
     if not llms:
         return None
-    return _llm({"llm": {"calls": sum(int(x.get("calls") or 0) for x in llms),
-                         "usd": sum(float(x.get("usd") or x.get("cost_usd") or 0) for x in llms)}})
+    return _llm({"calls": sum(int(x.get("calls") or 0) for x in llms),
+                 "usd": sum(float(x.get("usd") or x.get("cost_usd") or 0) for x in llms)})
