@@ -15,8 +15,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register
 from bot.quiet import native_output
