@@ -7,21 +7,26 @@ A collapsed output (all zeros, or constant) gives cosine NaN; callers treat NaN 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _flat(a) -> np.ndarray:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     return np.asarray(a, dtype=np.float64).ravel()
 
 
 def cosine(ref, out) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     r, o = _flat(ref), _flat(out)
     denom = np.linalg.norm(r) * np.linalg.norm(o)
     return float(np.dot(r, o) / denom) if denom > 0 else float("nan")
 
 
 def sqnr_db(ref, out) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     r, o = _flat(ref), _flat(out)
     noise = np.sum((r - o) ** 2)
     signal = np.sum(r**2)
@@ -31,6 +36,7 @@ def sqnr_db(ref, out) -> float:
 
 
 def psnr_db(ref, out, peak: float | None = None) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     r, o = _flat(ref), _flat(out)
     mse = np.mean((r - o) ** 2)
     peak = peak if peak is not None else float(np.max(np.abs(r))) or 1.0
@@ -38,11 +44,13 @@ def psnr_db(ref, out, peak: float | None = None) -> float:
 
 
 def max_abs(ref, out) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     return float(np.max(np.abs(_flat(ref) - _flat(out)))) if np.size(ref) else 0.0
 
 
 def topk_agreement(ref, out, k: int) -> float:
     """Share of samples whose top-k class sets overlap on the reference's top-1 (last axis = classes)."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     r = np.asarray(ref, dtype=np.float64)
     o = np.asarray(out, dtype=np.float64)
     r2, o2 = r.reshape(-1, r.shape[-1]), o.reshape(-1, o.shape[-1])
@@ -57,6 +65,7 @@ def summary(ref, out) -> dict[str, float]:
 
 
 def concat(samples: list[np.ndarray]) -> np.ndarray:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     return np.concatenate([np.asarray(s).ravel() for s in samples]) if samples else np.zeros(0)
 
 
@@ -71,6 +80,7 @@ HIGHER_IS_BETTER = {"cosine": True, "sqnr_db": True, "psnr_db": True, "max_abs":
 
 def undefined_cosine(ref, out) -> str:
     """Why a cosine is undefined (a zero vector has no direction), or '' when it is defined."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     if not np.any(_flat(out)):
         return "deployed output is all zeros (collapsed)"
     if not np.any(_flat(ref)):
@@ -84,6 +94,7 @@ def per_sample(refs: list, outs: list) -> list[dict[str, float]]:
 
 def worst_index(values: list[float], higher_is_better: bool = True) -> int:
     """Index of the worst value; an undefined (NaN) value is worse than any number."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     for i, v in enumerate(values):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return i

@@ -1,6 +1,6 @@
 """An unchanged `aipc deploy` is cheap: every stage a cache hit, the forge with nothing to change, and
-none of the heavy libraries imported (torch, onnx, onnxruntime, the graph-rewrite stack, matplotlib), nor
-jinja2 (nothing to render).
+none of the heavy libraries imported (torch, onnx, onnxruntime, the graph-rewrite stack, matplotlib, numpy),
+nor jinja2 (nothing to render).
 
 The second deploy runs as a real CLI process (the way a user or a workflow runs it, forge on) that
 reports which of those modules it ended up with; the first builds the deployment for real.
@@ -19,7 +19,8 @@ from fake_github import sh
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "onnx", "onnxruntime", "onnx_ir", "onnxscript", "onnxslim", "sympy", "matplotlib",
-         "jinja2")  # jinja2: the report and the PR body carry their render key, an unchanged one is not rendered
+         "jinja2",  # jinja2: the report and the PR body carry their render key, an unchanged one is not rendered
+         "numpy")  # numpy (~0.15 s): every bot module imports it inside the functions that compute
 PROBE = """
 import json, sys
 sys.argv = ["aipc", "deploy", sys.argv[1]]

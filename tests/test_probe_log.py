@@ -66,15 +66,40 @@ def test_the_probe_prepares_its_throwaway_graph_at_the_fastest_finalization(tmp_
     import subprocess
     import sys
 
-    from bot.backends.ort_qnn import PROBE_FINALIZATION, OrtQnnBackend
+    from bot.backends.ort_qnn import PROBE_FINALIZATION, OrtQnnBackend, probe_command
     from bot.spec.schema import TargetSpec
 
     model = _tiny_conv(tmp_path / "conv.onnx")
-    proc = subprocess.run([sys.executable, "-m", "bot.backends.ort_qnn", str(model), "SM8650"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(probe_command(model, TargetSpec(soc="SM8650")), capture_output=True, text=True, timeout=300)
     log = proc.stderr + proc.stdout
     assert proc.returncode == 0, log[-2000:]
     assert f"HTP graph finalization optimization mode: {PROBE_FINALIZATION}" in log
     assert PROBE_FINALIZATION == "1"
     placement = OrtQnnBackend().probe(model, TargetSpec(soc="SM8650"))
     assert placement.full and placement.total_nodes == 1 and not placement.rejected
+
+
+@pytest.mark.htp
+def test_the_probe_child_loads_onnxruntime_only(tmp_path):
+    """The child is started for every compat run: it must not pay for the bot's package (pydantic, the
+    schema, every backend), only for onnxruntime — and still print the EP's placement log."""
+    import json
+    import subprocess
+    import sys
+
+    from bot.backends.ort_qnn import probe_command
+    from bot.spec.schema import TargetSpec
+
+    model = _tiny_conv(tmp_path / "conv.onnx")
+    cmd = probe_command(model, TargetSpec(soc="SM8650"))
+    script, args = cmd[1], cmd[2:]
+    show = ("import json, runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", show, script, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Node placements" in proc.stderr + proc.stdout
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "onnxruntime" in loaded
+    heavy = [m for m in loaded if m.split(".")[0] in ("bot", "pydantic", "typer", "rich", "torch", "onnx")]
+    assert heavy == []

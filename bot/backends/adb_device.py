@@ -19,8 +19,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot.backends import qairt_io as Q
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register

@@ -9,13 +9,16 @@ Runtime writes it from C++ straight to stderr.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register
 from bot.quiet import native_output
@@ -61,20 +64,25 @@ def provider_options(target: TargetSpec) -> dict[str, str]:
 # prepares at 1: on torchcrepe's float graph (Conv kernels of 512 and 64 at fp16) the default took
 # 874 s in compat; its first two Convs alone took 2.8 CPU s at 1 and > 10 min at the default.
 PROBE_FINALIZATION = "1"
+PROBE_SCRIPT = Path(__file__).with_name("ort_qnn_probe.py")
+
+
+def probe_command(model: Path, target: TargetSpec) -> list[str]:
+    """The probe's child process: a script that loads only onnxruntime, given the same provider options
+    a session of this backend uses (fallback allowed, so the log names what would fall back)."""
+    options = provider_options(target) | {"htp_graph_finalization_optimization_mode": PROBE_FINALIZATION}
+    return [sys.executable, str(PROBE_SCRIPT), str(model), json.dumps(options)]
 
 
 def session_options(target: TargetSpec, *, allow_fallback: bool = False, context_file: Path | None = None,
-                    log_level: int = 3, finalization: str | None = None):
+                    log_level: int = 3):
     ort = _ort()
     so = ort.SessionOptions()
     so.log_severity_level = log_level
     devices = [d for d in ort.get_ep_devices() if d.ep_name == EP]
     if not devices:
         raise RuntimeError("the QNN execution provider registered no device")
-    options = provider_options(target)
-    if finalization is not None:
-        options["htp_graph_finalization_optimization_mode"] = finalization
-    so.add_provider_for_devices(devices, options)
+    so.add_provider_for_devices(devices, provider_options(target))
     if not allow_fallback:
         so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     if context_file is not None:
@@ -148,10 +156,7 @@ class OrtQnnBackend:
     def probe(self, model: Path, target: TargetSpec) -> Placement:
         import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
         soc = SOCS[target.soc]
-        proc = subprocess.run(
-            [sys.executable, "-m", "bot.backends.ort_qnn", str(model), target.soc],
-            capture_output=True, text=True, timeout=1800,
-        )
+        proc = subprocess.run(probe_command(model, target), capture_output=True, text=True, timeout=1800)
         log = proc.stderr + proc.stdout
         rejected, fallback = parse_probe_log(log)
         if proc.returncode != 0 and "Node placements" not in log:
@@ -214,16 +219,3 @@ def _session(model, so):
 
 def _tail(text: str, n: int = 2000) -> str:
     return text if len(text) <= n else "…" + text[-n:]
-
-
-def _probe_main(argv: list[str]) -> int:
-    """Child process: open a session with verbose logs and fallback allowed, so the EP explains itself."""
-    model, soc = argv[0], argv[1]
-    ort = _ort()
-    ort.InferenceSession(model, session_options(TargetSpec(soc=soc), allow_fallback=True, log_level=0,
-                                                finalization=PROBE_FINALIZATION))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_probe_main(sys.argv[1:]))

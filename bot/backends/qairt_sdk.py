@@ -37,8 +37,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot.backends import qairt_io as Q
 from bot.backends.base import Compiled, CompileRequest, Placement, RunResult, register

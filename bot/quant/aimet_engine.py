@@ -20,9 +20,10 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot.errors import BadInput
 from bot.stage_options import QuantizeOptions, Technique

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot import metrics as M
 
@@ -37,10 +39,12 @@ class Attribution:
 
 
 def _err(c: float) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     return 2.0 if c is None or np.isnan(c) else 1.0 - c
 
 
 def _round(v: float) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     return round(float(v), 6) if np.isfinite(v) else float(v)
 
 
@@ -71,6 +75,7 @@ def float_weights(qdq: onnx.ModelProto, float_model: onnx.ModelProto) -> onnx.Mo
 
 def _grid_bounds(q_node, inits: dict) -> tuple[float, float] | None:
     """The real range a per-tensor QuantizeLinear can represent: [(qmin − zp)·s, (qmax − zp)·s]."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
 
     if len(q_node.input) < 3 or q_node.input[1] not in inits or q_node.input[2] not in inits:
@@ -89,6 +94,7 @@ def float_activations(qdq: onnx.ModelProto) -> onnx.ModelProto:
     Relu whose bounds the following Q's range already enforces (PP-OCR's hard-swish `Clip(x + 3,
     0, 6)`), so an Identity in its place let x + 3 through unbounded: the weights-only graph grew
     to inf and the attribution blamed the weights with a NaN."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     from onnx import helper, numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inits = {i.name: i for i in qdq.graph.initializer}
@@ -120,6 +126,7 @@ def float_activations(qdq: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _worst_cosine(model: onnx.ModelProto, feeds: list[dict], golden: list[dict]) -> float:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
     so = ort.SessionOptions()

@@ -13,8 +13,10 @@ tensor's histogram is built in two streaming passes over the calibration samples
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 BINS = 2048
 PERCENTILE = 99.999  # the share of values kept inside the range (onnxruntime's default)
@@ -56,6 +58,7 @@ def activation_ranges(model_path: Path, calib, method: str, bits: dict[str, int]
                       default_bits: int = 8) -> dict[str, tuple[float, float]]:
     """(rmin, rmax) per activation tensor for `method` in minmax | percentile | mse; `bits` gives the
     activation width of tensors not at `default_bits` (MSE weighs rounding against clipping)."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     model = onnx.load(str(model_path))
     names = float_tensors(model)
@@ -82,6 +85,7 @@ def activation_ranges(model_path: Path, calib, method: str, bits: dict[str, int]
 
 
 def _hist(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     v = v[np.isfinite(v)].ravel()
     if hi <= lo:  # a constant tensor: every value in one bin
         h = np.zeros(BINS)
@@ -91,12 +95,14 @@ def _hist(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _centres(lo: float, hi: float) -> np.ndarray:
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     edges = np.linspace(lo, hi, BINS + 1)
     return (edges[:-1] + edges[1:]) / 2
 
 
 def percentile_range(hist: np.ndarray, lo: float, hi: float, percentile: float = PERCENTILE) -> tuple[float, float]:
     """Cut (100 − percentile)/2 % of the values off each end of the signed histogram."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     if hi <= lo or hist.sum() == 0:
         return lo, hi
     edges = np.linspace(lo, hi, BINS + 1)
@@ -111,6 +117,7 @@ def mse_range(hist: np.ndarray, lo: float, hi: float, bits: int = 8) -> tuple[fl
     """The clip range [a, b] (zero kept inside, as onnxruntime keeps it) whose asymmetric
     `bits`-bit quantization has the least expected squared error over the histogram: the
     search weighs rounding error inside the range against clipping error outside it."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     data_range = (lo, hi)  # the histogram's bins span the data, the range to search spans zero too
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     if hi <= lo or hist.sum() == 0 or data_range[1] <= data_range[0]:
@@ -137,6 +144,7 @@ def range_overrides(model: onnx.ModelProto, ranges: dict[str, tuple[float, float
     """`rmin`/`rmax` overrides for onnxruntime's quantizer. Outputs whose encoding onnxruntime fixes
     (Softmax [0, 1], 16-bit Sigmoid/Tanh) keep it; the input of a Relu/Clip that is its only
     reader takes the Relu's range, as onnxruntime does, so the removed Relu still clips."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     made_by = {o: n for n in model.graph.node for o in n.output}
     readers: dict[str, int] = {}
     for n in model.graph.node:

@@ -25,8 +25,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from bot import metrics as M
 from bot import samples as S
@@ -205,6 +207,7 @@ def bounded_outputs(model: onnx.ModelProto, src: Path, calib) -> dict[str, str]:
     BOUNDED_LEVELS_MIN of its 8-bit steps. onnxruntime fixes a quantized Softmax output to
     [0, 1] (scale 1/255), so a 1000-way Softmax whose probabilities sit near 1e-3 (an untrained or
     uncertain classifier) rounds to all zeros at 8 bits; at 16 bits the step is 1/65535."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     softmax_outputs = [o.name for o in model.graph.output
                        if (n := _output_producer(model, o.name)) is not None and n.op_type == "Softmax"]
     if not softmax_outputs or not calib:
@@ -487,6 +490,7 @@ def _without_metadata(src: Path, dst: Path) -> Path:
 
 def saturated_biases(model: onnx.ModelProto) -> list[dict]:
     """int32 biases with an element at the type's limit: clipped when quantized, not rounded."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
     from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inits = {i.name: i for i in model.graph.initializer}
@@ -507,6 +511,7 @@ def saturated_biases(model: onnx.ModelProto) -> list[dict]:
 
 def per_channel_weights(model: onnx.ModelProto) -> dict[str, int]:
     """Quantized weights (DequantizeLinear of an initializer) → how many scales each carries."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     inits = {i.name: i for i in model.graph.initializer}
     out = {}
     for node in model.graph.node:
@@ -517,6 +522,7 @@ def per_channel_weights(model: onnx.ModelProto) -> dict[str, int]:
 
 def encodings_of(model: onnx.ModelProto) -> dict[str, dict]:
     """Scale, zero-point and bit width of every quantized tensor (from its QuantizeLinear)."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     from onnx import numpy_helper  # deferred: ~0.4 s to import; a fully cached run opens no graph
     inits = {i.name: i for i in model.graph.initializer}
     out = {}
