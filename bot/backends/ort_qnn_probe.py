@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import sys
 
+import onnxruntime as ort
+import onnxruntime_qnn
+
 EP = "QNNExecutionProvider"
 
 
 def main(argv: list[str]) -> int:
     model, provider_options = argv[0], json.loads(argv[1])
-    import onnxruntime as ort
-    import onnxruntime_qnn
-
     ort.register_execution_provider_library(EP, onnxruntime_qnn.get_library_path())
     so = ort.SessionOptions()
     so.log_severity_level = 0  # verbose: the placement and validation lines are what the parent parses
