@@ -119,6 +119,12 @@ class StageResult:
         )
 
 
+def built_precision(quantize: StageResult | None, declared: str) -> str:
+    """The precision the deployed graph was built at: the quantize stage's own (a repair may have
+    raised the definition's, w8a8 → w8a16 → fp16), the definition's where quantize has not run."""
+    return quantize.metrics.get("precision", declared) if quantize is not None else declared
+
+
 class StageFailed(Exception):
     """Raised inside a stage to end it with a structured failure."""
 

@@ -114,6 +114,11 @@ def carry_host_part(src, dst) -> None:
     onnx.save(m, str(dst))
 
 
+def part_bytes(part: dict) -> bytes:
+    """One host part's serialized ONNX model (the format stores it base64 in the description)."""
+    return base64.b64decode(part["onnx_base64"])
+
+
 def run_host_postprocess(desc: dict, deployed_outputs: dict) -> dict:
     """Run every host part (ONNX Runtime, CPU) and return the original outputs, by name, in order."""
     import onnxruntime as ort  # deferred: a slow import, and only running a host part needs it
@@ -122,7 +127,7 @@ def run_host_postprocess(desc: dict, deployed_outputs: dict) -> dict:
     for part in desc["parts"]:
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        sess = ort.InferenceSession(base64.b64decode(part["onnx_base64"]), so, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(part_bytes(part), so, providers=["CPUExecutionProvider"])
         feeds = {i["name"]: np.asarray(have[i["name"]]) for i in part["inputs"]}
         have.update(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
     return {name: have[name] for name in desc["final_outputs"]}

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot import __version__
 from bot.manifest import MANIFEST, Manifest, StageRow
-from bot.records import StageResult
+from bot.records import StageResult, built_precision
 from bot.store import WORK, read_json, sha256_file, write_json
 
 KEPT_SECTIONS = ("repairs", "repair_state", "localization", "llm", "storage", "agent", "reverted",
@@ -88,9 +88,9 @@ def deployed_settings(spec, results: list[StageResult], backend: str) -> dict[st
     """The settings the stage folders were actually produced with, read from the stages' own
     metrics (a repair may have changed the precision or the exporter); the definition's value where
     a stage has not run."""
-    by = {r.stage: r.metrics for r in results}
-    q, e = by.get("quantize") or {}, by.get("export") or {}
-    return {"precision": q.get("precision", spec.target.precision), "exporter": e.get("exporter", spec.export.exporter),
+    by = {r.stage: r for r in results}
+    e = by["export"].metrics if "export" in by else {}
+    return {"precision": built_precision(by.get("quantize"), spec.target.precision), "exporter": e.get("exporter", spec.export.exporter),
             "opset": e.get("opset", spec.export.opset), "soc": spec.target.soc, "backend": backend,
             "stages": [r.stage for r in results], "passed": bool(results) and all(r.passed for r in results)}
 

@@ -10,7 +10,6 @@ outputs for the first sample (from its data file, when there is one, and its ans
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 from bot import samples as S
 from bot.errors import BadInput
 from bot.paths import inside
-from bot.records import Check, Failure, FailureKind, StageFailed, StageResult
+from bot.records import Check, Failure, FailureKind, StageFailed, StageResult, built_precision
 from bot.stages._onnx import stage_feeds
 from bot.stages.base import Stage, StageContext
 from bot.targets import SOCS
@@ -54,7 +53,7 @@ class PackageStage(Stage):
         for helper in RUN_HELPERS:
             shutil.copyfile(helper, work / helper.name)
         iface = self._interface(ctx, comp.artifacts["entry"])
-        from bot.graph.host_part import host_part_of  # deferred: onnx (~0.4 s); a cached run opens no graph, for packaging only
+        from bot.graph.host_part import host_part_of, part_bytes  # deferred: onnx (~0.4 s); a cached run opens no graph, for packaging only
 
         host = host_part_of(ctx.artifact("quantize", "onnx"))
         host_files = {}
@@ -62,7 +61,7 @@ class PackageStage(Stage):
             iface["host_postprocess"] = {"final_outputs": host["final_outputs"], "parts": []}
             for k, part in enumerate(host["parts"]):
                 name = f"host_part_{k}.onnx"
-                (work / name).write_bytes(base64.b64decode(part["onnx_base64"]))
+                (work / name).write_bytes(part_bytes(part))
                 host_files[name] = name
                 iface["host_postprocess"]["parts"].append(
                     {"file": name, "ops": part["ops"], "inputs": [i["name"] for i in part["inputs"]],
@@ -96,8 +95,7 @@ class PackageStage(Stage):
                 src = next((n.input[0] for n in deployed.graph.node if node.input[0] in n.output), None)
                 out_enc[node.output[0]] = enc.get(src) if src else None
         soc = SOCS[spec.target.soc]
-        # what was built: a repair may have raised the definition's precision (w8a8 → w8a16 → fp16)
-        precision = ctx.results["quantize"].metrics.get("precision", spec.target.precision)
+        precision = built_precision(ctx.results.get("quantize"), spec.target.precision)
         unused = set(ctx.results["export"].metrics.get("unused_inputs", [])) if "export" in ctx.results else set()
         return {
             "model": spec.name,

@@ -9,7 +9,6 @@ Writes `outputs.npz` and `metrics.json`. A collapsed output (cosine undefined) f
 
 from __future__ import annotations
 
-import base64
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,14 +229,14 @@ def output_producers(model_path: Path) -> dict[str, OutputProducer]:
     the host part, so it is looked up there: after the split it is still a packed output to check."""
     import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
 
-    from bot.graph.host_part import host_postprocess  # deferred with onnx
+    from bot.graph.host_part import host_postprocess, part_bytes  # deferred with onnx
 
     try:
         model = onnx.load(str(model_path), load_external_data=False)
         graphs = [model.graph]
         host = host_postprocess(model)
         if host:
-            graphs += [onnx.load_from_string(base64.b64decode(p["onnx_base64"])).graph for p in host["parts"]]
+            graphs += [onnx.load_from_string(part_bytes(p)).graph for p in host["parts"]]
     except Exception:  # noqa: BLE001 — the hint is optional
         return {}
     made_by = {}
