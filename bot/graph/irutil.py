@@ -1,5 +1,5 @@
 """Small ONNX IR helpers shared by the graph rules and the host-part format: convert between
-ModelProto and onnx_ir, read constants, shapes and attributes. onnx_ir only (no onnxscript), so the
+ModelProto and onnx_ir, read constants, shapes and attributes, make literal constants. onnx_ir only (no onnxscript), so the
 stages that read a host part do not load the rewriter."""
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def const(value: ir.Value | None) -> np.ndarray | None:
         attr = value.producer().attributes.get("value")
         t = attr.value if attr is not None else None
     return None if t is None else t.numpy()
+
+
+def make_constant(op, value, dtype) -> ir.Value:
+    """A Constant node holding `value` as `dtype` (a literal a replacement pattern needs: a shape, an
+    axis, an ε); `const` reads one back."""
+    return op.Constant(value=ir.tensor(np.array(value, dtype)))
 
 
 def static_shape(value: ir.Value | None) -> tuple[int, ...] | None:

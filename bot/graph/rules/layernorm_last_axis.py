@@ -15,7 +15,7 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.graph.irutil import attr, const, static_shape
+from bot.graph.irutil import attr, const, make_constant, static_shape
 from bot.graph.rule import GraphRule, apply_rules
 
 
@@ -64,11 +64,11 @@ def _replace(op, x, gamma, y, beta=None, **_):
     dt = np.float16 if x.dtype == ir.DataType.FLOAT16 else np.float32
     g = np.broadcast_to(const(gamma), tail).reshape(n).astype(dt)
     b = (np.zeros(n, dt) if beta is None else np.broadcast_to(const(beta), tail).reshape(n).astype(dt))
-    flat = op.Reshape(x, op.Constant(value=ir.tensor(np.array(list(shape[:k]) + [n], np.int64))))
+    flat = op.Reshape(x, make_constant(op, list(shape[:k]) + [n], np.int64))
     ln = op.LayerNormalization(flat, op.Constant(value=ir.tensor(g)), op.Constant(value=ir.tensor(b)), axis=-1,
                                epsilon=float(attr(node, "epsilon", 1e-5)),
                                stash_type=int(attr(node, "stash_type", 1)))
-    return op.Reshape(ln, op.Constant(value=ir.tensor(np.array(shape, np.int64))))
+    return op.Reshape(ln, make_constant(op, shape, np.int64))
 
 
 PATTERNS = (pattern.RewriteRule(_target, _replace, _check, name="layernorm-last-axis"),

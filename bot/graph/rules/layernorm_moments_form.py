@@ -24,7 +24,7 @@ import onnx_ir as ir
 from onnx import version_converter
 from onnxscript.rewriter import pattern
 
-from bot.graph.irutil import attr, const, opset, static_shape, to_ir, to_proto
+from bot.graph.irutil import attr, const, make_constant, opset, static_shape, to_ir, to_proto
 from bot.graph.rule import GraphRule
 
 
@@ -142,11 +142,11 @@ def _replace(op, x, gamma, beta, eps, r1, **_):
         v = op.Transpose(v, perm=perm)
     moved = [shape[i] for i in perm]
     if len(axes) > 1:
-        v = op.Reshape(v, op.Constant(value=ir.tensor(np.array(moved[: len(rest)] + [n], np.int64))))
+        v = op.Reshape(v, make_constant(op, moved[: len(rest)] + [n], np.int64))
     v = op.LayerNormalization(v, op.Constant(value=ir.tensor(g)), op.Constant(value=ir.tensor(b)), axis=-1,
                               epsilon=_scalar(eps))
     if len(axes) > 1:
-        v = op.Reshape(v, op.Constant(value=ir.tensor(np.array(moved, np.int64))))
+        v = op.Reshape(v, make_constant(op, moved, np.int64))
     if perm != list(range(rank)):
         v = op.Transpose(v, perm=[int(i) for i in np.argsort(perm)])
     return v

@@ -29,7 +29,7 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import pattern
 
-from bot.graph.irutil import attr, const, static_shape
+from bot.graph.irutil import attr, const, make_constant, static_shape
 from bot.graph.rule import GraphRule, apply_rules
 
 EPS = 1e-12  # below any magnitude a float32 STFT of real audio gives; fp16 reads it as 0 only where hi = 0 too
@@ -66,8 +66,8 @@ def _hypot(op, a, b, dt, b_positive=False):
     aa = op.Abs(a)
     bb = b if b_positive else op.Abs(b)
     hi, lo = op.Max(aa, bb), op.Min(aa, bb)
-    r = op.Div(lo, op.Add(hi, op.Constant(value=ir.tensor(np.array(EPS, dt)))))
-    return op.Mul(hi, op.Sqrt(op.Add(op.Mul(r, r), op.Constant(value=ir.tensor(np.array(1.0, dt))))))
+    r = op.Div(lo, op.Add(hi, make_constant(op, EPS, dt)))
+    return op.Mul(hi, op.Sqrt(op.Add(op.Mul(r, r), make_constant(op, 1.0, dt))))
 
 
 def _replace(op, a, b, **_):
@@ -101,10 +101,10 @@ def _reduce_replace(op, x, axes, s, **_):
     k = _pair_axis(x, axes)
 
     def part(i):
-        return op.Slice(x, *(op.Constant(value=ir.tensor(np.array([v], np.int64))) for v in (i, i + 1, k)))
+        return op.Slice(x, *(make_constant(op, [v], np.int64) for v in (i, i + 1, k)))
     m = _hypot(op, part(0), part(1), _dtype(x))
     if int(attr(s.producer(), "keepdims", 1)) == 0:
-        m = op.Squeeze(m, op.Constant(value=ir.tensor(np.array([k], np.int64))))
+        m = op.Squeeze(m, make_constant(op, [k], np.int64))
     return m
 
 
@@ -131,8 +131,8 @@ def _log_check(ctx, t, eps, two=None, **_):
 def _log_replace(op, t, eps, **_):
     """log(t² + ε) = 2·log √(t² + (√ε)²): exact, and the Log reads a magnitude, not a power."""
     dt = _dtype(t)
-    root = op.Constant(value=ir.tensor(np.array(np.sqrt(_scalar(eps)), dt)))
-    return op.Mul(op.Log(_hypot(op, t, root, dt, b_positive=True)), op.Constant(value=ir.tensor(np.array(2.0, dt))))
+    root = make_constant(op, np.sqrt(_scalar(eps)), dt)
+    return op.Mul(op.Log(_hypot(op, t, root, dt, b_positive=True)), make_constant(op, 2.0, dt))
 
 
 def _rules() -> list[pattern.RewriteRule]:
