@@ -11,11 +11,12 @@ sections. Stage metrics and the definition stay plain JSON: each stage and the s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bot.store import read_json
 
 MANIFEST = "manifest.json"
 
@@ -131,9 +132,5 @@ class Manifest(_Record):
         """The manifest at `path` (a file or a deployment folder), or None when there is none or it is
         not JSON (a deploy cut off mid-write)."""
         path = Path(path)
-        f = path / MANIFEST if path.is_dir() else path
-        try:
-            data = json.loads(f.read_text())
-        except (OSError, ValueError):
-            return None
+        data = read_json(path / MANIFEST if path.is_dir() else path)
         return cls.parse(data) if isinstance(data, dict) else None
