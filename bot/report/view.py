@@ -124,9 +124,13 @@ def check_rows(checks: list[dict], *, thresholded_only: bool = True) -> list[dic
 TASK_CHECK = "task "  # validate's checks for task metrics; they have a table of their own
 
 
+def _stage(stages: list[dict], name: str) -> dict:
+    """The manifest row of stage `name`, {} when it did not run."""
+    return next((s for s in stages if s.get("stage") == name), {})
+
+
 def _metric_rows(stages: list[dict]) -> list[dict]:
-    val = next((s for s in stages if s.get("stage") == "validate"), None)
-    return check_rows([c for c in (val or {}).get("checks", []) if not c.get("name", "").startswith(TASK_CHECK)])
+    return check_rows([c for c in _stage(stages, "validate").get("checks", []) if not c.get("name", "").startswith(TASK_CHECK)])
 
 
 def _bar(f: dict) -> str:
@@ -142,8 +146,7 @@ def _signed(v) -> str:
 def task_view(stages: list[dict]) -> dict | None:
     """The task metrics as table rows (metric, figure, FP32, deployed, delta, bar, pass), as AI Hub's
     numerics.yaml shows them; None when the definition has no `task:`."""
-    val = next((s for s in stages if s.get("stage") == "validate"), None)
-    task = ((val or {}).get("metrics") or {}).get("task")
+    task = (_stage(stages, "validate").get("metrics") or {}).get("task")
     if not task:
         return None
     rows = []
@@ -163,8 +166,7 @@ def task_view(stages: list[dict]) -> dict | None:
 
 def data_view(stages: list[dict]) -> dict | None:
     """Which data files fed calibration and validation (the load stage's record)."""
-    load = next((s for s in stages if s.get("stage") == "load"), None)
-    lm = (load or {}).get("metrics") or {}
+    lm = _stage(stages, "load").get("metrics") or {}
     if "validation_files" not in lm:
         return None
     return {"validation": lm.get("validation_files") or [], "calibration": lm.get("calibration_files") or [],
@@ -291,10 +293,8 @@ def build(m: dict | Manifest) -> dict:
         "metrics": _metric_rows(stages),
         "task": task_view(stages),
         "data": data_view(stages),
-        "outputs": next((s.get("metrics", {}).get("outputs", {}) for s in stages
-                         if s.get("stage") == "validate"), {}),
-        "latency_ms": next((s.get("metrics", {}).get("latency_ms_median") for s in stages
-                            if s.get("stage") == "validate"), None),
+        "outputs": _stage(stages, "validate").get("metrics", {}).get("outputs", {}),
+        "latency_ms": _stage(stages, "validate").get("metrics", {}).get("latency_ms_median"),
         "parts": rows,
         "parts_passed": sum(p["passed"] for p in rows),
         "binary_bytes": sum(p["binary_bytes"] or 0 for p in rows),
