@@ -19,8 +19,23 @@ from bot.errors import BadInput
 from bot.spec.loader import inside_folder
 
 
+def _forget_shadowed(folder: Path) -> None:
+    """Drop cached modules another model folder loaded under a name this folder's own files take.
+
+    Two definitions in one process (the nightly, a benchmark over a zoo) each have their `model.py`;
+    `from model import x` in the second would otherwise get the first's module from `sys.modules`."""
+    own = {p.stem for p in folder.glob("*.py")} | {p.parent.name for p in folder.glob("*/__init__.py")}
+    for name in own - set(sys.stdlib_module_names):
+        cached = sys.modules.get(name)
+        origin = getattr(cached, "__file__", None)
+        if cached is not None and (origin is None or folder not in Path(origin).resolve().parents):
+            del sys.modules[name]
+
+
 @contextmanager
 def _on_path(folder: Path):
+    folder = folder.resolve()
+    _forget_shadowed(folder)
     sys.path.insert(0, str(folder))
     try:
         yield

@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -390,9 +391,11 @@ def allowed_roots(case_dir: Path) -> list[Path]:
     paths = sysconfig.get_paths()
     # the stdlib's zip entry on sys.path (python3NN.zip): importlib probes it for every new import
     stdlib_zip = Path(paths["stdlib"]).parent / f"python{sys.version_info.major}{sys.version_info.minor}.zip"
+    # the report's compiled-template cache (bot.report.render): jinja2's own per-user folder, never the definition's
+    jinja2_cache = Path(jinja2.FileSystemBytecodeCache().directory)
     roots = [case_dir / "m", case_dir / "out", Path(bot.__file__).parent,
              Path(paths["purelib"]), Path(paths["platlib"]), Path(paths["stdlib"]), Path(paths["platstdlib"]),
-             stdlib_zip]
+             stdlib_zip, jinja2_cache]
     return sorted({Path(os.path.realpath(r)) for r in roots} | {r.absolute() for r in roots})
 
 
