@@ -1,5 +1,5 @@
-"""The typed shape of `manifest.json`: what the pipeline and `bot.compose` write, and what the report,
-the forge and the nightly read.
+"""The typed shape of `manifest.json`: what the pipeline (a part's) and `bot.deploy` (a deployment of
+parts') write, and what the report, the forge and the nightly read.
 
 One model for both shapes a deployment has had: a single graph (its `stages` in the manifest) and
 parts in folders of their own (`kind: multi`, `parts` and end-to-end checks); `bot.parts` turns
@@ -97,7 +97,7 @@ class Manifest(_Record):
     """The whole record of one deployment."""
 
     model: str = "?"
-    kind: str | None = None  # "multi": parts in folders (`bot.compose`); absent for a single graph
+    kind: str | None = None  # "multi": parts in folders (`bot.deploy`); absent for a single graph
     status: str = "?"  # running | deployed | failed
     target: dict[str, Any] = Field(default_factory=dict)  # what the files are: the deployed precision
     requested: dict[str, Any] | None = None

@@ -1,7 +1,7 @@
 """The graphs a deployment's manifest holds, in one shape whether it deployed one graph or several.
 
 A single graph is a deployment of one part, at the deployment's own folder (`dir` ""); a deployment
-of several graphs or static sizes (`bot.compose`) lists its parts, each in its own folder with its
+of several graphs or static sizes (`bot.spec.expand`) lists its parts, each in its own folder with its
 own stages and repair records, and adds end-to-end checks over them. The report, the forge and the
 nightly iterate these parts instead of asking which kind of manifest they were given; which of the
 two shapes a manifest on disk has is decided here only. Light on purpose: the GitHub-hosted nightly

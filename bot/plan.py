@@ -15,11 +15,11 @@ from pathlib import Path
 import yaml
 
 from bot import backends
-from bot.compose import expand
 from bot.deployment_dir import resolve_out_dir
 from bot.pipeline.manifest import MANIFEST
 from bot.pipeline.runner import Pipeline, _dig, default_workflow
 from bot.spec import load_spec
+from bot.spec.expand import expand
 from bot.stages import REGISTRY
 from bot.store import read_json
 
@@ -117,10 +117,7 @@ def plan(model: Path, *, out_dir: Path | None = None, engine: str | None = None)
         spec = spec.model_copy(update={"target": spec.target.model_copy(update={"engine": engine})})
     backend = backends.for_target(spec.target)
     out = resolve_out_dir(folder, spec.name, out_dir)
-    if spec.graphs or spec.variants:
-        parts = [plan_part(p.spec, folder, out / p.rel, backend, part=str(p.rel)) for p in expand(spec)]
-    else:
-        parts = [plan_part(spec, folder, out, backend)]
+    parts = [plan_part(p.spec, folder, out / p.rel, backend, part=p.rel) for p in expand(spec)]
     path = folder / "aipc.yaml" if Path(model).is_dir() else Path(model)
     resolved = spec.model_dump(mode="json")
     # the quantization section as it will run: older spellings and defaults folded in

@@ -135,7 +135,7 @@ class StageFailed(Exception):
 
 @dataclass
 class RunOutcome:
-    """How a deployment ended, of one graph or of several parts (`bot.compose`): the one outcome
+    """How a deployment ended, of one graph or of several parts (`bot.deploy`): the one outcome
     type. Over parts in folders of their own, `results` are one per part and one per end-to-end check."""
 
     results: list[StageResult]

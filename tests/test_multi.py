@@ -35,7 +35,7 @@ def _write(tmp_path: Path, raw: dict) -> Path:
 
 # -- definition ---------------------------------------------------------------------------------
 def test_graphs_and_variants_expand_to_static_specs():
-    from bot.compose import expand
+    from bot.spec.expand import expand
 
     spec, _ = load_spec(MODELS / "yoloworld_tiny")
     parts = expand(spec)
@@ -46,7 +46,7 @@ def test_graphs_and_variants_expand_to_static_specs():
 
 
 def test_variant_naming_an_unknown_input_is_a_field_path_error(tmp_path):
-    from bot.compose import expand
+    from bot.spec.expand import expand
 
     folder = _write(tmp_path, {"entry": "model.py:build", "inputs": [{"name": "x", "shape": [1, 4]}],
                                "variants": [{"name": "a", "shapes": {"y": [1, 8]}}]})

@@ -1,16 +1,15 @@
-"""Several graphs, several static sizes, decoding: composed above the single-graph pipeline.
+"""The checks over a deployment's parts together, run once every part is deployed (`bot.deploy`).
 
-A definition with `graphs:` and/or `variants:` is expanded into single-graph `Spec`s with static
-shapes (`expand`), each deployed by the usual repair loop + pipeline into its own folder
-(`<out>/<graph>/<variant>/`, or `<out>/<graph>/` / `<out>/<variant>/` when there is one of either).
-Then, above the parts:
+A definition with `graphs:` and/or `variants:` is deployed part by part (`bot.spec.expand`), each
+part by the usual repair loop + pipeline into its own folder; then, over the parts:
 - weight sharing across a graph's variants is tried (`share.attempt`) and recorded;
 - `decode:` packages `runtime/decode_loop.py` (the decode loop on the compiled graphs, front end on
   the host) and runs it in a child process against the PyTorch greedy decode: token agreement and
   seconds per token;
 - `chain:` runs the graphs in order on the target, outputs feeding later inputs by name, against
-  the PyTorch reference end to end;
-- one top-level `manifest.json` lists the parts and the end-to-end checks.
+  the PyTorch reference end to end.
+The results are handed back as plain records; the deployment's manifest, report and forge are the
+deploy's, written once for one part or many. This package does not import the deploy.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,86 +29,19 @@ from bot import samples as S
 from bot import metrics as M
 from bot.backends.base import Compiled
 from bot.compose.share import attempt
-from bot.errors import BadInput
-from bot.manifest import MANIFEST, Manifest
 from bot.model_code import call, flatten_outputs
-from bot.model_code import call
 from bot.model_code import load_callable
-from bot.records import Check, Failure, FailureKind, RunOutcome, StageResult
-from bot.spec.schema import GraphSpec, Spec
-from bot.store import sha256_file, write_json
+from bot.records import RunOutcome
+from bot.spec.expand import Part
+from bot.spec.schema import Spec
 
 ASSETS = Path(__file__).parent / "assets"
-TOP_ONLY = {"graphs", "variants", "decode", "chain"}
 
 
-@dataclass
-class Part:
-    graph: str
-    variant: str | None
-    spec: Spec
-    rel: str
-
-
-def expand(spec: Spec) -> list[Part]:
-    """One single-graph, static-shape Spec per (graph, variant)."""
-    base = spec.model_dump(exclude=TOP_ONLY)
-    graphs: list[tuple[str | None, GraphSpec | Spec, str]] = (
-        [(g.name, g, f"graphs[{i}]") for i, g in enumerate(spec.graphs)] if spec.graphs else [(None, spec, "")])
-    parts = []
-    for gname, g, where in graphs:
-        gd = g.model_dump()
-        one = dict(base, entry=gd["entry"], onnx=gd["onnx"], inputs=gd["inputs"], outputs=gd["outputs"])
-        for key in ("calibration", "validation", "export", "quantization"):
-            if gd.get(key) is not None:
-                one[key] = gd[key]
-        if isinstance(g, GraphSpec):
-            if g.precision:
-                one["target"] = dict(base["target"], precision=g.precision)
-            one["repairs"] = list(dict.fromkeys(base["repairs"] + g.repairs))
-        variants = g.variants or [None]
-        for j, v in enumerate(variants):
-            p = dict(one, inputs=[dict(i) for i in one["inputs"]])
-            if v is not None:
-                known = {i["name"] for i in p["inputs"]}
-                for name, shape in v.shapes.items():
-                    if name not in known:
-                        raise BadInput(f"{where + '.' if where else ''}variants[{j}].shapes.{name}: no input of that "
-                                       f"name (inputs: {', '.join(sorted(known))})", where="aipc.yaml")
-                for i in p["inputs"]:
-                    i["shape"] = v.shapes.get(i["name"], i["shape"])
-                if v.calibration is not None:
-                    p["calibration"] = v.calibration.model_dump()
-            label = ".".join(x for x in (gname, v.name if v else None) if x).lower()
-            p["name"] = f"{spec.name}.{label}"
-            rel = "/".join(x for x in (gname, v.name if v else None) if x)
-            parts.append(Part(gname or spec.name, v.name if v else None, Spec.model_validate(p), rel))
-    return parts
-
-
-def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, deploy_part: Callable[..., Any],
-                 repair: bool = True, events=None, say: Callable[[str], None] = lambda m: None) -> RunOutcome:
-    """Every part through the pipeline, then the end-to-end checks and the top manifest; no forge
-    (the caller writes the report and publishes, as for a single graph). `deploy_part` is
-    `bot.deploy.deploy_one`, handed in so this module does not import its caller."""
-    t0, out = time.time(), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    parts, outcomes, rows, results = expand(spec), {}, [], []
-    for part in parts:
-        say(f"── {part.rel}: {', '.join(f'{i.name}{i.shape}' for i in part.spec.inputs)}")
-        pout = out / part.rel
-        t1 = time.perf_counter()
-        outcome = deploy_part(part.spec, folder, pout, backend, repair=repair, events=events, say=say)
-        outcomes[part.rel] = outcome
-        rows.append(_part_row(part, outcome, pout, out, time.perf_counter() - t1))
-        results.append(StageResult(part.rel, outcome.passed, seconds=round(time.perf_counter() - t1, 3),
-                                   metrics=rows[-1].get("validate", {}), failure=outcome.failure))
-    top: dict[str, Any] = {"model": spec.name, "kind": "multi", "backend": backend.name,
-                           "target": spec.target.model_dump(mode="json"),
-                           "versions": next((o.manifest["versions"] for o in outcomes.values()
-                                             if o.manifest.get("versions")), {}),
-                           "definition": spec.model_dump(mode="json"), "parts": rows}
-    all_parts = all(outcomes[p.rel].passed for p in parts)
+def share_weights(spec: Spec, out: Path, parts: list[Part], outcomes: dict[str, RunOutcome],
+                  say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Per graph with several variants that all deployed: one shared context binary tried, the attempt
+    recorded (which binary is deployed is said in `deployed`)."""
     sharing = {}
     for gname in dict.fromkeys(p.graph for p in parts if p.variant):
         vs = [p for p in parts if p.graph == gname and p.variant]
@@ -120,53 +51,20 @@ def deploy_multi(spec: Spec, folder: Path, out: Path, backend, *, deploy_part: C
                           spec.target)
             rec["deployed"] = "one shared binary" if rec.get("usable") else "one binary per variant"
             sharing[gname] = rec
-    top["weight_sharing"] = sharing
+    return sharing
+
+
+def end_to_end_checks(spec: Spec, folder: Path, out: Path, parts: list[Part], outcomes: dict[str, RunOutcome],
+                      backend, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The definition's `decode:` and `chain:` checks, once every part deployed (none otherwise)."""
+    if not all(outcomes[p.rel].passed for p in parts):
+        return []
     e2e = []
-    if all_parts and spec.decode:
+    if spec.decode:
         e2e.append(_decode_check(spec, folder, out, parts, say))
-    if all_parts and spec.chain:
+    if spec.chain:
         e2e += _chain_checks(spec, folder, out, parts, outcomes, backend, say)
-    for e in e2e:
-        results.append(StageResult(f"e2e:{e['name']}", e["passed"], seconds=e.get("seconds", 0.0),
-                                   checks=[Check(**c) for c in e["checks"]]))
-    top["e2e"] = e2e
-    failure = next((r.failure for r in results if r.failure), None)
-    if failure is None and not all(r.passed for r in results):
-        bad = next(r for r in results if not r.passed)
-        failure = Failure(bad.stage, FailureKind.ACCURACY, f"end-to-end check {bad.stage} failed",
-                          details={"checks": [c.__dict__ for c in bad.checks]})
-    top["status"] = "deployed" if failure is None else "failed"
-    top["seconds_total"] = round(time.time() - t0, 3)
-    top["artifacts"] = {str(p.relative_to(out)): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-                        for p in sorted((out / "runtime").rglob("*")) if p.is_file()} if (out / "runtime").exists() else {}
-    top = Manifest.parse(top).dump()  # the one manifest shape (`bot.manifest`): a part row off its type fails here
-    write_json(out / MANIFEST, top)
-    return RunOutcome(results, failure, out, top)
-
-
-def _part_row(part: Part, outcome, pout: Path, out: Path, seconds: float) -> dict:
-    row: dict[str, Any] = {"graph": part.graph, "variant": part.variant, "dir": part.rel,
-                           "inputs": {i.name: i.shape for i in part.spec.inputs},
-                           "status": outcome.manifest.get("status"), "passed": outcome.passed,
-                           "seconds": round(seconds, 3),
-                           "precision": part.spec.target.precision,
-                           "repairs": len(outcome.manifest.get("repairs") or []),
-                           # the records themselves (reason, before/after, diff): the report shows them
-                           "repair_records": outcome.manifest.get("repairs") or [],
-                           "stage_seconds": {r.stage: round(r.seconds, 3) for r in outcome.results}}
-    if outcome.failure:
-        row["failure"] = {"stage": outcome.failure.stage, "kind": outcome.failure.kind.value,
-                          "message": outcome.failure.message[:300],
-                          "nodes": [f"{n.op} {n.name}: {n.reason}"[:200] for n in outcome.failure.nodes][:10]}
-    comp, val = outcome.result("compile"), outcome.result("validate")
-    if comp and comp.passed:
-        bins = sorted((pout / "package").glob("*.bin")) or sorted((pout / "compile").glob("*.bin"))
-        row["binaries"] = {str(b.relative_to(out)): {"bytes": b.stat().st_size, "sha256": sha256_file(b)} for b in bins}
-        row["prepare_seconds"] = comp.metrics.get("prepare_seconds")
-    if val:
-        row["validate"] = {"passed": val.passed, "latency_ms_median": val.metrics.get("latency_ms_median"),
-                           "outputs": val.metrics.get("outputs")}
-    return row
+    return e2e
 
 
 def _ref_fn(folder: Path, ref: str, field: str):

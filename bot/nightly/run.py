@@ -22,6 +22,7 @@ from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
 from bot.nightly.shards import MANIFEST
 from bot.parts import parts
 from bot.spec import load_spec
+from bot.spec.expand import expand
 from bot.store import read_json
 
 
@@ -109,8 +110,6 @@ def recheck_unit(root: Path, unit: Unit, *, backends_cache: dict, say: Callable[
         raise BadInput(f"no model folder with aipc.yaml for {unit.model!r} under {root}", where=str(unit.dep))
     spec, folder = load_spec(folder)
     if unit.part:
-        from bot.compose import expand  # deferred: as above
-
         spec = next((p.spec for p in expand(spec) if p.rel == unit.part), None)
         if spec is None:
             raise BadInput(f"the definition no longer has the part {unit.part!r}", where=str(folder / "aipc.yaml"))

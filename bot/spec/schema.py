@@ -464,7 +464,7 @@ class Spec(Strict):
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     llm: LLMSpec = Field(default_factory=LLMSpec)
     repairs: list[str] = Field(default_factory=list, description="repairs to apply up front, by id")
-    # several static sizes, several graphs, decoding and chains: deployed by bot.compose
+    # several static sizes, several graphs, decoding and chains: expanded by bot.spec.expand, checked together by bot.compose
     variants: list[VariantSpec] = Field(default_factory=list, description="static sizes of a dynamic model")
     graphs: list[GraphSpec] = Field(default_factory=list, description="graphs deployed together")
     decode: DecodeSpec | None = None
