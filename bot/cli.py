@@ -63,9 +63,11 @@ class ConsoleEvents:
 
 
 def summary_table(outcome) -> Table:
+    from bot.manifest import Manifest  # the command's own work, as above
     from bot.report.view import stage_figure  # the same figure per stage as the PR body
 
-    t = Table(title=f"{outcome.manifest.get('model')} → {outcome.manifest.get('status')}", title_justify="left")
+    m = Manifest.parse(outcome.manifest)
+    t = Table(title=f"{m.model} → {m.status}", title_justify="left")
     for col in ("stage", "status", "seconds", "key figures"):
         t.add_column(col)
     for r in outcome.results:

@@ -12,15 +12,14 @@ from typing import Callable
 from bot.deployment_dir import repo_root
 from bot.deployment_dir import resolve_out_dir
 from bot.errors import BadInput
+from bot.manifest import Manifest
 from bot.nightly.merge import write
 from bot.nightly.rules import Tolerances
 from bot.nightly.run import find_model_dir  # noqa: F401  (kept importable from here)
 from bot.nightly.run import publish_night, run_nightly
-from bot.pipeline.manifest import MANIFEST
 from bot.pr_commands import Command
 from bot.report import html_report, pr_body
 from bot.spec import load_spec
-from bot.store import read_json
 
 
 def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path | None = None,
@@ -29,11 +28,12 @@ def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path |
 
     spec, folder = load_spec(model)
     out = resolve_out_dir(folder, spec.name, out_dir)
-    manifest = read_json(out / MANIFEST)
-    if not manifest:
+    manifest = Manifest.read(out)
+    if manifest is None:
         raise BadInput("no manifest.json: deploy this model first (aipc deploy)", where=str(out))
-    html = html_report(manifest, Path(html_dir) if html_dir else out / "report")
-    body = pr_body(manifest, images={"seconds": str(html.parent / "seconds_per_stage.png")},
+    data = manifest.dump()  # the report and its plots read the manifest's JSON
+    html = html_report(data, Path(html_dir) if html_dir else out / "report")
+    body = pr_body(data, images={"seconds": str(html.parent / "seconds_per_stage.png")},
                    links={"HTML report": str(html)})
     if body_file:
         Path(body_file).write_text(body)
@@ -41,7 +41,7 @@ def report_command(model: Path, *, out_dir: Path | None = None, html_dir: Path |
     else:
         echo(body)
     echo(f"HTML report: {html}")
-    return 0 if manifest.get("status") == "deployed" else 1
+    return 0 if manifest.status == "deployed" else 1
 
 
 def nightly_command(root: Path | None = None, *, out_file: Path | None = None, post: str = "none",

@@ -16,12 +16,11 @@ import yaml
 
 from bot import backends
 from bot.deployment_dir import resolve_out_dir
-from bot.pipeline.manifest import MANIFEST
+from bot.manifest import Manifest
 from bot.pipeline.runner import Pipeline, _dig, default_workflow
 from bot.spec import load_spec
 from bot.spec.expand import expand
 from bot.stages import REGISTRY
-from bot.store import read_json
 
 
 @dataclass
@@ -72,22 +71,21 @@ class Plan:
         return out
 
 
-def _why(stage: str, spec, manifest: dict | None, versions: dict) -> str:
+def _why(stage: str, spec, manifest: Manifest | None, versions: dict) -> str:
     """Why a stage's key is not in the store: what differs from the last run, as far as can be told."""
-    if not manifest:
+    if manifest is None:
         return "never deployed here"
-    old_def = manifest.get("definition") or {}
+    old_def = manifest.definition
     new_def = spec.model_dump(mode="json")
     cls = REGISTRY[stage]
     changed = [p for p in cls.depends_on if _dig(old_def, p) != _dig(new_def, p)]
     if changed:
         return "the definition changed: " + ", ".join(changed)
-    tools = [f"{k} {manifest.get('versions', {}).get(k)} → {v}" for k, v in versions.items()
-             if manifest.get("versions", {}).get(k) != v]
+    tools = [f"{k} {manifest.versions.get(k)} → {v}" for k, v in versions.items() if manifest.versions.get(k) != v]
     if tools:
         return "tools changed: " + ", ".join(tools)
-    last = next((s for s in manifest.get("stages", []) if s.get("stage") == stage), None)
-    if last is not None and not last.get("passed"):
+    last = next((s for s in manifest.stages or [] if s.stage == stage), None)
+    if last is not None and not last.passed:
         return "it failed last time (a failed stage is never reused)"
     if last is None:
         return "the last run stopped before it"
@@ -96,7 +94,7 @@ def _why(stage: str, spec, manifest: dict | None, versions: dict) -> str:
 
 
 def plan_part(spec, folder: Path, out: Path, backend, part: str = "") -> PartPlan:
-    manifest = read_json(out / MANIFEST)
+    manifest = Manifest.read(out)
     pipe = Pipeline(spec, folder, out, backend)
     found = pipe.plan({})
     stages = []
@@ -106,9 +104,11 @@ def plan_part(spec, folder: Path, out: Path, backend, part: str = "") -> PartPla
     for name in pipe.workflow[len(found):]:
         stages.append(StagePlan(name, "after an earlier stage",
                                 why="its key needs the new output of the stage before it"))
-    kept = [r for r in (manifest or {}).get("repairs", []) if r.get("kept")]
-    return PartPlan(part, str(out), stages, kept_repairs=kept, reverted=list((manifest or {}).get("reverted", [])),
-                    last_status=(manifest or {}).get("status", ""))
+    if manifest is None:
+        return PartPlan(part, str(out), stages)
+    return PartPlan(part, str(out), stages, kept_repairs=[r.dump() for r in manifest.repairs if r.kept],
+                    reverted=list(manifest.reverted),
+                    last_status=manifest.status if "status" in manifest.model_fields_set else "")
 
 
 def plan(model: Path, *, out_dir: Path | None = None, engine: str | None = None) -> Plan:

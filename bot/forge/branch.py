@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 
 from bot.forge import git
+from bot.manifest import Manifest
 from bot.parts import DeployedPart, parts
 from bot.report import Texts
-from bot.store import read_json, sha256_file
+from bot.store import sha256_file
 
 DEFAULT_MAX_GIT_BYTES = 5 * 1024 * 1024
 SKIP = {".work", "__pycache__"}
@@ -129,7 +130,8 @@ def _folder_step(texts: Texts, part: DeployedPart, deployment_dir: Path, prefix:
     d = part.dir
     mine = {r: e for r, e in entries.items() if r.startswith(d + "/") and not r.startswith(f"{d}/patches/")}
     tops = sorted({r[len(d) + 1:].split("/", 1)[0] + ("/" if "/" in r[len(d) + 1:] else "") for r in mine})
-    stages = (read_json(deployment_dir / d / MANIFEST_NAME) or {}).get("stages", [])
+    own = Manifest.read(deployment_dir / d / MANIFEST_NAME)
+    stages = [s.dump() for s in (own.stages if own else None) or []]
     owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.get('stage')}/" for s in stages})
     message = _with_storage(texts.part_message(part.row, stages), storage, d)
     return git.Step(message, owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()})

@@ -26,6 +26,7 @@ from typing import Callable
 
 from bot import samples as S
 from bot.pipeline import Pipeline, RunOutcome
+from bot.manifest import Manifest
 from bot.pipeline.manifest import update_section
 from bot.records import Failure, FailureKind
 from bot.repair import attribution as attribution_lib
@@ -36,7 +37,6 @@ from bot.repair.patches import working_copy
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.stage_options import QuantizeOptions
-from bot.store import read_json
 from bot.store import WORK, sha256_json
 from bot.targets import SOCS
 
@@ -504,5 +504,6 @@ class RepairLoop:
         update_section(self.out_dir, "started", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)))
         update_section(self.out_dir, "seconds_total", round(time.time() - self.started, 3))
 
-        final.manifest = read_json(self.out_dir / "manifest.json") or final.manifest
+        written = Manifest.read(self.out_dir)
+        final.manifest = written.dump() if written else final.manifest
         return final

@@ -262,7 +262,7 @@ def storage_rows(m: dict | Manifest) -> list[dict]:
 def build(m: dict | Manifest) -> dict:
     """One view for every deployment: the stages of a graph deployed into the folder itself, the rows of
     parts deployed into folders of their own, and the end-to-end checks over them (a single graph has
-    one part at the root and no end-to-end checks; graphs / variants (`bot.spec.expand`) parts in folders)."""
+    one part at the root and no end-to-end checks; a `bot.compose` deployment parts in folders)."""
     m = Manifest.parse(m)
     deployed = parts(m)
     root = next((p for p in deployed if p.at_root), None)
