@@ -45,6 +45,18 @@ def test_graphs_and_variants_expand_to_static_specs():
     assert all(p.spec.entry and not p.spec.graphs and not p.spec.variants for p in parts)
 
 
+def test_a_single_graph_is_one_part_at_the_root_with_its_definition_unchanged():
+    """The one flow deploys a single graph as a part at the deployment folder itself (rel ""), with the
+    very Spec it was given: a copy renamed or re-validated would change the stages' content keys."""
+    from bot.spec.expand import expand
+
+    spec, _ = load_spec(MODELS / "tiny_classifier")
+    [part] = expand(spec)
+    assert part.at_root and part.rel == "" and part.variant is None and part.graph == spec.name
+    assert part.spec is spec
+    assert not any(p.at_root for p in expand(load_spec(MODELS / "yoloworld_tiny")[0]))
+
+
 def test_variant_naming_an_unknown_input_is_a_field_path_error(tmp_path):
     from bot.spec.expand import expand
 
