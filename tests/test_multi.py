@@ -167,3 +167,36 @@ def test_rejected_op_is_fixed_by_a_skill_source_patch_at_no_cost(tmp_path):
     assert out.result("compat").metrics["fallback_nodes"] == 0
     assert out.result("validate").metrics["outputs"]["angles"]["cosine"] >= 0.99
     assert "torch.acos" in (folder / "model.py").read_text()  # the user's file is untouched
+
+
+def test_every_part_goes_through_the_one_flow_with_the_revert_and_no_end_to_end_check_after_a_failed_part(
+        tmp_path, monkeypatch):
+    """deploy_parts hands `/aipc revert`'s exclusion to every part (it used to reach a single graph only),
+    lists each part in the typed top manifest, and runs no chain check when a part did not deploy."""
+    import bot.deploy as D
+    from bot.manifest import Manifest
+    from bot.records import Failure, FailureKind, RunOutcome, StageResult
+    from bot.spec.expand import expand
+
+    spec, folder = load_spec(MODELS / "yoloworld_tiny")
+    seen = {}
+
+    def fake_part(pspec, pfolder, out, backend, *, repair, events, say, exclude):
+        seen[out.relative_to(tmp_path).as_posix()] = exclude
+        bad = Failure("compat", FailureKind.OP_REJECTED, "refused") if "r96" in str(out) else None
+        results = [StageResult("load", True, seconds=0.5), StageResult("compat", bad is None, failure=bad)]
+        return RunOutcome(results, bad, out, {"model": pspec.name, "status": "failed" if bad else "deployed"})
+
+    class Backend:
+        name = "fake"
+
+    monkeypatch.setattr(D, "deploy_part", fake_part)
+    outcome = D.deploy_parts(spec, folder, tmp_path, Backend(), expand(spec), exclude=["fp16-precision"])
+    assert seen == {rel: ["fp16-precision"] for rel in ("text_encoder", "detector/r64", "detector/r96")}
+    m = Manifest.read(tmp_path)
+    assert m.kind == "multi" and m.status == "failed" and m.e2e == []
+    assert [(p.dir, p.passed, p.status) for p in m.parts] == [
+        ("text_encoder", True, "deployed"), ("detector/r64", True, "deployed"), ("detector/r96", False, "failed")]
+    assert m.parts[2].failure["stage"] == "compat" and m.parts[0].stage_seconds == {"load": 0.5, "compat": 0.0}
+    assert not outcome.passed and outcome.failure.stage == "compat"
+    assert [r.stage for r in outcome.results] == ["text_encoder", "detector/r64", "detector/r96"]
