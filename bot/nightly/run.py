@@ -20,10 +20,10 @@ from bot.nightly.figures import empty, from_manifest
 from bot.nightly.report import MARKER, TITLE, render
 from bot.nightly.rules import Regression, Tolerances, compare, toolchain_changes
 from bot.nightly.shards import MANIFEST
+from bot.manifest import Manifest
 from bot.parts import parts
 from bot.spec import load_spec
 from bot.spec.expand import expand
-from bot.store import read_json
 
 
 @dataclass
@@ -89,8 +89,8 @@ def units(root: Path, only: list[str] | None = None) -> list[Unit]:
         manifests = [mf for mf in manifests if mf.parent.name in set(only)]
     for mf in manifests:
         dep = mf.parent
-        m = read_json(mf) or {}
-        name = m.get("model") or dep.name
+        m = Manifest.read(mf) or Manifest()
+        name = (m.model if "model" in m.model_fields_set else "") or dep.name
         out += [Unit(f"{name}/{p.dir}" if p.dir else name, name, p.dir, dep / p.dir) for p in parts(m)
                 if p.dir is not None]
     return out
