@@ -198,7 +198,7 @@ def test_push_sends_the_branch_to_origin(world):
 
 def test_composite_deployment_publishes_parts_runtime_and_report(world):
     """A real composite deployment (models/tiny_lm: one KV-cache step graph + the decode loop) through
-    `deploy` → `deploy_multi` → the local forge, twice: the re-run changes nothing."""
+    `deploy` → `deploy_parts` → the local forge, twice: the re-run changes nothing."""
     import shutil
     from pathlib import Path
 
