@@ -12,6 +12,7 @@ import shutil
 from importlib.metadata import version
 from pathlib import Path
 
+from bot.manifest import Manifest
 from bot.parts import end_to_end, parts
 from bot.store import sha256_json
 
@@ -73,17 +74,18 @@ def _ticks(top: float) -> list[float]:
     return [i * step for i in range(int(top / step) + 1)]
 
 
-def seconds_per_stage(manifest: dict, path: Path) -> Path:
+def seconds_per_stage(manifest: dict | Manifest, path: Path) -> Path:
     """Horizontal bars, first stage on top, drawn with Pillow: every deploy with the forge on draws this
     one, and importing matplotlib (~0.5 s) cost more than all the forge's git work."""
+    manifest = Manifest.parse(manifest)
     names, secs, ok, what = _bars(manifest)
-    key = _key("seconds-pil", manifest.get("model", "?"), names, secs, ok, what)
+    key = _key("seconds-pil", manifest.model, names, secs, ok, what)
     if _fresh(path, key):
         return path
     from PIL import Image, ImageDraw, ImageFont, PngImagePlugin  # deferred: Pillow only when a picture is drawn
 
     font, small = ImageFont.load_default(size=13), ImageFont.load_default(size=11)
-    title = f"{manifest.get('model', '?')}: seconds per {what} (red = failed)"
+    title = f"{manifest.model}: seconds per {what} (red = failed)"
     row, top, width = 24, 34, 480
     left = 12 + max([font.getlength(n) for n in names] + [20.0])
     plot_w = width - left - 64
@@ -112,12 +114,13 @@ def seconds_per_stage(manifest: dict, path: Path) -> Path:
     return path
 
 
-def layer_error(manifest: dict, path: Path) -> Path | None:
-    loc = manifest.get("localization") or {}
+def layer_error(manifest: dict | Manifest, path: Path) -> Path | None:
+    manifest = Manifest.parse(manifest)
+    loc = manifest.localization or {}
     layers = loc.get("layers") or []
     if not layers:
         return None
-    key = _key("layers", manifest.get("model", "?"), layers, loc.get("first_bad_layer"))
+    key = _key("layers", manifest.model, layers, loc.get("first_bad_layer"))
     if _fresh(path, key):
         return path
     plt = _plt()
@@ -137,14 +140,15 @@ def layer_error(manifest: dict, path: Path) -> Path | None:
         ax.axvline(idx, color="#cf222e", ls="--", lw=1)
         ax.annotate(f"first bad: {layers[idx].get('tensor', idx)}", (idx, ax.get_ylim()[0]), fontsize=7,
                     color="#cf222e", rotation=90, va="bottom", ha="right")
-    ax.set_title(f"{manifest.get('model', '?')}: per-layer error of the quantized model")
+    ax.set_title(f"{manifest.model}: per-layer error of the quantized model")
     fig.tight_layout()
     _save(fig, path, key)
     plt.close(fig)
     return path
 
 
-def render_all(manifest: dict, folder: Path) -> list[Path]:
+def render_all(manifest: dict | Manifest, folder: Path) -> list[Path]:
+    manifest = Manifest.parse(manifest)  # once, for every plot
     folder.mkdir(parents=True, exist_ok=True)
     made = [seconds_per_stage(manifest, folder / SECONDS_PNG)]
     lay = layer_error(manifest, folder / LAYERS_PNG)
@@ -158,13 +162,13 @@ def render_all(manifest: dict, folder: Path) -> list[Path]:
     return made
 
 
-def task_sample(manifest: dict, folder: Path) -> Path | None:
+def task_sample(manifest: dict | Manifest, folder: Path) -> Path | None:
     """The validate stage's rendered task sample (it has the model folder's photo), beside the other
     plots; the report folder sits in the deployment folder, next to `validate/`."""
 
     src = folder.parent / "validate" / TASK_PNG
-    val = next((s for s in manifest.get("stages") or [] if s.get("stage") == "validate"), None)
-    listed = TASK_PNG in ((val or {}).get("artifacts") or {}).values()
+    val = next((s for s in Manifest.parse(manifest).stages or [] if s.stage == "validate"), None)
+    listed = val is not None and TASK_PNG in val.artifacts.values()
     if listed and src.is_file():
         shutil.copyfile(src, folder / TASK_PNG)
         return folder / TASK_PNG
