@@ -15,6 +15,8 @@ accepted inputs, not something tonight's toolchain can change.
 
 from __future__ import annotations
 
+from bot.manifest import Manifest
+
 RECHECKED = ("compat", "compile", "validate")
 
 
@@ -43,22 +45,21 @@ def empty() -> dict:
             "integrity": None, "versions": {}}
 
 
-def from_manifest(manifest: dict) -> dict:
-    """The accepted figures of a single-graph deployment's manifest."""
-    f = empty()
-    f["versions"] = dict(manifest.get("versions") or {})
-    f["integrity"] = True if manifest.get("artifacts") else None  # accepted = matched when committed
-    for s in manifest.get("stages") or []:
-        name = s.get("stage")
-        if name not in RECHECKED:
+def from_manifest(manifest: dict | Manifest) -> dict:
+    """The accepted figures of a single-graph deployment's manifest (or of a part's own, in its folder)."""
+    m, f = Manifest.parse(manifest), empty()
+    f["versions"] = dict(m.versions)
+    f["integrity"] = True if m.artifacts else None  # accepted = matched when committed
+    for s in m.stages or []:
+        if s.stage not in RECHECKED:
             continue
-        f["stages"][name] = bool(s.get("passed"))
-        if s.get("failure"):
-            f["failures"][name] = (s["failure"] or {}).get("message", "")
-        if name == "compat":
-            f["placement"] = placement_of(s.get("metrics") or {})
-        if name == "validate":
-            f.update(validate_figures(s.get("metrics") or {}, s.get("checks") or []))
+        f["stages"][s.stage] = s.passed
+        if s.failure:
+            f["failures"][s.stage] = s.failure.get("message", "")
+        if s.stage == "compat":
+            f["placement"] = placement_of(s.metrics)
+        if s.stage == "validate":
+            f.update(validate_figures(s.metrics, s.checks))
     return f
 
 
