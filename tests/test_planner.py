@@ -13,7 +13,7 @@ import pytest
 from bot import backends
 from bot.pipeline import RunOutcome
 from bot.records import Failure, FailureKind, RejectedNode, StageResult
-from bot.repair.loop import RepairLoop
+from bot.repair.loop import LoopResult, RepairLoop
 from bot.repair.state import RepairState
 from bot.spec import load_spec
 from tests.conftest import write_model
@@ -298,3 +298,140 @@ def test_screening_on_the_cpu_simulation_sends_the_likely_winner_to_the_device_f
         assert best["repair"] == "per-channel-weights"
     else:
         assert result.screened == []
+
+
+# -- the score is the failing check itself (a task metric before any output's cosine) ------------------
+
+def _task_failure(heard: float, cosine: float) -> tuple[Failure, dict]:
+    """basic-pitch's shape: the task's "notes heard" share below its bar, with an output cosine."""
+    from bot.task.records import Figure, MetricResult
+
+    figure = Figure("agreement with FP32", deployed=heard, threshold=0.99)
+    metrics = {"task": {"metrics": [MetricResult("notes heard", "sequence", [figure], 4).to_dict()]},
+               "outputs": {"onset": {"cosine": cosine}}}
+    failing = [] if figure.passed else ["notes heard"]
+    return Failure("validate", FailureKind.ACCURACY, "task metric(s) notes heard below threshold",
+                   details={"failing_outputs": ["onset"], "metrics": {"onset": {"cosine": cosine}},
+                            "failing_task_metrics": failing}), metrics
+
+
+def _task_outcome(tmp_path, heard: float, cosine: float) -> RunOutcome:
+    failure, metrics = _task_failure(heard, cosine)
+    results = [StageResult(s, True) for s in STAGES[:STAGES.index("validate")]]
+    results.append(StageResult("validate", False, metrics=metrics, failure=failure))
+    return RunOutcome(results, failure, tmp_path)
+
+
+def test_the_score_judges_a_failing_task_metric_before_any_output_cosine(tmp_path):
+    from bot.repair.score import score
+
+    before = score(_task_outcome(tmp_path, heard=0.0, cosine=0.901))
+    rule = score(_task_outcome(tmp_path, heard=0.5, cosine=0.873))  # more notes heard, lower cosine
+    assert rule.improves_on(before) and not before.improves_on(rule)
+    assert rule.task.failing == 1 and rule.task.values == (("notes heard: agreement with FP32", 0.5),)
+    # the task metric equal: the cosine breaks the tie
+    assert score(_task_outcome(tmp_path, 0.0, 0.95)).improves_on(before)
+    assert not score(_task_outcome(tmp_path, 0.0, 0.9012)).improves_on(before)  # within the noise margin
+    # the task passing with a tensor threshold still failing is progress; losing the task is not
+    assert score(_task_outcome(tmp_path, 1.0, 0.80)).improves_on(rule)
+    assert not score(_task_outcome(tmp_path, 0.0, 0.999)).improves_on(score(_task_outcome(tmp_path, 1.0, 0.80)))
+    # only a tensor threshold failing: the worst cosine, as before
+    assert score(_outcome(tmp_path, _accuracy(0.95))).improves_on(score(_outcome(tmp_path, _accuracy(0.9))))
+
+
+def test_a_repair_that_raises_the_failing_task_metric_is_kept_though_a_cosine_falls_then_w8a16_joins_it(
+        tmp_path, monkeypatch):
+    """basic-pitch's search: magnitude-form takes notes heard 0/4 → 2/4 while onset cosine falls
+    0.901 → 0.873; scored by cosine it was discarded twice and rule + w8a16 never ran. Now it is kept,
+    and w8a16-all is tried on top of it (its combination is what meets the bar)."""
+    from bot.repair.catalogue import all_repairs
+    from bot.stage_options import OptimizeOptions
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}, "limits": {"repair_attempts": 4}})
+    loop = _loop(folder, tmp_path / "o")
+    runs = []
+
+    def run_state(state, stop_after=None):
+        runs.append(state)
+        rule = "magnitude-form" in state.options.get("optimize", {}).get("rewrites", [])
+        w8a16 = state.options.get("quantize", {}).get("precision") == "w8a16"
+        if rule and w8a16:
+            return _outcome(tmp_path, None)
+        return _task_outcome(tmp_path, heard=0.5 if rule else 0.0, cosine={(True, False): 0.873, (False, False): 0.901,
+                                                                           (False, True): 0.95}[(rule, w8a16)])
+
+    rule, w8a16 = all_repairs()["magnitude-form"], all_repairs()["w8a16-all"]
+
+    def plan(failure, state, best):  # the rule where it is not in the state yet, else the climb to w8a16
+        out = []
+        if "magnitude-form" not in state.options.get("optimize", {}).get("rewrites", []):
+            out.append((rule, state.appended(OptimizeOptions, "rewrites", ["magnitude-form"])))
+        new = w8a16.propose(failure, state, loop.context(best))
+        return out + ([(w8a16, new)] if new is not None else [])
+
+    monkeypatch.setattr(loop, "run_state", run_state)
+    monkeypatch.setattr(loop, "plan", plan)
+    result = loop.run(_task_outcome(tmp_path, heard=0.0, cosine=0.901))
+    assert result.outcome.passed, (result.stopped, [a.repair for a in result.attempts])
+    first, second = result.attempts
+    assert first.repair == "magnitude-form" and first.improved and first.kept
+    assert first.after["cosine"]["onset"] < first.before["cosine"]["onset"]  # kept although a cosine fell
+    assert first.after["task_failing"] == {"notes heard: agreement with FP32": 0.5}
+    assert second.repair == "w8a16-all" and second.kept
+    assert result.state.options["optimize"]["rewrites"] == ["magnitude-form"]
+    assert result.state.options["quantize"]["precision"] == "w8a16"
+
+
+def test_screening_judges_the_failing_task_metric_on_the_cpu_simulation(tmp_path, monkeypatch):
+    """Two quantization candidates: the first keeps a higher host cosine but loses the task, the
+    second the task; with a task check failing the second goes to the device first."""
+    from bot.repair.catalogue import all_repairs
+    from bot.repair.score import TaskShortfall
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}})
+    loop = _loop(folder, tmp_path / "o")
+    a = (all_repairs()["int16-localized"], RepairState().with_option("quantize", "calibrate_method", "entropy"))
+    b = (all_repairs()["w8a16-all"], RepairState().with_option("quantize", "precision", "w8a16"))
+
+    def run_state(state, stop_after=None):
+        w8a16 = state.options["quantize"].get("precision") == "w8a16"
+        q = StageResult("quantize", True, metrics={"host_cosine": {"onset": 0.90 if w8a16 else 0.97}})
+        return RunOutcome([q], None, tmp_path)
+
+    def host_task(run, state):
+        passed = state.options["quantize"].get("precision") == "w8a16"
+        return TaskShortfall() if passed else TaskShortfall(1, -0.5, (("notes heard: agreement with FP32", 0.5),))
+
+    monkeypatch.setattr(loop, "run_state", run_state)
+    monkeypatch.setattr(loop, "host_task", host_task)
+    failure, _ = _task_failure(0.0, 0.901)
+    result = LoopResult(_outcome(tmp_path, None), RepairState())
+    assert loop.screen(failure, [a, b], result, judge_task=True)[0][0].id == "w8a16-all"
+    assert [s["host_task_failing"] for s in result.screened] == [1, 0]
+    # the same candidates when only a tensor threshold fails: the host cosine decides, as before
+    assert loop.screen(_accuracy(0.9), [a, b], result)[0][0].id == "int16-localized"
+
+
+def test_the_task_is_judged_on_the_quantize_stages_host_outputs(tmp_path):
+    """The screen's task figures come from the CPU QDQ simulation's own outputs (saved by quantize)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from bot import samples as S
+    from bot.task import check
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}, "validation": {"samples": 3},
+                                          "task": {"metrics": [{"kind": "decisions", "threshold": 0.0, "min": 0.99}]}},
+                         code=OUTLIER)
+    loop = _loop(folder, tmp_path / "o", workflow=CPU_STAGES)
+    run = loop.run_state(RepairState())
+    got = loop.host_task(run, RepairState())
+    assert got is not None
+    sess = ort.InferenceSession(str(run.dirs["quantize"] / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = S.load(run.dirs["load"] / "samples.npz")
+    host = [dict(zip([o.name for o in sess.get_outputs()], sess.run(None, f))) for f in feeds]
+    golden = S.load(run.dirs["load"] / "golden.npz")
+    want = check(loop.spec.task, folder, golden, host).results
+    share = next(f for r in want for f in r.figures if f.threshold is not None).deployed
+    assert got.failing == sum(1 for r in want for f in r.figures if f.passed is False)
+    assert np.isclose(share, next(iter(dict(got.values).values()), share))

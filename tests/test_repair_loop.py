@@ -118,7 +118,7 @@ def test_collapsed_int8_output_is_repaired_with_16_bits_where_localization_point
     assert result.attempts[0].repair == "int16-localized" and result.attempts[0].kept
     overrides = result.state.options["quantize"]["overrides"]
     assert offset_tensor in overrides and len(overrides) < len(layers)  # mixed, not everything
-    assert score(result.outcome) > score(first)
+    assert score(result.outcome).improves_on(score(first))
 
 
 @pytest.mark.htp

@@ -34,6 +34,7 @@ from bot.repair.base import Repair
 from bot.repair.catalogue import all_repairs
 from bot.repair.figures import step_figures
 from bot.repair.patches import working_copy
+from bot.repair.score import Score, TaskShortfall, score, task_failing, worst_cosine
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.stage_options import QuantizeOptions
@@ -51,8 +52,7 @@ QUANT_ORDER = {
     "weights": ("signed-weights", "keep-tiny-ranges", "per-channel-weights", "int16-localized", "w8a16-all",
                 "calibration-percentile", "fp16-precision"),
 }
-MIN_GAIN = 1e-3  # a metric gain smaller than this is noise, not progress
-SCREEN_TIE = 1e-3  # host cosines this close rank as equal: the cheaper (earlier) candidate wins
+SCREEN_TIE = 1e-3  # host scores this close rank as equal: the cheaper (earlier) candidate wins
 
 # which levels answer which failure class, in the order they are tried: the repairs that answer
 # the refused op itself (graph rules, a skill's source fix) before the generic ones
@@ -100,29 +100,6 @@ def unavailable_repairs() -> dict[str, str]:
     return {r.id: why for r in all_repairs().values() if r.unavailable is not None and (why := r.unavailable())}
 
 
-def score(outcome: RunOutcome) -> tuple[float, float]:
-    """Higher is better: stages passed, then how close the failing stage came."""
-    passed = sum(1 for r in outcome.results if r.passed)
-    if outcome.passed:
-        return (passed, math.inf)
-    f = outcome.failure
-    if f is None:
-        return (passed, -math.inf)
-    if f.kind == FailureKind.ACCURACY:
-        cos = [m.get("cosine") for m in f.details.get("metrics", {}).values()]
-        cos = [c if isinstance(c, (int, float)) and not math.isnan(c) else -2.0 for c in cos]
-        return (passed, min(cos) if cos else -2.0)
-    if f.nodes or f.details.get("fallback_nodes"):
-        return (passed, -float(len(f.nodes) or len(f.details.get("fallback_nodes", []))))
-    return (passed, -math.inf)
-
-
-def improves(new: tuple[float, float], old: tuple[float, float]) -> bool:
-    if new[0] != old[0]:
-        return new[0] > old[0]
-    return new[1] > old[1] + MIN_GAIN
-
-
 def summarize(outcome: RunOutcome) -> dict:
     d = {"passed": outcome.passed, "reached": outcome.results[-1].stage if outcome.results else None}
     if outcome.failure:
@@ -132,6 +109,9 @@ def summarize(outcome: RunOutcome) -> dict:
     if metrics:
         d["cosine"] = {k: m.get("cosine") for k, m in metrics.items()}
         d["sqnr_db"] = {k: m.get("sqnr_db") for k, m in metrics.items()}
+    task = TaskShortfall.from_metrics(v.metrics.get("task")) if v else None
+    if task and task.failing:
+        d["task_failing"] = dict(task.values)
     c = outcome.result("compat")
     if c and "fallback_nodes" in c.metrics:
         d["fallback_nodes"] = c.metrics["fallback_nodes"]
@@ -213,12 +193,15 @@ class RepairLoop:
             self.say(text)
 
     # -- running one state -------------------------------------------------------------------
+    def folder_of(self, state: RepairState) -> Path:
+        """The model folder a state runs from: the definition's, or a working copy with its patches."""
+        if not state.patches:
+            return self.model_dir
+        dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
+        return dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
+
     def run_state(self, state: RepairState, stop_after: str | None = None) -> RunOutcome:
-        folder = self.model_dir
-        if state.patches:
-            dest = self.out_dir / WORK / f"src-{sha256_json(state.patches)[:16]}"
-            folder = dest if dest.exists() else working_copy(self.model_dir, state.patches, dest)
-        return Pipeline(self.spec, folder, self.out_dir, self.backend, workflow=self.workflow,
+        return Pipeline(self.spec, self.folder_of(state), self.out_dir, self.backend, workflow=self.workflow,
                         events=self.events).run(state.stage_options, stop_after=stop_after)
 
     def localize(self, outcome: RunOutcome, on_device: bool = False) -> list:
@@ -389,7 +372,7 @@ class RepairLoop:
                         result.stopped = f"no known repair for {failure.kind.value} at {failure.stage}"
                         break
                 else:
-                    pick = self.screen(failure, candidates, result)[0]
+                    pick = self.screen(failure, candidates, result, judge_task=task_failing(best))[0]
             repair, cand = pick
             tried.add(json.dumps([cand.options, cand.patches], sort_keys=True))
             ran_precisions.add(self.precision_of(cand))
@@ -397,7 +380,7 @@ class RepairLoop:
                      f"at {failure.stage}" + (f", on top of {follows}" if follows else ""))
             t0 = time.perf_counter()
             outcome = self.run_state(cand)
-            improved = improves(score(outcome), score(best))
+            improved = score(outcome).improves_on(score(best))
             result.attempts.append(Attempt(
                 n=len(result.attempts) + 1, repair=repair.id, level=repair.level,
                 reason=f"{failure.kind.value} at {failure.stage}: {failure.message}"[:400],
@@ -422,12 +405,14 @@ class RepairLoop:
         return result
 
     def screen(self, failure: Failure, candidates: list[tuple[Repair, RepairState]],
-               result: LoopResult) -> list[tuple[Repair, RepairState]]:
+               result: LoopResult, judge_task: bool = False) -> list[tuple[Repair, RepairState]]:
         """Try the first `limits.screen` quantization candidates on the CPU QDQ simulation (the
-        quantize stage's host-side agreement) and put the best there first (the cheapest among
+        quantize stage's host-side outputs) and put the best there first (the cheapest among
         near-equals), so the device compiles and validates the likely winner instead of
-        each in turn. Losers stay candidates; their
-        quantize results are in the store, so screening them again costs nothing."""
+        each in turn. Judged as attempts are (`bot.repair.score`): when a task check fails
+        (`judge_task`), by that task metric on the simulation's outputs, the worst host cosine
+        breaking ties; else by the worst host cosine. Losers stay candidates; their quantize
+        results are in the store, so screening them again costs nothing."""
         n = self.limits.screen
         workflow = self.workflow or []
         if n < 2 or failure.kind != FailureKind.ACCURACY or failure.stage != "validate" or \
@@ -437,25 +422,53 @@ class RepairLoop:
                 if r.level == "quant" and self.precision_of(s_) != "fp16"]
         if len(pool) < 2 or pool[0][0] != 0:  # the head is not a quant candidate: its turn comes first
             return candidates
-        scored = []
+        scored: list[tuple[Score, Repair, RepairState]] = []
+        unjudged = False  # a candidate measured whose task could not be judged
         for i, r, s_ in pool:
             t0 = time.perf_counter()
-            q = self.run_state(s_, stop_after="quantize").result("quantize")
+            run = self.run_state(s_, stop_after="quantize")
+            q = run.result("quantize")
             sim = (q.metrics.get("host_cosine") or {}) if q is not None and q.passed else {}
             vals = [v for v in sim.values() if isinstance(v, (int, float)) and not math.isnan(v)]
-            value = min(vals) if vals and len(vals) == len(sim) else -math.inf
-            scored.append((value, -i, r, s_))
+            value = worst_cosine({k: {"cosine": v} for k, v in sim.items()}) if vals and len(vals) == len(sim) \
+                else -math.inf
+            task = self.host_task(run, s_) if judge_task and value != -math.inf else None
+            unjudged |= judge_task and value != -math.inf and task is None
+            scored.append((Score(0, task or TaskShortfall(), value), r, s_))
             result.screened.append({"repair": r.id, "host_cosine": None if value == -math.inf else value,
+                                    **({"host_task_failing": task.failing, "host_task": dict(task.values)}
+                                       if task is not None else {}),
                                     "seconds": round(time.perf_counter() - t0, 3)})
-        if all(t[0] == -math.inf for t in scored):  # nothing measured: the planned order stands
+        if all(t[0].closeness == -math.inf for t in scored):  # nothing measured: the planned order stands
             return candidates
+        if unjudged:  # the task could not be judged for every candidate: compare them on cosine alone
+            judge_task = False
+            scored = [(Score(0, TaskShortfall(), t[0].closeness), t[1], t[2]) for t in scored]
         # the planned order is also the order of cost (mixed before w8a16): of the candidates the
         # simulation scores about as well as the best (within SCREEN_TIE), the earliest goes first
-        top = max(t[0] for t in scored)
-        best = next(t for t in scored if t[0] >= top - SCREEN_TIE)
-        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {best[2].id} first "
-                 f"(host cosine {best[0]})")
-        return [(best[2], best[3])] + [c for c in candidates if c[0] is not best[2]]
+        top = max(scored, key=lambda t: t[0].rank())[0]
+        best = next(t for t in scored if not top.improves_on(t[0], SCREEN_TIE))
+        judged = f"task figures failing {best[0].task.failing}, " if judge_task else ""
+        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {best[1].id} first "
+                 f"({judged}host cosine {best[0].closeness})")
+        return [(best[1], best[2])] + [c for c in candidates if c[0] is not best[1]]
+
+    def host_task(self, run: RunOutcome, state: RepairState) -> TaskShortfall | None:
+        """The definition's task metrics on the CPU QDQ simulation's outputs (None: not measurable)."""
+        q = run.result("quantize")
+        if self.spec.task is None or q is None or "host_outputs" not in q.artifacts or "quantize" not in run.dirs:
+            return None
+        from bot.task import check  # deferred: the task's postprocess runs only when a task check failed
+
+        try:
+            load = run.dirs["load"]
+            data = read_json(load / "data.json") or {}
+            outcome = check(self.spec.task, self.folder_of(state), S.load(load / "golden.npz"),
+                            S.load(run.dirs["quantize"] / q.artifacts["host_outputs"]), data.get("labels"))
+        except Exception as e:  # noqa: BLE001 — screening informs the order; it must not end the run
+            self.note(f"the task could not be judged on the CPU simulation: {type(e).__name__}: {str(e)[:300]}")
+            return None
+        return TaskShortfall.of(outcome.results)
 
     def followups(self, repair: Repair, cand: RepairState, outcome: RunOutcome,
                   best: RunOutcome) -> list[tuple[Repair, RepairState, str]]:

@@ -52,6 +52,7 @@ PER_CHANNEL_AXIS = {"Conv": lambda w, node: 0, "ConvTranspose": lambda w, node: 
                     "Gemm": lambda w, node: 0 if _attr(node, "transB", 0) else 1,
                     "MatMul": lambda w, node: len(w.dims) - 1}
 SHAPE_ONLY = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+HOST_OUTPUTS = "host_outputs.npz"  # the CPU QDQ simulation's outputs on the validation samples
 BOUNDED_LEVELS_MIN = 16  # a Softmax output using fewer of its 255 8-bit steps than this gets 16 bits
 
 
@@ -124,6 +125,8 @@ class QuantizeStage(Stage):
             raise StageFailed(qdq_check_failure(self.name, deployed, e)) from None
         sim = {name: round(M.cosine(M.concat([g[name] for g in golden]), M.concat([o[j] for o in outs])), 6)
                for j, name in enumerate(golden[0])}
+        # kept so the repair planner can judge a task metric on the CPU simulation (bot.repair.score)
+        S.save(work / HOST_OUTPUTS, [dict(zip(golden[0], o)) for o in outs])
         bits16 = sum(1 for e in encodings.values() if e["bits"] == 16)
         per_channel = sum(1 for n in per_channel_weights(deployed).values() if n > 1)
         checks = [Check("QDQ graph written and runs on the CPU", True),
@@ -132,7 +135,7 @@ class QuantizeStage(Stage):
                    "calibrate_method": settings.calibrate_method, "calibration_samples": len(calib),
                    "quantized_tensors": len(encodings), "int16_tensors": bits16, "per_channel_tensors": per_channel,
                    "overrides": sorted(opts.overrides), "chosen_overrides": chosen, "host_cosine": sim}
-        artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
+        artifacts = {"onnx": "model.onnx", "encodings": "encodings.json", "host_outputs": HOST_OUTPUTS}
         if opts.engine == AIMET:
             metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
             metrics["technique"] = "aimet " + ("+".join(aimet.techniques) or "quantsim")
