@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import TensorProto as onnx_types
 from onnx import helper as h
 
 from bot.metrics import cosine
@@ -138,3 +139,62 @@ def test_the_rewritten_magnitude_places_fully_and_keeps_quiet_frames_on_the_htp(
         cos[label] = min(cosine(run_cpu(g, f)[0], o["y"]) for f, o in zip(val, got))
     print(f"w8a16 HTP, quiet frames: worst cosine before {cos['before']:.4f} after {cos['after']:.4f}")
     assert cos["before"] < 0.5 and cos["after"] > 0.99, cos
+
+
+def _magnitude_of_pair(dtype):
+    """Only the magnitude √(re² + im²) of two inputs, in `dtype` (fp16: the graph a precision change
+    to fp16 computes)."""
+    t = {np.float16: onnx_types.FLOAT16, np.float32: F}[dtype]
+    nodes = [h.make_node("Pow", ["re", "two"], ["re2"]), h.make_node("Pow", ["im", "two"], ["im2"]),
+             h.make_node("Add", ["re2", "im2"], ["p"]), h.make_node("Sqrt", ["p"], ["y"])]
+    return model(nodes, [("re", t, [1, BINS, 16]), ("im", t, [1, BINS, 16])], [("y", t)],
+                 [const("two", np.array(2.0, dtype))])
+
+
+def _pair(dtype, silent_frame: int = 3) -> dict:
+    """A loud pair with one digitally silent frame (every bin exactly 0)."""
+    rng = np.random.default_rng(0)
+    re, im = (rng.standard_normal((1, BINS, 16)).astype(dtype) for _ in range(2))
+    re[..., silent_frame] = 0
+    im[..., silent_frame] = 0
+    return {"re": re, "im": im}
+
+
+def test_a_silent_frame_stays_zero_in_fp16_and_loud_ones_exact():
+    """The ratio lo/hi must not divide 0 by 0 at silence: an ε added to hi (1e-12) is 0 in fp16."""
+    m = _magnitude_of_pair(np.float16)
+    out, n = rewritten(m, "magnitude-form")
+    assert n == 1
+    feeds = _pair(np.float16)
+    got, want = run_cpu(out, feeds)[0], run_cpu(m, feeds)[0]
+    assert np.all(np.isfinite(got)), "NaN at the silent frame"
+    assert np.all(got[..., 3] == 0)
+    assert np.allclose(got.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=1e-3)
+
+
+def test_above_the_fp16_floor_the_rewrite_is_exact_in_float32():
+    m = _magnitude_of_pair(np.float32)
+    out, _ = rewritten(m, "magnitude-form")
+    feeds = {k: v * np.float32(1e-6) for k, v in _pair(np.float32).items()}  # very quiet, most bins above 2⁻²⁴
+    got, want = run_cpu(out, feeds)[0], run_cpu(m, feeds)[0]
+    loud = np.maximum(np.abs(feeds["re"]), np.abs(feeds["im"])) >= 2.0 ** -24
+    assert 0.9 < loud.mean() < 1 and np.allclose(got[loud], want[loud], rtol=1e-6, atol=0)
+    assert np.all(np.abs(got - want) <= 2.5e-8) and np.all(got[..., 3] == 0)  # below the floor: bounded
+
+
+@pytest.mark.htp
+def test_a_silent_frame_stays_zero_on_the_htp_at_fp16(tmp_path):
+    """The float graph on the HTP runs at fp16 (the fp16-precision repair's deployment)."""
+    from bot.backends.ort_qnn import OrtQnnBackend
+    from bot.spec.schema import TargetSpec
+
+    m = _magnitude_of_pair(np.float32)
+    out, _ = rewritten(m, "magnitude-form")
+    assert probe(out, tmp_path).full
+    feeds = _pair(np.float32)
+    got = OrtQnnBackend().run_graph(out, [feeds], TargetSpec())[0]["y"]
+    want = run_cpu(m, feeds)[0]
+    print(f"HTP fp16, silent frame: {got[..., 3].ravel()[:4]}; loud frames' worst cosine "
+          f"{min(cosine(want[..., j], got[..., j]) for j in range(16) if j != 3):.5f}")
+    assert np.all(np.isfinite(got)) and np.all(got[..., 3] == 0)
+    assert min(cosine(want[..., j], got[..., j]) for j in range(16) if j != 3) > 0.999
