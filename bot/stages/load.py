@@ -20,7 +20,7 @@ from bot.model_code import build_module, call, flatten_outputs, load_callable
 from bot.records import StageFailed, StageResult
 from bot.spec.loader import check_output_names
 from bot.stages._files import finite_checks, load_npy, load_npz
-from bot.stages._onnx import graph_output_names
+from bot.stages._onnx import as_written, graph_output_names
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
 
@@ -138,7 +138,7 @@ class LoadStage(Stage):
             import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
             try:
-                sess = ort.InferenceSession(str(folder / spec.onnx), providers=["CPUExecutionProvider"])
+                sess = ort.InferenceSession(str(folder / spec.onnx), as_written(), providers=["CPUExecutionProvider"])
                 return sess.run(None, sample)
             except Exception as e:
                 raise BadInput(f"the ONNX file cannot be run on the CPU: {e}".split("\n")[0],
