@@ -226,7 +226,8 @@ ADAPTATIONS = {
     "nudenet": "dynamic H, W → 320×320",
     "magika": "label space written into post.py (the package ships post.py alone)",
     "basic_pitch": "CQT front-end (|CQT|², log10, per-window min-max) on the host in fp32, network deployed from "
-                   "the log-CQT (no HTP precision holds a 127 dB power spectrum, see notes)",
+                   "the log-CQT (no HTP precision holds a 127 dB power spectrum; whole graph with magnitude-form: "
+                   "fp16 only, see notes)",
 }
 
 
