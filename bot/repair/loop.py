@@ -34,7 +34,7 @@ from bot.repair.base import Repair
 from bot.repair.catalogue import all_repairs
 from bot.repair.figures import step_figures
 from bot.repair.patches import working_copy
-from bot.repair.score import Score, TaskShortfall, score, task_failing, worst_cosine
+from bot.repair.score import Score, TaskShortfall, score, task_failing
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.stage_options import QuantizeOptions
@@ -430,8 +430,7 @@ class RepairLoop:
             q = run.result("quantize")
             sim = (q.metrics.get("host_cosine") or {}) if q is not None and q.passed else {}
             vals = [v for v in sim.values() if isinstance(v, (int, float)) and not math.isnan(v)]
-            value = worst_cosine({k: {"cosine": v} for k, v in sim.items()}) if vals and len(vals) == len(sim) \
-                else -math.inf
+            value = min(vals) if vals and len(vals) == len(sim) else -math.inf
             task = self.host_task(run, s_) if judge_task and value != -math.inf else None
             unjudged |= judge_task and value != -math.inf and task is None
             scored.append((Score(0, task or TaskShortfall(), value), r, s_))
