@@ -38,7 +38,7 @@ from bot.repair.score import Score, TaskShortfall, score, task_failing
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.stage_options import QuantizeOptions
-from bot.store import WORK, sha256_json
+from bot.store import WORK, read_json, sha256_json
 from bot.targets import SOCS
 
 PRECISION_LADDER = ("w8a8", "w8a16", "fp16")  # cheapest first; each step costs latency and size
