@@ -459,11 +459,11 @@ class RepairLoop:
             return None
         from bot.task import check  # deferred: the task's postprocess runs only when a task check failed
 
-        try:
-            load = run.dirs["load"]
-            data = read_json(load / "data.json") or {}
-            outcome = check(self.spec.task, self.folder_of(state), S.load(load / "golden.npz"),
-                            S.load(run.dirs["quantize"] / q.artifacts["host_outputs"]), data.get("labels"))
+        load = run.dirs["load"]
+        data = read_json(load / "data.json") or {}
+        golden, host = S.load(load / "golden.npz"), S.load(run.dirs["quantize"] / q.artifacts["host_outputs"])
+        try:  # only the definition's own postprocess runs in here: the bot's errors are not swallowed
+            outcome = check(self.spec.task, self.folder_of(state), golden, host, data.get("labels"))
         except Exception as e:  # noqa: BLE001 — screening informs the order; it must not end the run
             self.note(f"the task could not be judged on the CPU simulation: {type(e).__name__}: {str(e)[:300]}")
             return None
