@@ -134,7 +134,8 @@ class QuantizeStage(Stage):
                    "overrides": sorted(opts.overrides), "chosen_overrides": chosen, "host_cosine": sim}
         artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
         if opts.engine == AIMET:
-            metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
+            metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds,
+                                **({"notes": aimet.notes} if aimet.notes else {})}
             metrics["technique"] = "aimet " + ("+".join(aimet.techniques) or "quantsim")
             artifacts |= {"aimet_encodings": AIMET_ENCODINGS, "aimet_float": AIMET_FLOAT}
         if saturated:
