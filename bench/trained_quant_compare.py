@@ -15,9 +15,9 @@ Issue 14's one run over the whole trained zoo, zero LLM calls (no repair loop: e
     PYTHONPATH=. /work/venvs/trained-aimet/bin/python bench/trained_quant_compare.py --only all --set issue14 \
         --out docs/trained-quant-compare-all
 
-`--set issue14` runs, per model, the six variants of `ISSUE14` for every model first, then SeqMSE and
-AdaRound (`CHEAP`) only on the models with at most `--cheap-layers` weighted layers (the others get a row
-saying why not and what it would cost); each row carries the model's deployed HTP result from
+`--set issue14` runs the six variants of `ISSUE14` on every model first, then SeqMSE and AdaRound
+(`CHEAP`) only on the models with at most `--seqmse-layers` / `--adaround-layers` weighted layers (the others
+get a row saying why not and what it would take at the per-layer seconds this run measured); each row carries the model's deployed HTP result from
 docs/trained-zoo-results.jsonl beside it. A variant that raises is a one-line error row, not a lost run.
 """
 
@@ -64,15 +64,13 @@ CPU_STAGES = ["load", "export", "optimize", "quantize"]
 ISSUE14 = ["w8a8 per-tensor", "w8a8 per-channel", "w8a16 per-channel", "w8a8 AIMET QuantSim (HTP config)",
            "w8a8 AIMET CLE", "w8a16 AIMET QuantSim (HTP config)"]
 # the weight-choosing techniques at the bot's own defaults (SeqMSE 20 candidates, AdaRound 1000 steps): they
-# cost seconds per weighted layer and per calibration sample, so only small graphs get them in one run
+# cost seconds per weighted layer and per calibration sample, so only small graphs get them in one run;
+# the layer bound of each is its default (`--seqmse-layers`, `--adaround-layers`)
 CHEAP = {
     "w8a8 AIMET SeqMSE (20 candidates)": {"precision": "w8a8", "engine": "aimet", "techniques": ["seqmse"]},
     "w8a8 AIMET AdaRound (1000 iterations)": {"precision": "w8a8", "engine": "aimet", "techniques": ["adaround"]},
 }
-# measured before on deep-sort's MobileNetV2 (52 weighted layers, 16 calibration photos, load 12-15;
-# docs/trained-quant-compare-deepsort-aimet.md): the per-layer cost a skipped row's estimate scales from
-MEASURED_PER_LAYER = {"w8a8 AIMET SeqMSE (20 candidates)": 766.0 / 52 * 20 / 5,  # 5 candidates took 766 s
-                      "w8a8 AIMET AdaRound (1000 iterations)": 74.0 * 1000 / 200}  # 200 steps ≈ 74 s a layer
+CHEAP_LAYERS = {"w8a8 AIMET SeqMSE (20 candidates)": 7, "w8a8 AIMET AdaRound (1000 iterations)": 4}
 WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM", "GRU"}
 
 
@@ -221,19 +219,28 @@ def table(rows: list[dict], deployed: dict[str, dict] | None = None) -> str:
     return "\n".join(out)
 
 
-def cheap_rows(name: str, model: "Model | None", cheap_layers: int, work: Path, stage_seconds, write) -> list[dict]:
-    """SeqMSE and AdaRound on a model with few weighted layers; on the others a row with the reason and
-    what they would cost at the per-layer seconds measured on deep-sort's MobileNetV2."""
-    layers = model.layers if model else None
-    if layers is not None and layers <= cheap_layers:
-        return compare(name, work, CHEAP, stage_seconds, write, model=model)
-    rows = []
+def cheap_rows(models: dict[str, "Model | None"], bounds: dict[str, int], work: Path, stage_seconds,
+               write) -> list[dict]:
+    """SeqMSE and AdaRound on the models with few weighted layers; on the others a row saying why not and
+    what it would take at the seconds per layer this run measured (on small layers: a lower bound)."""
+    rows: list[dict] = []
+    for name, model in models.items():
+        fits = {v: o for v, o in CHEAP.items() if model and model.layers is not None and model.layers <= bounds[v]}
+        if fits:
+            rows += compare(name, work, fits, stage_seconds, lambda new: write(rows + new), model=model)
     for variant in CHEAP:
-        why = ("the model did not load" if layers is None else
-               f"{layers} weighted layers > {cheap_layers}; ≈ {layers * MEASURED_PER_LAYER[variant] / 3600:.1f} h "
-               f"at {MEASURED_PER_LAYER[variant]:.0f} s a layer (deep-sort's measured rate)")
-        rows.append({"model": name, "variant": variant, "seconds": 0.0, "skipped": why, "layers": layers})
-        write(rows)
+        done = [r for r in rows if r["variant"] == variant and "error" not in r and models[r["model"]].layers]
+        rate = (sum(r["seconds"] for r in done) / sum(models[r["model"]].layers for r in done)) if done else None
+        for name, model in models.items():
+            layers = model.layers if model else None
+            if layers is not None and layers <= bounds[variant]:
+                continue
+            why = ("the model did not load" if layers is None else
+                   f"{layers} weighted layers > {bounds[variant]}" + (
+                       f"; ≳ {layers * rate / 60:.0f} min at this run's {rate:.0f} s a layer on "
+                       + ", ".join(r["model"] for r in done) if rate else ""))
+            rows.append({"model": name, "variant": variant, "seconds": 0.0, "skipped": why, "layers": layers})
+            write(rows)
     return rows
 
 
@@ -246,8 +253,9 @@ def main() -> int:
     ap.add_argument("--aimet", action="store_true", help="also AIMET's QuantSim, CLE and SeqMSE (needs aimet-onnx)")
     ap.add_argument("--set", choices=["issue14"], default=None,
                     help="issue14: the six variants of ISSUE14 on every model, then SeqMSE/AdaRound where cheap")
-    ap.add_argument("--cheap-layers", type=int, default=12,
-                    help="with --set issue14: SeqMSE and AdaRound only on models with at most this many weighted layers")
+    for variant, flag in zip(CHEAP, ("--seqmse-layers", "--adaround-layers")):
+        ap.add_argument(flag, type=int, default=CHEAP_LAYERS[variant],
+                        help=f"with --set issue14: {variant} only on models with at most this many weighted layers")
     ap.add_argument("--variants", default=None, help="variant names separated by ';' (or ',' when no name "
                                                      "has one) (default: all)")
     ap.add_argument("--stage-seconds", type=float, default=None, help="one stage's time limit (the definition's)")
@@ -294,8 +302,8 @@ def main() -> int:
         rows += compare(name, Path(a.work), variants, a.stage_seconds, write, model=models[name]) \
             if models[name] else compare(name, Path(a.work), variants, a.stage_seconds, write)
     if a.set == "issue14":  # the costly techniques last: the six-variant table is complete before they start
-        for name in names:
-            rows += cheap_rows(name, models.get(name), a.cheap_layers, Path(a.work), a.stage_seconds, write)
+        bounds = dict(zip(CHEAP, (a.seqmse_layers, a.adaround_layers)))
+        rows += cheap_rows(models, bounds, Path(a.work), a.stage_seconds, write)
     write([], final=True)
     print(Path(a.out + ".md").read_text())
     return 0

@@ -75,6 +75,8 @@ class AimetRun:
     techniques: tuple[str, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Conv-output quantizers ahead of a Relu / Clip the HTP fuses, removed (bot.quant.fused_activations)
+    fused_quantizers_dropped: int = 0
 
 
 def unavailable() -> str | None:
@@ -110,6 +112,8 @@ def quantize(src: Path, out: Path, work: Path, calib: list[dict[str, np.ndarray]
     import aimet_onnx  # deferred: the optional [aimet] extra
     from aimet_onnx.quantsim import QuantizationSimModel  # deferred: the optional [aimet] extra
 
+    from bot.quant.fused_activations import drop_fused_activation_quantizers  # deferred: imports onnx
+
     run = AimetRun(config=htp_config_for(htp_arch), techniques=options.techniques)
     model = onnx.load(str(src))
     t = time.perf_counter()
@@ -133,7 +137,10 @@ def quantize(src: Path, out: Path, work: Path, calib: list[dict[str, np.ndarray]
     t = time.perf_counter()
     sim.compute_encodings(calib)
     run.seconds["calibration"] = round(time.perf_counter() - t, 2)
-    onnx.save(_qdq(sim, run), str(out))
+    qdq = _qdq(sim, run)
+    # AIMET quantizes a Conv's output and the ReLU6 after it; the HTP rounds once, after the fused pair
+    run.fused_quantizers_dropped = len(drop_fused_activation_quantizers(qdq))
+    onnx.save(qdq, str(out))
     export = work / "aimet-export"
     export.mkdir(exist_ok=True)
     sim.export(str(export), "model", encoding_version="1.0.0")

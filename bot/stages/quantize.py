@@ -135,6 +135,7 @@ class QuantizeStage(Stage):
         artifacts = {"onnx": "model.onnx", "encodings": "encodings.json"}
         if opts.engine == AIMET:
             metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds,
+                                "fused_quantizers_dropped": aimet.fused_quantizers_dropped,
                                 **({"notes": aimet.notes} if aimet.notes else {})}
             metrics["technique"] = "aimet " + ("+".join(aimet.techniques) or "quantsim")
             artifacts |= {"aimet_encodings": AIMET_ENCODINGS, "aimet_float": AIMET_FLOAT}
