@@ -58,6 +58,12 @@ AIMET_VARIANTS = {
     "w8a8 AIMET AdaRound (50 iterations)": {"precision": "w8a8", "engine": "aimet", "techniques": ["adaround"],
                                             "adaround_iterations": 50},
 }
+# bias correction (bot/quant/bias_correction.py) on the defaults and on AIMET's QuantSim: `--set bias`
+BIAS_VARIANTS = {
+    "w8a8 per-channel, bias correction": {"precision": "w8a8", "per_channel": True, "bias_correction": "analytic"},
+    "w8a16 per-channel, bias correction": {"precision": "w8a16", "per_channel": True, "bias_correction": "analytic"},
+    "w8a8 AIMET QuantSim, bias correction": {"precision": "w8a8", "engine": "aimet", "bias_correction": "analytic"},
+}
 CPU_STAGES = ["load", "export", "optimize", "quantize"]
 # issue 14's must-show table: onnxruntime per-tensor / per-channel (the default) / w8a16 and AIMET's
 # QuantSim, CLE and w8a16 QuantSim, on every trained model
@@ -251,8 +257,9 @@ def main() -> int:
     ap.add_argument("--work", default=str(HERE / "out" / "quant-compare"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "trained-quant-compare"))
     ap.add_argument("--aimet", action="store_true", help="also AIMET's QuantSim, CLE and SeqMSE (needs aimet-onnx)")
-    ap.add_argument("--set", choices=["issue14"], default=None,
-                    help="issue14: the six variants of ISSUE14 on every model, then SeqMSE/AdaRound where cheap")
+    ap.add_argument("--set", choices=["issue14", "bias"], default=None,
+                    help="issue14: the six variants of ISSUE14 on every model, then SeqMSE/AdaRound where cheap; "
+                         "bias: BIAS_VARIANTS")
     for variant, flag in zip(CHEAP, ("--seqmse-layers", "--adaround-layers")):
         ap.add_argument(flag, type=int, default=CHEAP_LAYERS[variant],
                         help=f"with --set issue14: {variant} only on models with at most this many weighted layers")
@@ -265,9 +272,11 @@ def main() -> int:
     names = ([n for n in ORDER if (TRAINED / n / "aipc.yaml").is_file()]
              + sorted(p.parent.name for p in TRAINED.glob("*/aipc.yaml") if p.parent.name not in ORDER)) \
         if a.only == "all" else a.only.split(",")
-    every = {**VARIANTS, **AIMET_VARIANTS, **CHEAP}
+    every = {**VARIANTS, **AIMET_VARIANTS, **CHEAP, **BIAS_VARIANTS}
     if a.set == "issue14":
         variants = {k: every[k] for k in ISSUE14}
+    elif a.set == "bias":
+        variants = dict(BIAS_VARIANTS)
     else:
         variants = {**VARIANTS, **(AIMET_VARIANTS if a.aimet else {})}
     if a.variants:
