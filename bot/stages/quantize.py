@@ -320,6 +320,7 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
     if settings.min_real_range is not None:  # the QNN config widens every range to ≥ 1e-4 by default
         cfg.extra_options["MinimumRealRange"] = float(settings.min_real_range)
     cwd = os.getcwd()
+    model_in, out = Path(model_in).resolve(), Path(out).resolve()  # a relative work directory must survive the chdir
     try:  # the calibrator writes augmented models into the working directory
         os.chdir(work)
         quantize(str(model_in), str(out), cfg)
