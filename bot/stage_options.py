@@ -110,6 +110,10 @@ class QuantizeOptions(StageOptions):
     adaround_iterations: int = knob(1000, "AdaRound's steps (AIMET's default is 10000; 1000 keeps a CNN within "
                                     "minutes on 2 cores)", gt=0)
     seqmse_candidates: int = knob(20, "SeqMSE's candidate ranges per layer (AIMET's default)", gt=0)
+    bias_correction: Literal["off", "analytic", "empirical"] = knob(
+        "off", "take each Conv's weight-rounding mean shift off its bias (analytic: ΔW·E[x]; empirical: then "
+        "Conv by Conv on the QDQ graph's own outputs, ~2 s a Conv): 0.980 → 0.999 on a trained MobileNetV2's "
+        "symmetric weights", agent=True)
 
     def precision_for(self, spec: Spec) -> str:
         return self.precision or spec.target.precision

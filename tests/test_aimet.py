@@ -175,6 +175,10 @@ def test_aimet_engine_deploys_a_trained_net_on_the_htp(trained, tmp_path, techni
     qdir = outcome.dirs["quantize"]
     qdq = onnx.load(str(qdir / "model.onnx"))
     assert any(n.op_type == "QuantizeLinear" for n in qdq.graph.node)
+    # the depthwise Conv → ReLU6 reads its Conv directly, as the HTP's fused kernel does (one rounding)
+    made = {o: n for n in qdq.graph.node for o in n.output}
+    assert [made[n.input[0]].op_type for n in qdq.graph.node if n.op_type == "Clip"] == ["Conv"]
+    assert q.metrics["aimet"]["fused_quantizers_dropped"] >= 1
     overrides = json.loads((qdir / A.AIMET_ENCODINGS).read_text())
     weights = {i.name for i in onnx.load(str(qdir / A.AIMET_FLOAT)).graph.initializer}
     assert overrides["param_encodings"] and set(overrides["param_encodings"]) <= weights

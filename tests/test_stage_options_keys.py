@@ -47,6 +47,7 @@ CASES: list[dict] = [
     {"quantize": {"engine": "aimet", "techniques": ["cle", "adaround"]}},
     {"quantize": {"engine": "aimet", "techniques": ["seqmse"], "adaround_iterations": 200, "seqmse_candidates": 10}},
     {"quantize": {}},
+    {"quantize": {"bias_correction": "analytic"}},
     {"export": {"exporter": "dynamo", "opset": 18}, "optimize": {"rewrites": ["infinite-bound"], "static_shapes": True},
      "quantize": {"precision": "w8a16", "weight_type": "QInt8", "min_real_range": 1e-12,
                   "overrides": {"t": {"quant_type": "QUInt16"}}}},

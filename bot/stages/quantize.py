@@ -23,6 +23,7 @@ import difflib
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,6 +110,10 @@ class QuantizeStage(Stage):
         except Exception as e:
             raise StageFailed(Failure(self.name, FailureKind.TOOL_ERROR, f"quantization failed: {type(e).__name__}: {e}",
                                       log=str(e)[-2000:])) from None
+        corrected = None
+        if opts.bias_correction != "off":  # bot.quant.bias_correction: against the weights the QDQ graph holds
+            corrected = _correct_biases(out, work / AIMET_FLOAT if opts.engine == AIMET else src, calib,
+                                        opts.bias_correction)
         from bot.graph.host_part import carry_host_part  # deferred: onnx_ir and onnxscript (~1 s)
 
         carry_host_part(src, out)
@@ -136,8 +141,12 @@ class QuantizeStage(Stage):
                    "quantized_tensors": len(encodings), "int16_tensors": bits16, "per_channel_tensors": per_channel,
                    "overrides": sorted(opts.overrides), "chosen_overrides": chosen, "host_cosine": sim}
         artifacts = {"onnx": "model.onnx", "encodings": "encodings.json", "host_outputs": HOST_OUTPUTS}
+        if corrected is not None:
+            metrics["bias_correction"] = corrected
         if opts.engine == AIMET:
-            metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds}
+            metrics["aimet"] = {"config": aimet.config, "techniques": list(aimet.techniques), "seconds": aimet.seconds,
+                                "fused_quantizers_dropped": aimet.fused_quantizers_dropped,
+                                **({"notes": aimet.notes} if aimet.notes else {})}
             metrics["technique"] = "aimet " + ("+".join(aimet.techniques) or "quantsim")
             artifacts |= {"aimet_encodings": AIMET_ENCODINGS, "aimet_float": AIMET_FLOAT}
         if saturated:
@@ -315,6 +324,7 @@ def quantize_with_ort(src: Path, out: Path, work: Path, calib, settings: QuantSe
     if settings.min_real_range is not None:  # the QNN config widens every range to ≥ 1e-4 by default
         cfg.extra_options["MinimumRealRange"] = float(settings.min_real_range)
     cwd = os.getcwd()
+    model_in, out = Path(model_in).resolve(), Path(out).resolve()  # a relative work directory must survive the chdir
     try:  # the calibrator writes augmented models into the working directory
         os.chdir(work)
         quantize(str(model_in), str(out), cfg)
@@ -468,6 +478,24 @@ def per_axis_suspects(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
             if w not in weights:
                 weights.append(w)
     return tensors, weights
+
+
+def _correct_biases(out: Path, float_model: Path, calib, how: str) -> dict:
+    """Bias correction on the written QDQ graph; `float_model` holds the weights it rounded (AIMET's own
+    float export after CLE / AdaRound, else the optimize stage's graph)."""
+    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+
+    from bot.quant.bias_correction import correct_biases, correct_biases_empirically  # deferred: imports onnx
+
+    t = time.perf_counter()
+    model = onnx.load(str(out))
+    done = correct_biases(float_model, model, calib)
+    empirical = correct_biases_empirically(float_model, model, calib) if how == "empirical" else None
+    onnx.save(model, str(out))
+    return {"how": how, "corrected": done.corrected, "skipped": done.skipped,
+            "largest_shift_steps": done.largest_shift_steps,
+            **({"empirically_corrected": empirical} if empirical is not None else {}),
+            "seconds": round(time.perf_counter() - t, 2)}
 
 
 def _aimet_quantize(src: Path, out: Path, work: Path, calib, precision: str, soc: str, opts: QuantizeOptions):

@@ -14,7 +14,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import media  # noqa: E402
-from model import stand_ins  # noqa: E402
+from bot.model_code import load_callable  # noqa: E402
+
+# the sibling model.py by path: a bare `from model import` would get another definition's model module
+# when one process loads several (bench/trained_quant_compare.py --only all)
+stand_ins = load_callable(Path(__file__).resolve().parent, "model.py:stand_ins", "data.make")
 
 VALIDATION = ["grace_hopper", "astronaut", "camera", "chelsea", "coffee", "rocket"]
 CALIBRATION = ["coins", "horse", "clock", "brick", "immunohistochemistry", "hubble_deep_field"]

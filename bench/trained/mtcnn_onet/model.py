@@ -3,7 +3,9 @@
 ONet is the cascade's last stage: it decides face / no face for the 48 × 48 candidates RNet passed,
 refines their boxes and finds five landmarks. facenet_pytorch imports torchvision at module level for
 `batched_nms` (and `to_tensor` for face crops); torchvision from PyPI is a CUDA build here, so a
-stand-in gives `batched_nms` through the package's own NumPy NMS, enough for make_data.py's cascade."""
+stand-in gives `batched_nms` through the package's own NumPy NMS, enough for make_data.py's cascade.
+A torchvision that is installed but does not import (the CUDA wheel aimet-onnx's onnx2torch pulls in, whose
+`torchvision::nms` operator this CPU torch lacks) gets the stand-in too."""
 
 from __future__ import annotations
 
@@ -12,8 +14,22 @@ import sys
 import types
 
 
+def _torchvision_imports() -> bool:
+    if "torchvision" in sys.modules:
+        return True
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    try:
+        import torchvision  # noqa: F401
+        return True
+    except (ImportError, RuntimeError):  # RuntimeError: "operator torchvision::nms does not exist"
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        return False
+
+
 def stand_ins() -> None:
-    if "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is not None:
+    if _torchvision_imports():
         return
     import torch
 

@@ -13,7 +13,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import media  # noqa: E402
-from model import build  # noqa: E402
+from bot.model_code import load_callable  # noqa: E402
+
+# the sibling model.py by path: a bare `from model import` would get another definition's model module
+# when one process loads several (bench/trained_quant_compare.py --only all)
+build = load_callable(Path(__file__).resolve().parent, "model.py:build", "data.make")
 
 RATE, STEP, CONTEXT = 16000, 512, 64
 VAL_EVERY = 4  # one validation step in 4 (each still carries the state of every step before it)
