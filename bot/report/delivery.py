@@ -9,7 +9,6 @@ adds only what it alone knows (links on its host, where large files are stored).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -52,12 +51,15 @@ def part_reports(deployment_dir: Path, manifest: dict) -> None:
     """The own HTML report of each part in a folder of its own, beside its stage folders (from the
     part's manifest there; the graph at the root is the deployment's report itself)."""
     for p in parts(manifest):
-        f = deployment_dir / (p.dir or "") / MANIFEST_NAME
-        if p.dir and f.is_file():
-            try:
-                html_report(json.loads(f.read_text()), f.parent / "report")
-            except ValueError:
-                continue
+        folder = deployment_dir / (p.dir or "")
+        if not (p.dir and (folder / MANIFEST_NAME).is_file()):
+            continue
+        try:
+            own = Manifest.read(folder)  # None when it is not JSON: a part cut off mid-write has no report
+        except ValueError:  # JSON, but not a manifest
+            continue
+        if own is not None:
+            html_report(own, folder / "report")
 
 
 @dataclass(frozen=True)
