@@ -81,6 +81,7 @@ class PartRow(_Record):
     validate_: dict[str, Any] | None = Field(default=None, alias="validate")  # `validate` is BaseModel's
     prepare_seconds: float | None = None
     target: dict[str, Any] | None = None  # earlier versions' part rows named their target; the top one does now
+    llm: dict[str, Any] | None = None  # the part's own LLM usage, when its repair loop asked one
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 

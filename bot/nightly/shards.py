@@ -88,7 +88,7 @@ def labels_for(target: dict) -> tuple[str, ...]:
 
 def _seconds(manifest: Manifest) -> float:
     stages = [s for part in parts(manifest) for s in part.stages]
-    total = sum(float(s.get("seconds") or 0.0) for s in stages if s.get("stage") in RECHECKED)
+    total = sum(float(s.seconds or 0.0) for s in stages if s.stage in RECHECKED)
     return total if total > 0 else UNKNOWN_SECONDS
 
 
