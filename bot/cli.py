@@ -63,7 +63,7 @@ class ConsoleEvents:
 
 
 def summary_table(outcome) -> Table:
-    from bot.manifest import Manifest  # the command's own work, as above
+    from bot.manifest import Manifest, StageRow  # the command's own work, as above
     from bot.report.view import stage_figure  # the same figure per stage as the PR body
 
     m = Manifest.parse(outcome.manifest)
@@ -72,7 +72,7 @@ def summary_table(outcome) -> Table:
         t.add_column(col)
     for r in outcome.results:
         status = "cached" if r.cached else ("pass" if r.passed else "FAIL")
-        t.add_row(r.stage, status, f"{r.seconds:.2f}", stage_figure(r.to_dict()))
+        t.add_row(r.stage, status, f"{r.seconds:.2f}", stage_figure(StageRow.model_validate(r.to_dict())))
     return t
 
 

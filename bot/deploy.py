@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from bot import backends
 from bot.deployment_dir import resolve_out_dir
@@ -124,7 +124,7 @@ def _parts_outcome(spec, out: Path, backend, parts: list[Part], outcomes: dict[s
                    seconds: dict[str, float], sharing: dict, e2e: list[dict], t0: float) -> RunOutcome:
     """The manifest of a deployment of parts (`kind: multi`): a row per part (its own manifest is in its
     folder), the weight-sharing attempts and the end-to-end checks; results one per part and per check."""
-    rows = [PartRow.model_validate(_part_row(p, outcomes[p.rel], out / p.rel, out, seconds[p.rel])) for p in parts]
+    rows = [_part_row(p, outcomes[p.rel], out / p.rel, out, seconds[p.rel]) for p in parts]
     results = [StageResult(p.rel, outcomes[p.rel].passed, seconds=round(seconds[p.rel], 3),
                            metrics=row.validate_ or {}, failure=outcomes[p.rel].failure) for p, row in zip(parts, rows)]
     results += [StageResult(f"e2e:{e['name']}", e["passed"], seconds=e.get("seconds", 0.0),
@@ -146,30 +146,27 @@ def _parts_outcome(spec, out: Path, backend, parts: list[Part], outcomes: dict[s
     return RunOutcome(results, failure, out, top)
 
 
-def _part_row(part: Part, outcome: RunOutcome, pout: Path, out: Path, seconds: float) -> dict:
+def _part_row(part: Part, outcome: RunOutcome, pout: Path, out: Path, seconds: float) -> PartRow:
     m = Manifest.parse(outcome.manifest)
-    repairs = [r.dump() for r in m.repairs]
-    row: dict[str, Any] = {"graph": part.graph, "variant": part.variant, "dir": part.rel,
-                           "inputs": {i.name: i.shape for i in part.spec.inputs},
-                           "status": m.status if "status" in m.model_fields_set else None, "passed": outcome.passed,
-                           "seconds": round(seconds, 3),
-                           "precision": part.spec.target.precision,
-                           "repairs": len(repairs),
-                           # the records themselves (reason, before/after, diff): the report shows them
-                           "repair_records": repairs,
-                           "stage_seconds": {r.stage: round(r.seconds, 3) for r in outcome.results}}
+    row = PartRow(graph=part.graph, variant=part.variant, dir=part.rel,
+                  inputs={i.name: i.shape for i in part.spec.inputs},
+                  status=m.status if "status" in m.model_fields_set else None, passed=outcome.passed,
+                  seconds=round(seconds, 3), precision=part.spec.target.precision, repairs=len(m.repairs),
+                  # the records themselves (reason, before/after, diff): the report shows them
+                  repair_records=m.repairs,
+                  stage_seconds={r.stage: round(r.seconds, 3) for r in outcome.results})
     if outcome.failure:
-        row["failure"] = {"stage": outcome.failure.stage, "kind": outcome.failure.kind.value,
-                          "message": outcome.failure.message[:300],
-                          "nodes": [f"{n.op} {n.name}: {n.reason}"[:200] for n in outcome.failure.nodes][:10]}
+        row.failure = {"stage": outcome.failure.stage, "kind": outcome.failure.kind.value,
+                       "message": outcome.failure.message[:300],
+                       "nodes": [f"{n.op} {n.name}: {n.reason}"[:200] for n in outcome.failure.nodes][:10]}
     comp, val = outcome.result("compile"), outcome.result("validate")
     if comp and comp.passed:
         bins = sorted((pout / "package").glob("*.bin")) or sorted((pout / "compile").glob("*.bin"))
-        row["binaries"] = {str(b.relative_to(out)): {"bytes": b.stat().st_size, "sha256": sha256_file(b)} for b in bins}
-        row["prepare_seconds"] = comp.metrics.get("prepare_seconds")
+        row.binaries = {str(b.relative_to(out)): {"bytes": b.stat().st_size, "sha256": sha256_file(b)} for b in bins}
+        row.prepare_seconds = comp.metrics.get("prepare_seconds")
     if val:
-        row["validate"] = {"passed": val.passed, "latency_ms_median": val.metrics.get("latency_ms_median"),
-                           "outputs": val.metrics.get("outputs")}
+        row.validate_ = {"passed": val.passed, "latency_ms_median": val.metrics.get("latency_ms_median"),
+                         "outputs": val.metrics.get("outputs")}
     return row
 
 

@@ -80,6 +80,8 @@ class PartRow(_Record):
     binaries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     validate_: dict[str, Any] | None = Field(default=None, alias="validate")  # `validate` is BaseModel's
     prepare_seconds: float | None = None
+    target: dict[str, Any] | None = None  # earlier versions' part rows named their target; the top one does now
+    llm: dict[str, Any] | None = None  # the part's own LLM usage, when its repair loop asked one
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -122,6 +124,11 @@ class Manifest(_Record):
     storage: dict[str, Any] | None = None
     agent: dict[str, Any] | None = None
     reverted: list[str] = Field(default_factory=list)
+
+    def model_or(self, fallback: str) -> str:
+        """The model the manifest names, else `fallback` (the deployment folder's name): a manifest
+        cut off before the model was written still belongs to its folder."""
+        return (self.model if "model" in self.model_fields_set else "") or fallback
 
     @classmethod
     def parse(cls, data: dict[str, Any] | Manifest) -> Manifest:

@@ -13,17 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.manifest import Manifest
+from bot.manifest import Manifest, PartRow, StageRow
 
 
 @dataclass(frozen=True)
 class DeployedPart:
     dir: str | None  # relative to the deployment folder: "" for a single graph, None for a part without one
-    stages: list[dict[str, Any]] = field(default_factory=list)  # the manifest's stage rows
+    stages: list[StageRow] = field(default_factory=list)  # the manifest's stage rows
     repairs: list[dict[str, Any]] = field(default_factory=list)  # repair records (reason, before/after, diff)
-    # the top manifest's summary of a part in its own folder (status, binaries, validate figures); {} at the root,
-    # where the stages themselves are in the manifest
-    row: dict[str, Any] = field(default_factory=dict)
+    # the top manifest's summary of a part in its own folder (status, binaries, validate figures); None at the
+    # root, where the stages themselves are in the manifest
+    row: PartRow | None = None
 
     @property
     def at_root(self) -> bool:
@@ -40,9 +40,10 @@ def parts(m: dict | Manifest) -> list[DeployedPart]:
     """Every graph the manifest `m` deployed, in order."""
     m = Manifest.parse(m)
     if _lists_parts(m):
-        return [DeployedPart(p.dir or None, (p.model_extra or {}).get("stages") or [],
-                             [r.dump() for r in p.repair_records], p.dump()) for p in m.parts or []]
-    return [DeployedPart("", [s.dump() for s in m.stages or []], [r.dump() for r in m.repairs])]
+        # a part's stages are in its own manifest; rows written by earlier versions may hold them too
+        return [DeployedPart(p.dir or None, [StageRow.model_validate(s) for s in (p.model_extra or {}).get("stages") or []],
+                             [r.dump() for r in p.repair_records], p) for p in m.parts or []]
+    return [DeployedPart("", list(m.stages or []), [r.dump() for r in m.repairs])]
 
 
 def end_to_end(m: dict | Manifest) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import shutil
 from importlib.metadata import version
 from pathlib import Path
 
-from bot.manifest import Manifest
+from bot.manifest import Manifest, PartRow
 from bot.parts import end_to_end, parts
 from bot.store import sha256_json
 
@@ -57,9 +57,9 @@ def _bars(manifest: dict) -> tuple[list[str], list[float], list[bool], str]:
     folder as one bar; then the end-to-end checks."""
     rows = []
     for part in parts(manifest):
-        p = part.row
-        rows += ([(s.get("stage", "?"), s.get("seconds"), s.get("passed")) for s in part.stages] if part.at_root
-                 else [(p.get("dir") or p.get("graph", "?"), p.get("seconds"), p.get("passed"))])
+        p = part.row or PartRow()
+        rows += ([(s.stage, s.seconds, s.passed) for s in part.stages] if part.at_root
+                 else [(p.dir or p.graph, p.seconds, p.passed)])
     rows += [(e.get("name", "?"), e.get("seconds"), e.get("passed")) for e in end_to_end(manifest)]
     what = "stage" if any(part.at_root for part in parts(manifest)) else "part and check"
     return [r[0] for r in rows], [float(r[1] or 0) for r in rows], [bool(r[2]) for r in rows], what

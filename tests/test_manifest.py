@@ -31,7 +31,8 @@ def test_an_old_single_graph_manifest_with_few_sections_loads_with_defaults():
     assert m.dump() == {"model": "old", "status": "deployed",
                         "stages": [{"stage": "load", "passed": True, "seconds": 1.0}], "unknown_section": {"x": 1}}
     [p] = parts(m)
-    assert p.at_root and p.stages[0]["stage"] == "load" and end_to_end(m) == []
+    assert p.at_root and p.stages[0].stage == "load" and p.stages[0].seconds == 1.0 and p.row is None
+    assert end_to_end(m) == []
 
 
 def test_an_old_composite_without_kind_is_read_as_parts_in_folders():
@@ -41,7 +42,8 @@ def test_an_old_composite_without_kind_is_read_as_parts_in_folders():
                     "repair_records": [{"n": 1, "repair": "skill-patch", "level": "source", "kept": True}]}],
          "e2e": [{"name": "decode", "passed": True, "sequences": 4, "checks": []}]}
     [p] = parts(m)
-    assert not p.at_root and p.dir == "enc" and p.row["validate"] == {"passed": True}
+    assert not p.at_root and p.dir == "enc" and p.row.validate_ == {"passed": True} and p.row.seconds == 1.5
+    assert p.stages == []  # its stages are in its own manifest, in its folder
     assert p.repairs == [{"n": 1, "repair": "skill-patch", "level": "source", "kept": True}]
     assert end_to_end(m) == [{"name": "decode", "passed": True, "sequences": 4, "checks": []}]
     assert Manifest.parse(m).dump() == json.loads(json.dumps(m))

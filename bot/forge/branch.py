@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from bot.forge import git
-from bot.manifest import Manifest
+from bot.manifest import Manifest, PartRow
 from bot.parts import DeployedPart, parts
 from bot.report import Texts
 from bot.store import sha256_file
@@ -131,9 +131,9 @@ def _folder_step(texts: Texts, part: DeployedPart, deployment_dir: Path, prefix:
     mine = {r: e for r, e in entries.items() if r.startswith(d + "/") and not r.startswith(f"{d}/patches/")}
     tops = sorted({r[len(d) + 1:].split("/", 1)[0] + ("/" if "/" in r[len(d) + 1:] else "") for r in mine})
     own = Manifest.read(deployment_dir / d / MANIFEST_NAME)
-    stages = [s.dump() for s in (own.stages if own else None) or []]
-    owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.get('stage')}/" for s in stages})
-    message = _with_storage(texts.part_message(part.row, stages), storage, d)
+    stages = (own.stages if own else None) or []
+    owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.stage}/" for s in stages})
+    message = _with_storage(texts.part_message(part.row or PartRow(), stages), storage, d)
     return git.Step(message, owns=owns, files={f"{prefix}/{r}": e for r, e in mine.items()})
 
 
@@ -141,7 +141,7 @@ def _stage_steps(texts: Texts, part: DeployedPart, prefix: str, entries: dict, s
     """One commit per stage folder of the graph deployed at the root."""
     out = []
     for s in part.stages:
-        name = s.get("stage")
+        name = s.stage
         files = {f"{prefix}/{r}": e for r, e in entries.items() if r.startswith(name + "/")}
         out.append(git.Step(_with_storage(texts.stage_message(s), storage, name), owns=[f"{prefix}/{name}/"],
                             files=files))

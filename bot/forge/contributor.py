@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from bot.forge.github import CommentResult, GitHubForge, PullInfo, server_url
+from bot.manifest import Manifest
 from bot.forge.publish import PublishResult, image_links, publish, publishing_repo
 from bot.report import pr_body, pr_title
 
@@ -56,7 +57,7 @@ def publish_for_pr(number: int, *, deployment_dir: Path, model_dir: Path, manife
         say(f"deployed {deployed and deployed[:12]}, but pull request #{number}'s head is now "
             f"{pull.head_sha[:12]}: the branch starts from what was deployed; the push that moved the head "
             f"starts its own run")
-    model = manifest.get("model") or Path(deployment_dir).name
+    model = Manifest.parse(manifest).model_or(Path(deployment_dir).name)
     branch = branch_for(model, number)
     published = publish(deployment_dir=deployment_dir, model_dir=model_dir, manifest=manifest, push=True,
                         pr=not pull.fork, say=say, forge_options=forge_options, base="HEAD", remote=remote,
@@ -72,7 +73,7 @@ def comment_body(manifest: dict, fg: GitHubForge, pull: PullInfo, published: Pub
     """The report as a PR comment: where the bot's work is, then the same body as a bot PR."""
 
     sha = published.sha if published and published.sha else deployed
-    prefix = f"deployments/{manifest.get('model')}"
+    prefix = f"deployments/{Manifest.parse(manifest).model_or(Path(deployment_dir).name)}"
     links = image_links(fg, sha, prefix, deployment_dir)  # links to the report files on the bot branch
     head = [f"## {pr_title(manifest)}", "",
             f"Deployed commit `{deployed[:12]}` of this pull request."]

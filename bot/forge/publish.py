@@ -19,6 +19,7 @@ from bot.forge import branch as content
 from bot.forge import git
 from bot.forge.base import Draft, PrResult, Status
 from bot.forge.registry import get_forge
+from bot.manifest import Manifest
 from bot.report import Texts, write_files
 from bot.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
 from bot.store import WORK
@@ -58,7 +59,7 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
     repo = publishing_repo(model_dir, say)
     if repo is None:
         return None
-    model = manifest.get("model") or Path(deployment_dir).name
+    model = Manifest.parse(manifest).model_or(Path(deployment_dir).name)
     branch = branch or f"aipc/{model}"
     head = repo.rev(base)
     if head is None:

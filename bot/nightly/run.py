@@ -90,7 +90,7 @@ def units(root: Path, only: list[str] | None = None) -> list[Unit]:
     for mf in manifests:
         dep = mf.parent
         m = Manifest.read(mf) or Manifest()
-        name = (m.model if "model" in m.model_fields_set else "") or dep.name
+        name = m.model_or(dep.name)
         out += [Unit(f"{name}/{p.dir}" if p.dir else name, name, p.dir, dep / p.dir) for p in parts(m)
                 if p.dir is not None]
     return out

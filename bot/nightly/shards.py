@@ -6,7 +6,8 @@ decides who goes where. A deployment runs on a runner carrying the labels its ta
 `soc-<soc>` for a phone), and within one set of labels the deployments are dealt longest first to the
 least-loaded shard, weighted by the seconds their re-checked stages took when they were accepted.
 
-Standard library only: the planning job runs on a GitHub-hosted runner without the toolchain.
+No toolchain (the manifest's pydantic model and the standard library): the planning job runs on a
+GitHub-hosted runner without it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.errors import BadInput
+from bot.manifest import Manifest
 from bot.parts import parts
 
 MANIFEST = "manifest.json"  # bot.pipeline.manifest.MANIFEST; that package imports the stages
@@ -84,9 +86,9 @@ def labels_for(target: dict) -> tuple[str, ...]:
     return (*BASE_LABELS, *need)
 
 
-def _seconds(manifest: dict) -> float:
+def _seconds(manifest: Manifest) -> float:
     stages = [s for part in parts(manifest) for s in part.stages]
-    total = sum(float(s.get("seconds") or 0.0) for s in stages if s.get("stage") in RECHECKED)
+    total = sum(float(s.seconds or 0.0) for s in stages if s.stage in RECHECKED)
     return total if total > 0 else UNKNOWN_SECONDS
 
 
@@ -95,10 +97,10 @@ def deployments(root: Path) -> list[Deployment]:
     found = []
     for mf in sorted((Path(root) / "deployments").glob(f"*/{MANIFEST}")):
         try:
-            m = json.loads(mf.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            m = Manifest.parse(json.loads(mf.read_text()))
+        except (OSError, ValueError) as e:  # not JSON, or JSON that is not a manifest (pydantic's error is one)
             raise BadInput(f"cannot read the manifest: {e}", where=str(mf)) from None
-        target = m.get("target") or next((p.get("target") for p in m.get("parts") or [] if p.get("target")), {})
+        target = m.target or next((p.target for p in m.parts or [] if p.target), {})
         found.append(Deployment(mf.parent.name, labels_for(target), _seconds(m)))
     return found
 

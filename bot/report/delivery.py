@@ -9,12 +9,11 @@ adds only what it alone knows (links on its host, where large files are stored).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bot.manifest import Manifest
+from bot.manifest import Manifest, PartRow, StageRow
 from bot.report.render import html_report, pr_body, pr_title
 from bot.parts import end_to_end, parts
 from bot.report.view import STAGE_WHY, fmt, labels, part_figure, patch_name, stage_figure
@@ -52,12 +51,15 @@ def part_reports(deployment_dir: Path, manifest: dict) -> None:
     """The own HTML report of each part in a folder of its own, beside its stage folders (from the
     part's manifest there; the graph at the root is the deployment's report itself)."""
     for p in parts(manifest):
-        f = deployment_dir / (p.dir or "") / MANIFEST_NAME
-        if p.dir and f.is_file():
-            try:
-                html_report(json.loads(f.read_text()), f.parent / "report")
-            except ValueError:
-                continue
+        folder = deployment_dir / (p.dir or "")
+        if not (p.dir and (folder / MANIFEST_NAME).is_file()):
+            continue
+        try:
+            own = Manifest.read(folder)  # None when it is not JSON: a part cut off mid-write has no report
+        except ValueError:  # JSON, but not a manifest
+            continue
+        if own is not None:
+            html_report(own, folder / "report")
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,9 @@ class Texts:
             if part.at_root:
                 out += [self._stage_status(s) for s in part.stages]
                 continue
-            p = part.row
-            desc = part_figure(p) or ("passed" if p.get("passed") else "failed")
-            out.append(StatusText(f"aipc/{p.get('dir')}", "success" if p.get("passed") else "failure", desc[:140]))
+            p = part.row or PartRow()
+            desc = part_figure(p) or ("passed" if p.passed else "failed")
+            out.append(StatusText(f"aipc/{p.dir}", "success" if p.passed else "failure", desc[:140]))
         for e in end_to_end(self.typed):
             bad = [c.get("name", "") for c in e.get("checks") or [] if not c.get("passed")]
             desc = "passed" if e.get("passed") else "failed: " + "; ".join(bad)
@@ -109,44 +111,44 @@ class Texts:
         return out
 
     @staticmethod
-    def _stage_status(s: dict) -> StatusText:
-        if s.get("passed"):
-            desc = f"passed in {float(s.get('seconds') or 0):.2f}s"
+    def _stage_status(s: StageRow) -> StatusText:
+        if s.passed:
+            desc = f"passed in {float(s.seconds or 0):.2f}s"
         else:
-            desc = ((s.get("failure") or {}).get("message") or "failed")
-        return StatusText(f"aipc/{s.get('stage')}", "success" if s.get("passed") else "failure", desc[:140])
+            desc = ((s.failure or {}).get("message") or "failed")
+        return StatusText(f"aipc/{s.stage}", "success" if s.passed else "failure", desc[:140])
 
     # -- commit messages (the forge appends where it kept large files) ---------------------------
-    def stage_message(self, s: dict) -> str:
+    def stage_message(self, s: StageRow) -> str:
         """The commit of one stage's folder (of the graph at the root)."""
-        name = s.get("stage")
-        verdict = "passed" if s.get("passed") else "FAILED"
-        lines = [f"aipc({self.typed.model}): {name} {verdict} in {float(s.get('seconds') or 0):.2f}s"
-                 + (" (cached)" if s.get("cached") else ""), ""]
+        name = s.stage
+        verdict = "passed" if s.passed else "FAILED"
+        lines = [f"aipc({self.typed.model}): {name} {verdict} in {float(s.seconds or 0):.2f}s"
+                 + (" (cached)" if s.cached else ""), ""]
         if fig := stage_figure(s):
             lines += [fig, ""]
-        for c in s.get("checks", []):
+        for c in s.checks:
             thr = f" (threshold {fmt(c.get('threshold'))})" if c.get("threshold") is not None else ""
             lines.append(f"- {'ok' if c.get('passed') else 'FAIL'}: {c.get('name')}"
                          + (f" = {fmt(c.get('value'))}" if c.get("value") is not None else "") + thr)
-        if s.get("failure"):
-            f = s["failure"]
+        if s.failure:
+            f = s.failure
             lines += ["", f"Failure ({f.get('kind')}): {f.get('message', '')}"]
         lines += ["", f"Why this stage: {STAGE_WHY.get(name, 'a stage of the workflow')}."]
         return "\n".join(lines)
 
-    def part_message(self, part: dict, stages: list[dict]) -> str:
+    def part_message(self, part: PartRow, stages: list[StageRow]) -> str:
         """The commit of one part's folder; `part` is the top manifest's row, `stages` from the part's own manifest."""
-        verdict = "deployed" if part.get("passed") else "FAILED"
-        inputs = ", ".join(f"{k} {fmt(v)}" for k, v in (part.get("inputs") or {}).items())
-        lines = [f"aipc({self.typed.model}): part {part.get('dir')} {verdict} in "
-                 f"{float(part.get('seconds') or 0):.2f}s", ""]
+        verdict = "deployed" if part.passed else "FAILED"
+        inputs = ", ".join(f"{k} {fmt(v)}" for k, v in part.inputs.items())
+        lines = [f"aipc({self.typed.model}): part {part.dir} {verdict} in "
+                 f"{float(part.seconds or 0):.2f}s", ""]
         if fig := part_figure(part):
             lines += [fig, ""]
         lines.append(f"Static shapes: {inputs}")
         for s in stages:
-            lines.append(f"- {'ok' if s.get('passed') else 'FAIL'}: {s.get('stage')} in {float(s.get('seconds') or 0):.2f}s")
-        for b, meta in (part.get("binaries") or {}).items():
+            lines.append(f"- {'ok' if s.passed else 'FAIL'}: {s.stage} in {float(s.seconds or 0):.2f}s")
+        for b, meta in part.binaries.items():
             lines.append(f"Context binary: {b} ({meta.get('bytes')} bytes)")
         return "\n".join(lines)
 

@@ -11,14 +11,19 @@ import shutil
 import sys
 from pathlib import Path
 
+from bot.errors import BadInput
+from bot.manifest import MANIFEST, Manifest
 from bot.report import html_report, pr_body
+from bot.store import read_json
 
 SAMPLES = Path(__file__).resolve().parents[2] / "docs" / "pr-samples"
 
 
 def write_sample(deployment: Path, dest: Path = SAMPLES) -> Path:
-    manifest = json.loads((Path(deployment) / "manifest.json").read_text())
-    name = manifest["model"]
+    manifest = read_json(Path(deployment) / MANIFEST)  # kept as written: the sample stores it beside the texts
+    if not isinstance(manifest, dict):
+        raise BadInput("not a deployment's manifest (missing, or not a JSON object)", where=str(Path(deployment) / MANIFEST))
+    name = Manifest.parse(manifest).model
     folder = dest / name
     if folder.exists():
         shutil.rmtree(folder)

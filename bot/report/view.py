@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.manifest import EndToEndCheck, Manifest
+from bot.manifest import EndToEndCheck, Manifest, PartRow, StageRow
 from bot.parts import DeployedPart, parts
 
 STAGE_WHY = {
@@ -68,17 +68,17 @@ def direction(check_name: str) -> str:
     return "≤" if ("max-abs" in n or "max_abs" in n or "error" in n or n.endswith(" max")) else "≥"
 
 
-def stage_status(s: dict) -> str:
+def stage_status(s: StageRow) -> str:
     """Cached or not is how this run got the result, not the result: reports ignore it, so a
     re-run that changed nothing renders the same bytes and makes no commit or PR edit."""
-    return "passed" if s.get("passed") else "failed"
+    return "passed" if s.passed else "failed"
 
 
-def stage_figure(s: dict) -> str:
+def stage_figure(s: StageRow) -> str:
     """The one number a reviewer wants per stage."""
-    m, name = s.get("metrics") or {}, s.get("stage")
-    if s.get("failure"):
-        return s["failure"].get("message", "")[:120]
+    m, name = s.metrics, s.stage
+    if s.failure:
+        return s.failure.get("message", "")[:120]
     if name == "validate" and "outputs" in m:
         parts = [f"{o}: cosine {fmt(v.get('cosine'))}" for o, v in m["outputs"].items()]
         if m.get("latency_ms_median") is not None:
@@ -124,13 +124,13 @@ def check_rows(checks: list[dict], *, thresholded_only: bool = True) -> list[dic
 TASK_CHECK = "task "  # validate's checks for task metrics; they have a table of their own
 
 
-def _stage(stages: list[dict], name: str) -> dict:
-    """The manifest row of stage `name`, {} when it did not run."""
-    return next((s for s in stages if s.get("stage") == name), {})
+def _stage(stages: list[StageRow], name: str) -> StageRow:
+    """The manifest row of stage `name`; an empty row (no checks, no metrics) when it did not run."""
+    return next((s for s in stages if s.stage == name), None) or StageRow(stage=name)
 
 
-def _metric_rows(stages: list[dict]) -> list[dict]:
-    return check_rows([c for c in _stage(stages, "validate").get("checks", []) if not c.get("name", "").startswith(TASK_CHECK)])
+def _metric_rows(stages: list[StageRow]) -> list[dict]:
+    return check_rows([c for c in _stage(stages, "validate").checks if not c.get("name", "").startswith(TASK_CHECK)])
 
 
 def _bar(f: dict) -> str:
@@ -143,10 +143,10 @@ def _signed(v) -> str:
     return "—" if v is None else (f"{v:+.4g}" if isinstance(v, float) else fmt(v))
 
 
-def task_view(stages: list[dict]) -> dict | None:
+def task_view(stages: list[StageRow]) -> dict | None:
     """The task metrics as table rows (metric, figure, FP32, deployed, delta, bar, pass), as AI Hub's
     numerics.yaml shows them; None when the definition has no `task:`."""
-    task = (_stage(stages, "validate").get("metrics") or {}).get("task")
+    task = _stage(stages, "validate").metrics.get("task")
     if not task:
         return None
     rows = []
@@ -164,9 +164,9 @@ def task_view(stages: list[dict]) -> dict | None:
             "notes": [{"metric": r.get("metric"), "note": r["note"]} for r in task.get("metrics") or [] if r.get("note")]}
 
 
-def data_view(stages: list[dict]) -> dict | None:
+def data_view(stages: list[StageRow]) -> dict | None:
     """Which data files fed calibration and validation (the load stage's record)."""
-    lm = _stage(stages, "load").get("metrics") or {}
+    lm = _stage(stages, "load").metrics
     if "validation_files" not in lm:
         return None
     return {"validation": lm.get("validation_files") or [], "calibration": lm.get("calibration_files") or [],
@@ -237,13 +237,13 @@ def _llm(llm: dict | None) -> dict | None:
             "extra": extra}
 
 
-def _failure(stages: list[dict]) -> dict | None:
+def _failure(stages: list[StageRow]) -> dict | None:
     """The first failed stage of the graph at the root."""
-    bad = next((s for s in stages if not s.get("passed")), None)
-    if not bad or not bad.get("failure"):
+    bad = next((s for s in stages if not s.passed), None)
+    if not bad or not bad.failure:
         return None
-    f = bad["failure"]
-    return {"stage": bad["stage"], "noun": "stage ", "kind": f.get("kind", ""), "message": f.get("message", ""),
+    f = bad.failure
+    return {"stage": bad.stage, "noun": "stage ", "kind": f.get("kind", ""), "message": f.get("message", ""),
             "nodes": f.get("nodes", [])[:50], "log": f.get("log", "")}
 
 
@@ -267,7 +267,7 @@ def build(m: dict | Manifest) -> dict:
     deployed = parts(m)
     root = next((p for p in deployed if p.at_root), None)
     stages = root.stages if root else []
-    ran = {s.get("stage") for s in stages}
+    ran = {s.stage for s in stages}
     rows, e2e = _part_rows(deployed), _e2e_rows(m.e2e)
     target = m.target or m.definition.get("target") or {}
     precisions = sorted({p["precision"] for p in rows if p["precision"]})
@@ -281,20 +281,20 @@ def build(m: dict | Manifest) -> dict:
         "backend": m.backend,
         "versions": m.versions,
         # a graph at the root is timed by its stages; parts in folders by the whole run's wall time
-        "seconds_total": (sum(float(s.get("seconds") or 0) for s in stages) if root
+        "seconds_total": (sum(float(s.seconds or 0) for s in stages) if root
                           else m.seconds_total),
         "seconds_what": "in stages" if root else "wall time, all parts and checks",
         "per": "stage" if root else "part",  # what one bar of the seconds chart is
         "parts_in_folders": root is None,  # the report shows a table of parts rather than of stages
         # no `cached` here (see `stage_status`): the view is also the key of the rendered texts
-        "stages": [{"name": s.get("stage"), "status": stage_status(s), "passed": bool(s.get("passed")),
-                    "seconds": float(s.get("seconds") or 0), "figure": stage_figure(s)} for s in stages],
+        "stages": [{"name": s.stage, "status": stage_status(s), "passed": bool(s.passed),
+                    "seconds": float(s.seconds or 0), "figure": stage_figure(s)} for s in stages],
         "not_run": [s for s in m.workflow if s not in ran],
         "metrics": _metric_rows(stages),
         "task": task_view(stages),
         "data": data_view(stages),
-        "outputs": _stage(stages, "validate").get("metrics", {}).get("outputs", {}),
-        "latency_ms": _stage(stages, "validate").get("metrics", {}).get("latency_ms_median"),
+        "outputs": _stage(stages, "validate").metrics.get("outputs", {}),
+        "latency_ms": _stage(stages, "validate").metrics.get("latency_ms_median"),
         "parts": rows,
         "parts_passed": sum(p["passed"] for p in rows),
         "binary_bytes": sum(p["binary_bytes"] or 0 for p in rows),
@@ -322,12 +322,12 @@ def kib(n) -> str:
     return f"{n / 1024:.0f} KiB" if _numeric(n) else "—"
 
 
-def part_figure(p: dict) -> str:
+def part_figure(p: PartRow) -> str:
     """The part's key numbers: worst cosine per output and the median latency, or its failure."""
-    if p.get("failure"):
-        f = p["failure"]
+    if p.failure:
+        f = p.failure
         return f"{f.get('stage')}: {f.get('message', '')}"[:160]
-    val = p.get("validate") or {}
+    val = p.validate_ or {}
     bits = [f"{o}: cosine {fmt(v.get('cosine'))}" for o, v in (val.get("outputs") or {}).items()]
     if val.get("latency_ms_median") is not None:
         bits.append(f"{fmt(val['latency_ms_median'], 4)} ms")
@@ -337,18 +337,20 @@ def part_figure(p: dict) -> str:
 def _part_rows(deployed: list[DeployedPart]) -> list[dict]:
     """One row per part in a folder of its own, from the top manifest's summary of it."""
     rows = []
-    for p in (d.row for d in deployed if not d.at_root):
-        recs = p.get("repair_records") or []
-        n = p.get("repairs") if _numeric(p.get("repairs")) else len(recs)
+    for d in deployed:
+        if d.at_root or d.row is None:
+            continue
+        p, recs = d.row, d.repairs
+        n = p.repairs if _numeric(p.repairs) else len(recs)
         rows.append({
-            "dir": p.get("dir") or p.get("graph", "?"), "graph": p.get("graph", "?"), "variant": p.get("variant"),
-            "status": p.get("status") or ("deployed" if p.get("passed") else "failed"), "passed": bool(p.get("passed")),
-            "seconds": float(p.get("seconds") or 0), "precision": p.get("precision"),
-            "inputs": "; ".join(f"{k} {fmt(v)}" for k, v in (p.get("inputs") or {}).items()),
+            "dir": p.dir or p.graph, "graph": p.graph, "variant": p.variant,
+            "status": p.status or ("deployed" if p.passed else "failed"), "passed": bool(p.passed),
+            "seconds": float(p.seconds or 0), "precision": p.precision,
+            "inputs": "; ".join(f"{k} {fmt(v)}" for k, v in p.inputs.items()),
             "figure": part_figure(p),
-            "binary_bytes": sum(b.get("bytes", 0) for b in p["binaries"].values()) if p.get("binaries") else None,
-            "binaries": p.get("binaries") or {}, "repairs_tried": n, "repairs_kept": sum(bool(r.get("kept")) for r in recs),
-            "repairs": _repair_rows(recs), "failure": p.get("failure"),
+            "binary_bytes": sum(b.get("bytes", 0) for b in p.binaries.values()) if p.binaries else None,
+            "binaries": p.binaries, "repairs_tried": n, "repairs_kept": sum(bool(r.get("kept")) for r in recs),
+            "repairs": _repair_rows(recs), "failure": p.failure,
         })
     return rows
 
@@ -423,7 +425,7 @@ def _e2e_failure(e2e: list[dict]) -> dict | None:
 
 def _llm_view(m: Manifest, deployed: list[DeployedPart]) -> dict | None:
     """The run's LLM usage; with parts in folders, the parts' and the top's usage summed."""
-    llms = [p.row["llm"] for p in deployed if p.row.get("llm")]
+    llms = [p.row.llm for p in deployed if p.row is not None and p.row.llm]
     if not any(not p.at_root for p in deployed):
         return _llm(m.llm)
     if m.llm:
