@@ -14,14 +14,13 @@ import json
 from pathlib import Path
 
 from bot.forge import git
-from bot.manifest import Manifest, PartRow
+from bot.manifest import MANIFEST, Manifest, PartRow
 from bot.parts import DeployedPart, parts
 from bot.report import Texts
 from bot.store import sha256_file
 
 DEFAULT_MAX_GIT_BYTES = 5 * 1024 * 1024
 SKIP = {".work", "__pycache__"}
-MANIFEST_NAME = "manifest.json"
 
 
 def steps(repo: git.Repo, deployment_dir: Path, prefix: str, texts: Texts, storage: dict,
@@ -58,7 +57,7 @@ def storage_plan(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) ->
         rel = str(p.relative_to(deployment_dir))
         if rel == "manifest.json":  # always in git; its own size would make it self-referential
             continue
-        if p.name == MANIFEST_NAME:  # a part's own manifest, in its folder: small, always in git
+        if p.name == MANIFEST:  # a part's own manifest, in its folder: small, always in git
             files[rel] = {"where": "git", "bytes": p.stat().st_size}
             continue
         size = p.stat().st_size
@@ -84,7 +83,7 @@ def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict,
     top_kept = False
     files = _published_files(deployment_dir)
     # the top manifest first: whether it was kept decides whether timing-only files may be kept too
-    files.sort(key=lambda p: p != deployment_dir / MANIFEST_NAME)
+    files.sort(key=lambda p: p != deployment_dir / MANIFEST)
     for p in files:
         rel = str(p.relative_to(deployment_dir))
         meta = storage["files"].get(rel, {"where": "git"})
@@ -94,9 +93,9 @@ def _entries(repo: git.Repo, deployment_dir: Path, prefix: str, storage: dict,
             pointer = repo.git("lfs", "clean", "--", rel, input=p.read_bytes())
             entries[rel] = git.hash_bytes(repo, (pointer.strip() + "\n").encode())
             lfs_paths.append(rel)
-        elif p.name == MANIFEST_NAME:
+        elif p.name == MANIFEST:
             entries[rel], kept = _manifest_entry(repo, p, parent, f"{prefix}/{rel}")
-            top_kept = kept if rel == MANIFEST_NAME else top_kept
+            top_kept = kept if rel == MANIFEST else top_kept
         elif rel in TIMING_FILES and top_kept:
             entries[rel], _ = _manifest_entry(repo, p, parent, f"{prefix}/{rel}", quiet=_quiet_timing)
         else:
@@ -130,7 +129,7 @@ def _folder_step(texts: Texts, part: DeployedPart, deployment_dir: Path, prefix:
     d = part.dir
     mine = {r: e for r, e in entries.items() if r.startswith(d + "/") and not r.startswith(f"{d}/patches/")}
     tops = sorted({r[len(d) + 1:].split("/", 1)[0] + ("/" if "/" in r[len(d) + 1:] else "") for r in mine})
-    own = Manifest.read(deployment_dir / d / MANIFEST_NAME)
+    own = Manifest.read(deployment_dir / d / MANIFEST)
     stages = (own.stages if own else None) or []
     owns = sorted({f"{prefix}/{d}/{t}" for t in tops} | {f"{prefix}/{d}/{s.stage}/" for s in stages})
     message = _with_storage(texts.part_message(part.row or PartRow(), stages), storage, d)
@@ -178,7 +177,7 @@ def _quiet(m: dict) -> dict:
     for key, section in (("artifacts", m.get("artifacts")), ("storage", m.get("storage"))):
         files = (section or {}).get("files") if key == "storage" else section
         if isinstance(files, dict):
-            kept = {r: v for r, v in files.items() if r not in TIMING_FILES and Path(r).name != MANIFEST_NAME}
+            kept = {r: v for r, v in files.items() if r not in TIMING_FILES and Path(r).name != MANIFEST}
             m[key] = kept if key == "artifacts" else {**section, "files": kept}
     return m
 

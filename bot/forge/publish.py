@@ -104,7 +104,7 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
     if content.timed_over_parts(manifest):
         # A re-run re-measures the decode loop and the wall times; when nothing but those changed,
         # the report is rendered from the branch's manifest so the branch and the PR stay as they are.
-        same = content.same_run(repo, parent, f"{prefix}/{content.MANIFEST_NAME}", manifest)
+        same = content.same_run(repo, parent, f"{prefix}/{content.MANIFEST}", manifest)
         if same is not None:
             manifest = same
             write_files(deployment_dir, manifest)

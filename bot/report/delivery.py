@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from bot.manifest import Manifest, PartRow, StageRow
+from bot.manifest import MANIFEST, Manifest, PartRow, StageRow
 from bot.report.render import html_report, pr_body, pr_title
 from bot.parts import end_to_end, parts
 from bot.report.view import STAGE_WHY, fmt, labels, part_figure, patch_name, stage_figure
 
-MANIFEST_NAME = "manifest.json"
 
 
 def write_files(deployment_dir: Path, manifest: dict) -> None:
@@ -52,7 +51,7 @@ def part_reports(deployment_dir: Path, manifest: dict) -> None:
     part's manifest there; the graph at the root is the deployment's report itself)."""
     for p in parts(manifest):
         folder = deployment_dir / (p.dir or "")
-        if not (p.dir and (folder / MANIFEST_NAME).is_file()):
+        if not (p.dir and (folder / MANIFEST).is_file()):
             continue
         try:
             own = Manifest.read(folder)  # None when it is not JSON: a part cut off mid-write has no report
