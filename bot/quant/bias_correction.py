@@ -56,23 +56,11 @@ def conv_input_means(float_model: Path, calib: list[dict[str, np.ndarray]]) -> d
     Conv's node name (and by its weight name, for graphs whose quantizer renamed nodes)."""
     model = onnx.load(str(float_model))
     convs = [n for n in model.graph.node if n.op_type in CORRECTED]
-    known = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(x)
-                              for x in dict.fromkeys(n.input[0] for n in convs) if x not in known)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    inputs = {i.name for i in sess.get_inputs()}
-    sums: dict[str, np.ndarray] = {}
-    for sample in calib:
-        for name, value in zip(names, sess.run(None, {k: v for k, v in sample.items() if k in inputs})):
-            if value.ndim >= 3:
-                sums[name] = sums.get(name, 0) + value.astype(np.float64).mean(axis=(0, *range(2, value.ndim)))
+    sums = _output_means(model, list(dict.fromkeys(n.input[0] for n in convs)), calib)
     means = {}
     for n in convs:
         if n.input[0] in sums:
-            means[n.name] = means[n.input[1]] = sums[n.input[0]] / len(calib)
+            means[n.name] = means[n.input[1]] = sums[n.input[0]]
     return means
 
 
