@@ -16,6 +16,7 @@ from bot.records import Failure, FailureKind, RejectedNode, StageResult
 from bot.repair.loop import LoopResult, RepairLoop
 from bot.repair.state import RepairState
 from bot.spec import load_spec
+from bot.stage_options import OptimizeOptions
 from tests.conftest import write_model
 from tests.test_repair_loop import OUTLIER
 
@@ -392,6 +393,7 @@ def test_screening_judges_the_failing_task_metric_on_the_cpu_simulation(tmp_path
     second the task; with a task check failing the second goes to the device first."""
     from bot.repair.catalogue import all_repairs
     from bot.repair.score import TaskShortfall
+    from bot.stages.validate import OutputVerdict
 
     folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}})
     loop = _loop(folder, tmp_path / "o")
@@ -400,14 +402,19 @@ def test_screening_judges_the_failing_task_metric_on_the_cpu_simulation(tmp_path
 
     def run_state(state, stop_after=None):
         w8a16 = state.options["quantize"].get("precision") == "w8a16"
-        q = StageResult("quantize", True, metrics={"host_cosine": {"onset": 0.90 if w8a16 else 0.97}})
-        return RunOutcome([q], None, tmp_path)
+        return RunOutcome([StageResult("quantize", True)], None, tmp_path, manifest={"w8a16": w8a16})
+
+    def host_verdict(run):  # int16-localized keeps the output's cosine (0.97), w8a16 the task
+        w8a16 = run.manifest["w8a16"]
+        return OutputVerdict(per_output={"onset": {"cosine": 0.90 if w8a16 else 0.97}},
+                             failing=["onset"] if w8a16 else [])
 
     def host_task(run, state):
         passed = state.options["quantize"].get("precision") == "w8a16"
         return TaskShortfall() if passed else TaskShortfall(1, -0.5, (("notes heard: agreement with FP32", 0.5),))
 
     monkeypatch.setattr(loop, "run_state", run_state)
+    monkeypatch.setattr(loop, "host_verdict", host_verdict)
     monkeypatch.setattr(loop, "host_task", host_task)
     failure, _ = _task_failure(0.0, 0.901)
     result = LoopResult(_outcome(tmp_path, None), RepairState())
@@ -440,3 +447,85 @@ def test_the_task_is_judged_on_the_quantize_stages_host_outputs(tmp_path):
     share = next(f for r in want for f in r.figures if f.threshold is not None).deployed
     assert got.failing == sum(1 for r in want for f in r.figures if f.passed is False)
     assert np.isclose(share, next(iter(dict(got.values).values()), share))
+
+
+# -- screening: judged as validate judges, only what the simulation can show, a step ahead --------
+
+def _host_screen(tmp_path, monkeypatch, verdict_of):
+    """A loop whose candidate runs are answered on the host by `verdict_of(quantize options)`."""
+    from bot.stages.validate import OutputVerdict
+
+    folder = write_model(tmp_path / "m", {"target": {"precision": "w8a8"}})
+    loop = _loop(folder, tmp_path / "o")
+
+    def run_state(state, stop_after=None):
+        return RunOutcome([StageResult("quantize", True)], None, tmp_path, manifest=dict(state.options))
+
+    def host_verdict(run):
+        cosine = verdict_of(run.manifest.get("quantize", {}), run.manifest.get("optimize", {}))
+        return OutputVerdict(per_output={"y": {"cosine": cosine}}, failing=[] if cosine >= 0.95 else ["y"])
+
+    monkeypatch.setattr(loop, "run_state", run_state)
+    monkeypatch.setattr(loop, "host_verdict", host_verdict)
+    return loop
+
+
+def test_a_screened_step_the_simulation_still_fails_is_followed_by_its_next_step(tmp_path, monkeypatch):
+    """nudenet's shape: int16-localized's first share (5 %) is not enough, its second (15 %) is.
+    The screen sends the second to the device, one attempt instead of two."""
+    from bot.repair.catalogue import all_repairs
+    from bot.repair.localize import LayerError
+
+    layers = [LayerError(f"t{i}", "Conv", 0.9, 20.0, i, sqnr_drop_db=float(20 - i)) for i in range(20)]
+    loop = _host_screen(tmp_path, monkeypatch, lambda q, o: 0.99 if len(q.get("overrides", {})) >= 3 else 0.90)
+    monkeypatch.setattr(loop, "localize", lambda outcome, on_device=False: layers)
+    failure = _accuracy(0.9)
+    best = _outcome(tmp_path, failure)
+    repair = all_repairs()["int16-localized"]
+    first = repair.propose(failure, RepairState(), loop.context(best))
+    assert len(first.options["quantize"]["overrides"]) == 1  # 5 % of 20 layers
+    result = LoopResult(best, RepairState())
+    (picked, state), *_ = loop.screen(failure, [(repair, first)], result, best)
+    assert picked.id == "int16-localized" and len(state.options["quantize"]["overrides"]) == 3
+    assert [(s.get("step", 0), s["host_passed"]) for s in result.screened] == [(0, False), (1, True)]
+    # a step the device already ran is not offered again
+    result = LoopResult(best, RepairState())
+    from bot.repair.loop import state_key
+
+    second = repair.propose(failure, first, loop.context(best))
+    (_, state), *_ = loop.screen(failure, [(repair, first)], result, best, tried={state_key(second)})
+    assert state == first and len(result.screened) == 1
+
+
+def test_screening_prefers_the_cheapest_candidate_the_simulation_passes(tmp_path, monkeypatch):
+    """split-packed-output (w8a8, the parts apart) and w8a16 both pass on the host; the graph rule,
+    planned first, goes first although 16-bit activations score a higher cosine."""
+    from bot.repair.catalogue import all_repairs
+
+    loop = _host_screen(tmp_path, monkeypatch,
+                        lambda q, o: 0.999 if q.get("precision") == "w8a16" else 0.97 if o.get("rewrites") else 0.5)
+    split = (all_repairs()["split-packed-output"], RepairState().appended(OptimizeOptions, "rewrites",
+                                                                          ["split-packed-output"]))
+    w8a16 = (all_repairs()["w8a16-all"], RepairState().with_option("quantize", "precision", "w8a16"))
+    result = LoopResult(_outcome(tmp_path, _accuracy(0.5)), RepairState())
+    assert loop.screen(_accuracy(0.5), [split, w8a16], result)[0][0].id == "split-packed-output"
+    assert [s["host_passed"] for s in result.screened] == [True, True]
+    # only a tensor bar fails and neither passes: the higher worst-sample cosine goes first
+    loop = _host_screen(tmp_path, monkeypatch, lambda q, o: 0.94 if q.get("precision") == "w8a16" else 0.6)
+    assert loop.screen(_accuracy(0.5), [split, w8a16], LoopResult(result.outcome, RepairState()))[0][0].id == "w8a16-all"
+
+
+def test_a_rewrite_for_device_numerics_is_not_screened_on_the_host(tmp_path, monkeypatch):
+    """The CPU simulation cannot show what a rule for the device's own numerics changes
+    (layernorm-moments-form): with it first in the plan, the planned order stands."""
+    from bot.repair.catalogue import all_repairs
+
+    assert not all_repairs()["layernorm-moments-form"].host_visible
+    assert all_repairs()["split-packed-output"].host_visible and all_repairs()["magnitude-form"].host_visible
+    assert not all_repairs()["fp16-precision"].host_visible
+    loop = _host_screen(tmp_path, monkeypatch, lambda q, o: 0.99)
+    ln = (all_repairs()["layernorm-moments-form"], RepairState().appended(OptimizeOptions, "rewrites",
+                                                                          ["layernorm-moments-form"]))
+    w8a16 = (all_repairs()["w8a16-all"], RepairState().with_option("quantize", "precision", "w8a16"))
+    result = LoopResult(_outcome(tmp_path, _accuracy(0.5)), RepairState())
+    assert loop.screen(_accuracy(0.5), [ln, w8a16], result) == [ln, w8a16] and result.screened == []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bot.spec.schema import OutputCheck
-from bot.stages.validate import ValidateStage, packed_parts, worst_message
+from bot.stages.validate import check_output, packed_parts, worst_message
 
 
 def _two_samples():
@@ -22,7 +22,7 @@ def _two_samples():
 
 def test_a_sample_that_pooling_hides_fails_the_verdict():
     refs, gots = _two_samples()
-    m, checks = ValidateStage._check("y", refs, gots, OutputCheck(cosine_min=0.99), ["a.npy", "b.npy"])
+    m, checks = check_output("y", refs, gots, OutputCheck(cosine_min=0.99), ["a.npy", "b.npy"])
     assert m["cosine_pooled"] > 0.99  # what the verdict used to be
     assert m["cosine"] < 0.99 and m["worst_sample"] == 1 and m["worst_sample_file"] == "b.npy"
     assert m["cosine_per_sample"][0] == pytest.approx(1.0)
@@ -34,7 +34,7 @@ def test_a_sample_that_pooling_hides_fails_the_verdict():
 
 def test_every_threshold_is_held_per_sample():
     refs, gots = _two_samples()
-    m, checks = ValidateStage._check("y", refs, gots, OutputCheck(cosine_min=0.5, sqnr_min_db=15.0))
+    m, checks = check_output("y", refs, gots, OutputCheck(cosine_min=0.5, sqnr_min_db=15.0))
     sqnr = next(c for c in checks if "SQNR" in c.name)
     assert m["sqnr_db_pooled"] > 15.0 and not sqnr.passed and m["sqnr_db_worst_sample"] == 1
 
@@ -42,7 +42,7 @@ def test_every_threshold_is_held_per_sample():
 def test_a_collapsed_output_is_reported_as_undefined_not_as_a_number():
     refs = [np.ones((1, 8), np.float32), np.ones((1, 8), np.float32)]
     gots = [np.ones((1, 8), np.float32), np.zeros((1, 8), np.float32)]
-    m, checks = ValidateStage._check("y", refs, gots, OutputCheck(cosine_min=0.9))
+    m, checks = check_output("y", refs, gots, OutputCheck(cosine_min=0.9))
     assert np.isnan(m["cosine"]) and m["worst_sample"] == 1 and "all zeros" in m["cosine_undefined"]
     assert not checks[0].passed
     msg = worst_message({"y": m}, ["y"])

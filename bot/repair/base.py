@@ -27,3 +27,6 @@ class Repair:
     propose: Callable[[Failure, RepairState, dict], RepairState | None] = field(repr=False, default=None)
     #: () → why this repair cannot run on this machine (a missing optional install), or None
     unavailable: Callable[[], str | None] | None = field(repr=False, default=None)
+    #: the CPU QDQ simulation shows what it changes (the quantization, an output's form), so the
+    #: planner may screen it there; a rewrite for device numerics is only seen on the device
+    host_visible: bool = False

@@ -34,10 +34,12 @@ from bot.repair.base import Repair
 from bot.repair.catalogue import all_repairs
 from bot.repair.figures import step_figures
 from bot.repair.patches import working_copy
-from bot.repair.score import Score, TaskShortfall, score, task_failing
+from bot.repair.score import Score, TaskShortfall, score, task_failing, worst_cosine
 from bot.repair.state import RepairState
 from bot.repair.taxonomy import classify
 from bot.stage_options import QuantizeOptions
+from bot.stages.validate import OutputVerdict, judge_outputs, sample_names
+from bot.stages.validate import output_producers as output_producers_of
 from bot.store import WORK, read_json, sha256_json
 from bot.targets import SOCS
 
@@ -53,6 +55,7 @@ QUANT_ORDER = {
                 "calibration-percentile", "fp16-precision"),
 }
 SCREEN_TIE = 1e-3  # host scores this close rank as equal: the cheaper (earlier) candidate wins
+SCREEN_STEPS = 3  # a screened winner's own next steps tried on the CPU before the device runs it
 
 # which levels answer which failure class, in the order they are tried: the repairs that answer
 # the refused op itself (graph rules, a skill's source fix) before the generic ones
@@ -124,11 +127,12 @@ def output_producers(outcome: RunOutcome) -> dict[str, str]:
     """Op type that produces each output of the run's optimized graph (read without weights)."""
     if "optimize" not in outcome.dirs:
         return {}
-    import onnx  # deferred: ~0.4 s to import; a fully cached run opens no graph
+    return {name: p.op for name, p in output_producers_of(outcome.dirs["optimize"] / "model.onnx").items()}
 
-    g = onnx.load(str(outcome.dirs["optimize"] / "model.onnx"), load_external_data=False).graph
-    made_by = {o: n.op_type for n in g.node for o in n.output}
-    return {o.name: made_by.get(o.name, "") for o in g.output}
+
+def state_key(state: RepairState) -> str:
+    """What makes two states the same attempt: their options and patches."""
+    return json.dumps([state.options, state.patches], sort_keys=True)
 
 
 def options_diff(before: RepairState, after: RepairState) -> str:
@@ -333,7 +337,7 @@ class RepairLoop:
         """`start`: the state `first` ran with (the definition's up-front repairs), kept as the base."""
         best, state = first, start or RepairState()
         result = LoopResult(first, state)
-        tried = {json.dumps([state.options, state.patches], sort_keys=True)}
+        tried = {state_key(state)}
         ran_precisions = {self.precision_of(state)}
         followups: list[tuple[Repair, RepairState, str]] = []
         deltas: list[tuple[dict, list[str]]] = []
@@ -359,12 +363,12 @@ class RepairLoop:
                 break
             while pick is None and followups:
                 r, s_, follows = followups.pop(0)
-                if json.dumps([s_.options, s_.patches], sort_keys=True) not in tried:
+                if state_key(s_) not in tried:
                     pick = (r, s_)
             if pick is None:
                 follows = ""
                 candidates = [(r, s_) for r, s_ in self.plan(failure, state, best)
-                              if json.dumps([s_.options, s_.patches], sort_keys=True) not in tried]
+                              if state_key(s_) not in tried]
                 if not candidates:
                     if climbable:
                         pick = self.climb(failure, state, best, climbable[0])
@@ -372,9 +376,9 @@ class RepairLoop:
                         result.stopped = f"no known repair for {failure.kind.value} at {failure.stage}"
                         break
                 else:
-                    pick = self.screen(failure, candidates, result, judge_task=task_failing(best))[0]
+                    pick = self.screen(failure, candidates, result, best, tried, judge_task=task_failing(best))[0]
             repair, cand = pick
-            tried.add(json.dumps([cand.options, cand.patches], sort_keys=True))
+            tried.add(state_key(cand))
             ran_precisions.add(self.precision_of(cand))
             self.say(f"repair {len(result.attempts) + 1}: {repair.id} ({repair.level}) for {failure.kind.value} "
                      f"at {failure.stage}" + (f", on top of {follows}" if follows else ""))
@@ -404,53 +408,94 @@ class RepairLoop:
         result.attribution = self._attribution_used
         return result
 
-    def screen(self, failure: Failure, candidates: list[tuple[Repair, RepairState]],
-               result: LoopResult, judge_task: bool = False) -> list[tuple[Repair, RepairState]]:
-        """Try the first `limits.screen` quantization candidates on the CPU QDQ simulation (the
-        quantize stage's host-side outputs) and put the best there first (the cheapest among
-        near-equals), so the device compiles and validates the likely winner instead of
-        each in turn. Judged as attempts are (`bot.repair.score`): when a task check fails
-        (`judge_task`), by that task metric on the simulation's outputs, the worst host cosine
-        breaking ties; else by the worst host cosine. Losers stay candidates; their quantize
-        results are in the store, so screening them again costs nothing."""
+    def screen(self, failure: Failure, candidates: list[tuple[Repair, RepairState]], result: LoopResult,
+               best: RunOutcome | None = None, tried: set[str] = frozenset(),
+               judge_task: bool = False) -> list[tuple[Repair, RepairState]]:
+        """Try the first `limits.screen` candidates whose effect the CPU QDQ simulation shows
+        (`Repair.host_visible`) there, and put the best first (the cheapest among near-equals),
+        so the device compiles and validates the likely winner instead of each in turn. The
+        simulation's outputs are judged as validate judges the device's (every sample, packed
+        parts apart: `judge_outputs`), and a candidate is ranked as attempts are
+        (`bot.repair.score`): when a task check fails (`judge_task`), by that task metric too.
+        A winner the simulation still fails is offered its own next step (int16-localized's
+        larger share in 16 bits), so one device attempt runs the step the simulation says is
+        enough instead of one attempt per step. Losers stay candidates; their quantize results
+        are in the store, so screening them again costs nothing."""
         n = self.limits.screen
         workflow = self.workflow or []
-        if n < 2 or failure.kind != FailureKind.ACCURACY or failure.stage != "validate" or \
+        if n < 1 or failure.kind != FailureKind.ACCURACY or failure.stage != "validate" or \
                 (workflow and "quantize" not in workflow):
             return candidates
         pool = [(i, r, s_) for i, (r, s_) in enumerate(candidates[:n])
-                if r.level == "quant" and self.precision_of(s_) != "fp16"]
-        if len(pool) < 2 or pool[0][0] != 0:  # the head is not a quant candidate: its turn comes first
+                if r.host_visible and self.precision_of(s_) != "fp16"]
+        if not pool or pool[0][0] != 0:  # the head's effect shows only on the device: its turn comes first
             return candidates
-        scored: list[tuple[Score, Repair, RepairState]] = []
-        unjudged = False  # a candidate measured whose task could not be judged
-        for i, r, s_ in pool:
-            t0 = time.perf_counter()
-            run = self.run_state(s_, stop_after="quantize")
-            q = run.result("quantize")
-            sim = (q.metrics.get("host_cosine") or {}) if q is not None and q.passed else {}
-            vals = [v for v in sim.values() if isinstance(v, (int, float)) and not math.isnan(v)]
-            value = min(vals) if vals and len(vals) == len(sim) else -math.inf
-            task = self.host_task(run, s_) if judge_task and value != -math.inf else None
-            unjudged |= judge_task and value != -math.inf and task is None
-            scored.append((Score(0, task or TaskShortfall(), value), r, s_))
-            result.screened.append({"repair": r.id, "host_cosine": None if value == -math.inf else value,
-                                    **({"host_task_failing": task.failing, "host_task": dict(task.values)}
-                                       if task is not None else {}),
-                                    "seconds": round(time.perf_counter() - t0, 3)})
+        scored = [(self.judge_on_host(r, s_, result, judge_task), r, s_) for _, r, s_ in pool]
         if all(t[0].closeness == -math.inf for t in scored):  # nothing measured: the planned order stands
             return candidates
-        if unjudged:  # the task could not be judged for every candidate: compare them on cosine alone
+        if judge_task and any(t[0].closeness != -math.inf and t[0].task is None for t in scored):
+            # the task could not be judged for every candidate: compare them on the outputs alone
             judge_task = False
-            scored = [(Score(0, TaskShortfall(), t[0].closeness), t[1], t[2]) for t in scored]
+            scored = [(Score(t[0].stages, TaskShortfall(), t[0].closeness), t[1], t[2]) for t in scored]
+        scored = [(Score(t[0].stages, t[0].task or TaskShortfall(), t[0].closeness), t[1], t[2]) for t in scored]
         # the planned order is also the order of cost (mixed before w8a16): of the candidates the
         # simulation scores about as well as the best (within SCREEN_TIE), the earliest goes first
         top = max(scored, key=lambda t: t[0].rank())[0]
-        best = next(t for t in scored if not top.improves_on(t[0], SCREEN_TIE))
-        judged = f"task figures failing {best[0].task.failing}, " if judge_task else ""
-        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {best[1].id} first "
-                 f"({judged}host cosine {best[0].closeness})")
-        return [(best[1], best[2])] + [c for c in candidates if c[0] is not best[1]]
+        win, repair, state = next(t for t in scored if not top.improves_on(t[0], SCREEN_TIE))
+        steps = 0
+        ctx = self.context(best) if best is not None else None
+        while ctx is not None and win.stages == 0 and steps < SCREEN_STEPS:
+            try:
+                nxt = repair.propose(failure, state, ctx)
+            except Exception:  # noqa: BLE001 — no next step: the winner stands
+                nxt = None
+            if nxt is None or state_key(nxt) in tried or self.precision_of(nxt) != self.precision_of(state):
+                break
+            got = self.judge_on_host(repair, nxt, result, judge_task, step=steps + 1)
+            got = Score(got.stages, got.task or TaskShortfall(), got.closeness)
+            if not got.improves_on(win):
+                break
+            win, state, steps = got, nxt, steps + 1
+        judged = f"task figures failing {win.task.failing}, " if judge_task else ""
+        verdict = "passes there" if win.stages else "still fails there"
+        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {repair.id}"
+                 f"{f' (its step {steps + 1})' if steps else ''} first ({judged}worst sample cosine "
+                 f"{win.closeness}; {verdict})")
+        return [(repair, state)] + [c for c in candidates if c[0] is not repair]
+
+    def judge_on_host(self, repair: Repair, state: RepairState, result: LoopResult, judge_task: bool,
+                      step: int = 0) -> Score:
+        """A candidate's quantize stage run, its CPU QDQ simulation judged as validate judges the
+        device. `stages` is 1 when every output and part (and the task, when judged) passes
+        there, else 0; closeness the worst sample's cosine (inf when it passes, −inf when nothing
+        could be measured); `task` None when the task was to be judged and could not be."""
+        t0 = time.perf_counter()
+        run = self.run_state(state, stop_after="quantize")
+        verdict = self.host_verdict(run)
+        if verdict is None:
+            result.screened.append({"repair": repair.id, "host_cosine": None, **({"step": step} if step else {}),
+                                    "seconds": round(time.perf_counter() - t0, 3)})
+            return Score(0)
+        task = self.host_task(run, state) if judge_task else TaskShortfall()
+        passed = verdict.passed and task is not None and not task.failing
+        value = worst_cosine(verdict.per_output)
+        result.screened.append({"repair": repair.id, **({"step": step} if step else {}), "host_cosine": value,
+                                "host_failing": verdict.failing, "host_passed": passed,
+                                **({"host_task_failing": task.failing, "host_task": dict(task.values)}
+                                   if judge_task and task is not None else {}),
+                                "seconds": round(time.perf_counter() - t0, 3)})
+        # every candidate the simulation passes is as good as any other there: the cheapest wins
+        return Score(int(passed), task, math.inf if passed else value)
+
+    def host_verdict(self, run: RunOutcome) -> OutputVerdict | None:
+        """The quantize stage's CPU QDQ outputs judged against the golden ones (None: not run)."""
+        q = run.result("quantize")
+        if q is None or not q.passed or "host_outputs" not in q.artifacts or "quantize" not in run.dirs:
+            return None
+        golden = S.load(run.dirs["load"] / "golden.npz")
+        host = S.load(run.dirs["quantize"] / q.artifacts["host_outputs"])
+        producers = output_producers_of(run.dirs["optimize"] / "model.onnx") if "optimize" in run.dirs else {}
+        return judge_outputs(self.spec, golden, host, producers, sample_names(self.spec, len(host)))
 
     def host_task(self, run: RunOutcome, state: RepairState) -> TaskShortfall | None:
         """The definition's task metrics on the CPU QDQ simulation's outputs (None: not measurable)."""

@@ -10,7 +10,7 @@ Writes `outputs.npz` and `metrics.json`. A collapsed output (cosine undefined) f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,50 +60,22 @@ class ValidateStage(Stage):
             ctx.say(f"host part: {', '.join(op for p in host['parts'] for op in p['ops'])} on the CPU")
         S.save(work / "outputs.npz", run.outputs)
 
-        checks, per_output, failing = self._interface(golden[0], run.outputs[0]), {}, []
-        undefined: dict[str, str] = {}  # label → why its cosine is undefined
+        checks = self._interface(golden[0], run.outputs[0])
         if not all(c.passed for c in checks):
             raise StageFailed(Failure(self.name, FailureKind.INTERFACE_MISMATCH,
                                       "the compiled model's outputs differ from the golden ones in name or shape",
                                       details={"expected": {k: list(v.shape) for k, v in golden[0].items()},
                                                "got": {k: list(v.shape) for k, v in run.outputs[0].items()}}), checks)
         names = sample_names(ctx.spec, len(feeds))
-        producers, detected, axes = None, {}, {}
-        for name in golden[0]:
-            th = ctx.spec.check_for(name)
-            # an output may pack quantities of different scale (a detector's boxes and scores):
-            # each part is checked on its own, so the small one cannot hide in the big one; the
-            # definition may declare the parts, else they are found in the golden outputs
-            declared, axis = th.parts, th.axis
-            if not declared:
-                if producers is None:
-                    producers = output_producers(ctx.artifact("optimize", "onnx")) if "optimize" in ctx.results else {}
-                made_by = producers.get(name)
-                concat = made_by is not None and made_by.op == "Concat"
-                if concat and made_by.axis is not None:  # a Concat says along which axis it packed
-                    axis = made_by.axis % np.asarray(golden[0][name]).ndim
-                declared = packed_parts([g[name] for g in golden], axis, concat=concat)
-                if declared:
-                    detected[name] = {k: list(v) for k, v in declared.items()}
-                    axes[name] = axis
-                    ctx.say(f"{name}: packed slices of different scale found along axis {axis}, checked as "
-                            f"{', '.join(f'{k} [{lo}, {hi})' for k, (lo, hi) in declared.items())}")
-            parts = {f"{name}.{part}": (lambda a, lo=lo, hi=hi, ax=axis: np.take(a, range(lo, hi), axis=ax))
-                     for part, (lo, hi) in declared.items()} or {name: (lambda a: a)}
-            for label, cut in parts.items():
-                refs, gots = [cut(g[name]) for g in golden], [cut(o[name]) for o in run.outputs]
-                m, out_checks = self._check(label, refs, gots, th, names)
-                if _nan(m["cosine"]):
-                    undefined[label] = why_undefined(label, refs, gots)
-                per_output[label] = {k: _r(v) for k, v in m.items()}
-                checks += out_checks
-                if not all(c.passed for c in out_checks):
-                    failing.append(label)
+        producers = output_producers(ctx.artifact("optimize", "onnx")) if "optimize" in ctx.results else {}
+        verdict = judge_outputs(ctx.spec, golden, run.outputs, producers, names, ctx.say)
+        checks += verdict.checks
+        per_output, failing, undefined = verdict.per_output, verdict.failing, verdict.undefined
         lat = sorted(run.seconds_per_inference)
         metrics = {"outputs": per_output, "latency_ms_median": round(1000 * lat[len(lat) // 2], 3),
                    "samples": len(feeds), "backend": ctx.backend.name}
-        if detected:
-            metrics["packed_parts_detected"], metrics["packed_parts_axis"] = detected, axes
+        if verdict.detected:
+            metrics["packed_parts_detected"], metrics["packed_parts_axis"] = verdict.detected, verdict.axes
         task, task_checks, task_failing = validate_task(ctx, golden, run.outputs, work)
         arts = {"outputs": "outputs.npz", "metrics": "metrics.json"}
         if task is not None:
@@ -128,60 +100,114 @@ class ValidateStage(Stage):
         return res
 
     @staticmethod
-    def _check(label: str, refs: list, gots: list, th, names: list[str] | None = None) -> tuple[dict, list[Check]]:
-        """Every threshold on every sample: a metric's value is its worst sample's (which one is
-        recorded), the pooled figure over all samples sits beside it."""
-        import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
-        pooled = M.summary(M.concat(refs), M.concat(gots))
-        each = M.per_sample(refs, gots)
-        m: dict = {}
-        for metric, higher in M.HIGHER_IS_BETTER.items():
-            values = [e[metric] for e in each]
-            i = M.worst_index(values, higher)
-            m[metric], m[f"{metric}_pooled"], m[f"{metric}_worst_sample"] = values[i], pooled[metric], i
-        i = m["cosine_worst_sample"]
-        m["worst_sample"] = i
-        if names and i < len(names):
-            m["worst_sample_file"] = names[i]
-        m["cosine_per_sample"] = [_r(e["cosine"]) for e in each]
-        why = M.undefined_cosine(refs[i], gots[i]) if _nan(m["cosine"]) else ""
-        if why:
-            m["cosine_undefined"] = why
-
-        def detail(metric: str) -> str:
-            j = m[f"{metric}_worst_sample"]
-            where = f"sample {j}" + (f" ({names[j]})" if names and j < len(names) else "")
-            undefined = f", cosine undefined: {why}" if metric == "cosine" and why else ""
-            return f"worst: {where}{undefined}; pooled over {len(each)}: {_r(m[metric + '_pooled'])}"
-
-        checks = [Check(f"{label} cosine", _ok(m["cosine"], th.cosine_min), _r(m["cosine"]), th.cosine_min,
-                        detail("cosine"))]
-        if th.sqnr_min_db is not None:
-            checks.append(Check(f"{label} SQNR dB", _ok(m["sqnr_db"], th.sqnr_min_db), _r(m["sqnr_db"]), th.sqnr_min_db,
-                                detail("sqnr_db")))
-        if th.psnr_min_db is not None:
-            checks.append(Check(f"{label} PSNR dB", _ok(m["psnr_db"], th.psnr_min_db), _r(m["psnr_db"]), th.psnr_min_db,
-                                detail("psnr_db")))
-        if th.max_abs_max is not None:
-            checks.append(Check(f"{label} max-abs", _ok(m["max_abs"], th.max_abs_max, False), _r(m["max_abs"]),
-                                th.max_abs_max, detail("max_abs")))
-        if th.topk:
-            agree = [M.topk_agreement(r, g, th.topk) for r, g in zip(refs, gots)]
-            j = int(np.argmin(agree))
-            m[f"top{th.topk}_agreement"] = float(np.mean(agree))
-            m[f"top{th.topk}_agreement_worst"], m[f"top{th.topk}_agreement_worst_sample"] = agree[j], j
-            where = f"sample {j}" + (f" ({names[j]})" if names and j < len(names) else "")
-            checks.append(Check(f"{label} top-{th.topk} agreement", _ok(float(agree[j]), th.topk_agreement_min),
-                                _r(float(agree[j])), th.topk_agreement_min,
-                                f"worst: {where}; mean over {len(agree)}: {_r(float(np.mean(agree)))}"))
-        return m, checks
-
-    @staticmethod
     def _interface(golden: dict, got: dict) -> list[Check]:
         import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
         exp = {k: list(v.shape) for k, v in golden.items()}
         have = {k: list(np.asarray(v).shape) for k, v in got.items()}
         return [Check("output names and shapes match the golden outputs", exp == have, have, exp)]
+
+
+@dataclass
+class OutputVerdict:
+    """Every output (or packed part) judged on every sample; `failing` lists the labels that fail."""
+
+    per_output: dict[str, dict] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)
+    undefined: dict[str, str] = field(default_factory=dict)  # label → why its cosine is undefined
+    detected: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # packed parts found, not declared
+    axes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failing
+
+
+def judge_outputs(spec, golden: list[dict], outputs: list[dict], producers: dict[str, "OutputProducer"],
+                  names: list[str] | None = None, say=lambda m: None) -> OutputVerdict:
+    """The definition's thresholds on outputs against the golden ones, as validate judges the
+    device: the repair planner judges the CPU QDQ simulation with the same function, so a
+    candidate screened there is held to the bar the device will be held to."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
+    v = OutputVerdict()
+    for name in golden[0]:
+        th = spec.check_for(name)
+        # an output may pack quantities of different scale (a detector's boxes and scores):
+        # each part is checked on its own, so the small one cannot hide in the big one; the
+        # definition may declare the parts, else they are found in the golden outputs
+        declared, axis = th.parts, th.axis
+        if not declared:
+            made_by = producers.get(name)
+            concat = made_by is not None and made_by.op == "Concat"
+            if concat and made_by.axis is not None:  # a Concat says along which axis it packed
+                axis = made_by.axis % np.asarray(golden[0][name]).ndim
+            declared = packed_parts([g[name] for g in golden], axis, concat=concat)
+            if declared:
+                v.detected[name] = {k: list(p) for k, p in declared.items()}
+                v.axes[name] = axis
+                say(f"{name}: packed slices of different scale found along axis {axis}, checked as "
+                    f"{', '.join(f'{k} [{lo}, {hi})' for k, (lo, hi) in declared.items())}")
+        parts = {f"{name}.{part}": (lambda a, lo=lo, hi=hi, ax=axis: np.take(a, range(lo, hi), axis=ax))
+                 for part, (lo, hi) in declared.items()} or {name: (lambda a: a)}
+        for label, cut in parts.items():
+            refs, gots = [cut(g[name]) for g in golden], [cut(o[name]) for o in outputs]
+            m, out_checks = check_output(label, refs, gots, th, names)
+            if _nan(m["cosine"]):
+                v.undefined[label] = why_undefined(label, refs, gots)
+            v.per_output[label] = {k: _r(x) for k, x in m.items()}
+            v.checks += out_checks
+            if not all(c.passed for c in out_checks):
+                v.failing.append(label)
+    return v
+
+
+def check_output(label: str, refs: list, gots: list, th, names: list[str] | None = None) -> tuple[dict, list[Check]]:
+    """Every threshold on every sample: a metric's value is its worst sample's (which one is
+    recorded), the pooled figure over all samples sits beside it."""
+    import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
+    pooled = M.summary(M.concat(refs), M.concat(gots))
+    each = M.per_sample(refs, gots)
+    m: dict = {}
+    for metric, higher in M.HIGHER_IS_BETTER.items():
+        values = [e[metric] for e in each]
+        i = M.worst_index(values, higher)
+        m[metric], m[f"{metric}_pooled"], m[f"{metric}_worst_sample"] = values[i], pooled[metric], i
+    i = m["cosine_worst_sample"]
+    m["worst_sample"] = i
+    if names and i < len(names):
+        m["worst_sample_file"] = names[i]
+    m["cosine_per_sample"] = [_r(e["cosine"]) for e in each]
+    why = M.undefined_cosine(refs[i], gots[i]) if _nan(m["cosine"]) else ""
+    if why:
+        m["cosine_undefined"] = why
+
+    def detail(metric: str) -> str:
+        j = m[f"{metric}_worst_sample"]
+        where = f"sample {j}" + (f" ({names[j]})" if names and j < len(names) else "")
+        undefined = f", cosine undefined: {why}" if metric == "cosine" and why else ""
+        return f"worst: {where}{undefined}; pooled over {len(each)}: {_r(m[metric + '_pooled'])}"
+
+    checks = [Check(f"{label} cosine", _ok(m["cosine"], th.cosine_min), _r(m["cosine"]), th.cosine_min,
+                    detail("cosine"))]
+    if th.sqnr_min_db is not None:
+        checks.append(Check(f"{label} SQNR dB", _ok(m["sqnr_db"], th.sqnr_min_db), _r(m["sqnr_db"]), th.sqnr_min_db,
+                            detail("sqnr_db")))
+    if th.psnr_min_db is not None:
+        checks.append(Check(f"{label} PSNR dB", _ok(m["psnr_db"], th.psnr_min_db), _r(m["psnr_db"]), th.psnr_min_db,
+                            detail("psnr_db")))
+    if th.max_abs_max is not None:
+        checks.append(Check(f"{label} max-abs", _ok(m["max_abs"], th.max_abs_max, False), _r(m["max_abs"]),
+                            th.max_abs_max, detail("max_abs")))
+    if th.topk:
+        agree = [M.topk_agreement(r, g, th.topk) for r, g in zip(refs, gots)]
+        j = int(np.argmin(agree))
+        m[f"top{th.topk}_agreement"] = float(np.mean(agree))
+        m[f"top{th.topk}_agreement_worst"], m[f"top{th.topk}_agreement_worst_sample"] = agree[j], j
+        where = f"sample {j}" + (f" ({names[j]})" if names and j < len(names) else "")
+        checks.append(Check(f"{label} top-{th.topk} agreement", _ok(float(agree[j]), th.topk_agreement_min),
+                            _r(float(agree[j])), th.topk_agreement_min,
+                            f"worst: {where}; mean over {len(agree)}: {_r(float(np.mean(agree)))}"))
+    return m, checks
 
 
 # channel groups whose magnitudes differ this much (no overlap) are checked as separate parts;

@@ -37,11 +37,14 @@ ACC = (FailureKind.ACCURACY,)
 REPAIRS: tuple[Repair, ...] = (
     Repair("aimet-cle", "quant", ACC,
            "AIMET cross-layer equalization (rescales consecutive convs so per-tensor weight ranges even "
-           "out), then AIMET's HTP quantization", _with_technique("cle"), unavailable=_unavailable),
+           "out), then AIMET's HTP quantization", _with_technique("cle"), unavailable=_unavailable,
+           host_visible=True),
     Repair("aimet-seqmse", "quant", ACC,
            "AIMET sequential MSE: each layer's weight encodings chosen to minimise its output error on "
-           "the calibration set", _with_technique("seqmse", replaces=("adaround",)), unavailable=_unavailable),
+           "the calibration set", _with_technique("seqmse", replaces=("adaround",)), unavailable=_unavailable,
+           host_visible=True),
     Repair("aimet-adaround", "quant", ACC,
            "AIMET AdaRound: each weight rounded up or down as learned on the calibration set, not to "
-           "nearest", _with_technique("adaround", replaces=("seqmse",)), unavailable=_unavailable),
+           "nearest", _with_technique("adaround", replaces=("seqmse",)), unavailable=_unavailable,
+           host_visible=True),
 )

@@ -60,4 +60,6 @@ def _proposer(rule):
     return propose
 
 
-REPAIRS: tuple[Repair, ...] = tuple(Repair(rule.id, "graph", ANSWERS, rule.summary, _proposer(rule)) for rule in RULES)
+REPAIRS: tuple[Repair, ...] = tuple(Repair(rule.id, "graph", ANSWERS, rule.summary, _proposer(rule),
+                                           host_visible=bool(rule.output_ops or rule.quantization_numerics))
+                                    for rule in RULES)

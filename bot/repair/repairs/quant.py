@@ -107,18 +107,18 @@ ACC = (FailureKind.ACCURACY,)
 REPAIRS: tuple[Repair, ...] = (
     Repair("signed-weights", "quant", ACC,
            "signed symmetric int8 weights, so the quantizer widens a weight scale until its bias fits int32 "
-           "(a saturated bias shifts the layer's output)", _signed_weights),
+           "(a saturated bias shifts the layer's output)", _signed_weights, host_visible=True),
     Repair("keep-tiny-ranges", "quant", ACC,
            "keep activation ranges below 1e-4 instead of widening them (they quantize to zero: a "
-           "collapsed output)", _keep_tiny_ranges),
+           "collapsed output)", _keep_tiny_ranges, host_visible=True),
     Repair("int16-localized", "quant", ACC,
-           "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized),
-    Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all),
+           "16-bit activations for the layers failure localization blames (mixed precision)", _int16_localized, host_visible=True),
+    Repair("w8a16-all", "quant", ACC, "16-bit activations everywhere (A16W8)", _w8a16_all, host_visible=True),
     Repair("per-channel-weights", "quant", ACC,
            "per-channel weight scales for Conv/ConvTranspose/Gemm/MatMul weights, where the definition asked "
-           "for per-tensor", _per_channel),
+           "for per-tensor", _per_channel, host_visible=True),
     Repair("calibration-percentile", "quant", ACC,
-           "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration),
+           "percentile calibration (99.999%) so outliers do not stretch the activation ranges", _calibration, host_visible=True),
     Repair("per-tensor-where-refused", "quant", (FailureKind.TOOL_ERROR,),
            "per-tensor scales for the weights whose per-channel axis onnxruntime refuses on a tensor they "
            "feed (\"For per axis quantization, scale must be 1D tensor with size …\")", _per_tensor_where_refused),
