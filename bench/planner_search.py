@@ -62,7 +62,8 @@ def run_case(name: str, code: str, spec: dict, work: Path) -> dict:
     v = outcome.result("validate")
     return {"case": name, "passed": outcome.passed, "attempts": len(repairs), "wall_seconds": round(seconds, 1),
             "precision": q.metrics.get("precision") if q else None,
-            "kept": [r["repair"] for r in repairs if r.get("kept")], "tried": [r["repair"] for r in repairs],
+            "kept": [n for r in repairs if r.get("kept") for n in [r["repair"], *r.get("composed", [])]],
+            "tried": [" + ".join([r["repair"], *r.get("composed", [])]) for r in repairs],
             "checked": sorted((v.metrics.get("outputs") or {})) if v else None,
             "stopped": (outcome.manifest.get("repair_state") or {}).get("stopped")}
 

@@ -60,6 +60,7 @@ class RepairRecord(_Record):
     after: dict[str, Any] | None = Field(default_factory=dict)
     diff: str | None = ""
     seconds: float | None = None
+    composed: list[str] = Field(default_factory=list)  # repairs the CPU screen ran with it in one device attempt
 
 
 class PartRow(_Record):

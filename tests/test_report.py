@@ -372,3 +372,12 @@ def test_run_time_noise_is_one_rule_for_every_manifest():
     assert _quiet(m) == _quiet(again)
     again["parts"][0]["passed"] = False
     assert _quiet(m) != _quiet(again)
+
+
+def test_an_attempt_names_the_repairs_the_cpu_screen_composed_into_it(tmp_path):
+    """silero-vad's one device attempt ran w8a16-all with magnitude-form on top: the report says both."""
+    composite = dict(repair(1), repair="w8a16-all", level="quant", composed=["magnitude-form"])
+    body = pr_body(make_deployment(tmp_path / "d", repairs=[composite]))
+    assert "#### 1. `w8a16-all + magnitude-form` (quant) — kept" in body
+    page = html_report(make_deployment(tmp_path / "h", repairs=[composite]), tmp_path / "report").read_text()
+    assert "1. w8a16-all + magnitude-form (quant): kept</h" in page

@@ -84,6 +84,7 @@ class Attempt:
     seconds: float
     improved: bool = False  # the run got further or scored better than the best before it
     follows: str = ""  # the discarded repair this one was combined with (a follow-up)
+    composed: list[str] = field(default_factory=list)  # repairs the CPU screen put on top, run in this attempt
 
 
 @dataclass
@@ -189,6 +190,8 @@ class RepairLoop:
         self._rewrites: dict[str, int | None] = {}
         self._attributions: dict[str, object] = {}
         self._attribution_used: dict | None = None
+        self._host_runs: dict[str, RunOutcome] = {}  # state key → its screened run (stopped after quantize)
+        self._composed: dict[str, list[str]] = {}  # state key → repairs the screen put on top of its first
         self.notes: list[str] = []  # what the planner could not compute (kept in the manifest)
 
     def note(self, text: str) -> None:
@@ -303,16 +306,19 @@ class RepairLoop:
                                               levels.index(r.level), rank[r.id]))
 
     # -- the loop ----------------------------------------------------------------------------
-    def context(self, best: RunOutcome) -> dict:
+    def context(self, best: RunOutcome, on_device: bool = True) -> dict:
+        """What proposals may look at; `on_device=False` for a run that stopped at quantize (the
+        screen's): no device localization, so rules for device numerics are not proposed there."""
         from bot.repair.localize import divergent  # deferred: imports onnx; only a failing run is localized
 
         return {"spec": self.spec, "model_dir": self.model_dir, "localize": lambda: self.localize(best),
-                "divergent": lambda: divergent(self.localize(best, on_device=True)),
+                "divergent": (lambda: divergent(self.localize(best, on_device=True))) if on_device else list,
                 "output_producers": lambda: output_producers(best),
                 "rewrite_count": lambda rule_id: self.rewrite_count(best, rule_id), "params": {}}
 
-    def plan(self, failure: Failure, state: RepairState, best: RunOutcome) -> list[tuple[Repair, RepairState]]:
-        ctx = self.context(best)
+    def plan(self, failure: Failure, state: RepairState, best: RunOutcome,
+             on_device: bool = True) -> list[tuple[Repair, RepairState]]:
+        ctx = self.context(best, on_device)
         order = LEVEL_ORDER.get(failure.kind, ())
         repairs = [r for r in all_repairs().values()
                    if failure.kind in r.answers and r.level in order and r.id not in self.exclude]
@@ -380,8 +386,9 @@ class RepairLoop:
             repair, cand = pick
             tried.add(state_key(cand))
             ran_precisions.add(self.precision_of(cand))
-            self.say(f"repair {len(result.attempts) + 1}: {repair.id} ({repair.level}) for {failure.kind.value} "
-                     f"at {failure.stage}" + (f", on top of {follows}" if follows else ""))
+            composed = self._composed.pop(state_key(cand), [])
+            self.say(f"repair {len(result.attempts) + 1}: {' + '.join([repair.id] + composed)} ({repair.level}) "
+                     f"for {failure.kind.value} at {failure.stage}" + (f", on top of {follows}" if follows else ""))
             t0 = time.perf_counter()
             outcome = self.run_state(cand)
             improved = score(outcome).improves_on(score(best))
@@ -390,7 +397,7 @@ class RepairLoop:
                 reason=f"{failure.kind.value} at {failure.stage}: {failure.message}"[:400],
                 signature=failure.signature(), kept=improved, diff=options_diff(state, cand),
                 before=summarize(best), after=summarize(outcome), seconds=round(time.perf_counter() - t0, 3),
-                improved=improved, follows=follows))
+                improved=improved, follows=follows, composed=composed))
             deltas.append(option_delta(state, cand))
             self.say(f"  → {'kept' if improved else 'discarded'}: "
                      f"{'passed' if outcome.passed else (outcome.failure.message if outcome.failure else '')}"[:200])
@@ -442,25 +449,24 @@ class RepairLoop:
         # simulation scores about as well as the best (within SCREEN_TIE), the earliest goes first
         top = max(scored, key=lambda t: t[0].rank())[0]
         win, repair, state = next(t for t in scored if not top.improves_on(t[0], SCREEN_TIE))
-        steps = 0
-        ctx = self.context(best) if best is not None else None
-        while ctx is not None and win.stages == 0 and steps < SCREEN_STEPS:
-            try:
-                nxt = repair.propose(failure, state, ctx)
-            except Exception:  # noqa: BLE001 — no next step: the winner stands
-                nxt = None
-            if nxt is None or state_key(nxt) in tried or self.precision_of(nxt) != self.precision_of(state):
+        composed, run = [], self._host_runs.get(state_key(state))
+        skip = set(tried) | {state_key(s_) for _, _, s_ in pool}
+        while win.stages == 0 and len(composed) < SCREEN_STEPS and run is not None:
+            nxt = self.next_on_host(state, run, skip, judge_task)
+            if nxt is None:
                 break
-            got = self.judge_on_host(repair, nxt, result, judge_task, step=steps + 1)
-            got = Score(got.stages, got.task or TaskShortfall(), got.closeness)
-            if not got.improves_on(win):
+            r2, s2 = nxt
+            skip.add(state_key(s2))
+            got = self.judge_on_host(r2, s2, result, judge_task, step=len(composed) + 1)
+            if got.task is None or not got.improves_on(win):
                 break
-            win, state, steps = got, nxt, steps + 1
+            win, state, run = got, s2, self._host_runs.get(state_key(s2))
+            composed.append(r2.id)
         judged = f"task figures failing {win.task.failing}, " if judge_task else ""
         verdict = "passes there" if win.stages else "still fails there"
-        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {repair.id}"
-                 f"{f' (its step {steps + 1})' if steps else ''} first ({judged}worst sample cosine "
-                 f"{win.closeness}; {verdict})")
+        self.say(f"screened {len(pool)} candidate(s) on the CPU QDQ simulation: {' + '.join([repair.id] + composed)} "
+                 f"first ({judged}worst sample cosine {win.closeness}; {verdict})")
+        self._composed[state_key(state)] = composed
         return [(repair, state)] + [c for c in candidates if c[0] is not repair]
 
     def judge_on_host(self, repair: Repair, state: RepairState, result: LoopResult, judge_task: bool,
@@ -471,6 +477,7 @@ class RepairLoop:
         could be measured); `task` None when the task was to be judged and could not be."""
         t0 = time.perf_counter()
         run = self.run_state(state, stop_after="quantize")
+        self._host_runs[state_key(state)] = run
         verdict = self.host_verdict(run)
         if verdict is None:
             result.screened.append({"repair": repair.id, "host_cosine": None, **({"step": step} if step else {}),
@@ -496,6 +503,25 @@ class RepairLoop:
         host = S.load(run.dirs["quantize"] / q.artifacts["host_outputs"])
         producers = output_producers_of(run.dirs["optimize"] / "model.onnx") if "optimize" in run.dirs else {}
         return judge_outputs(self.spec, golden, host, producers, sample_names(self.spec, len(host)))
+
+    def next_on_host(self, state: RepairState, run: RunOutcome, skip: set[str],
+                     judge_task: bool) -> tuple[Repair, RepairState] | None:
+        """The planner's first proposal for what the simulation of `state` still fails, at the same
+        precision and visible there (silero-vad: magnitude-form on top of w8a16-all; nudenet:
+        int16-localized's next share), so the device can run both in one attempt."""
+        verdict = self.host_verdict(run)
+        if verdict is None:
+            return None
+        task = self.host_task(run, state) if judge_task else None
+        failure = Failure("validate", FailureKind.ACCURACY, "fails on the CPU QDQ simulation",
+                          details={"failing_outputs": verdict.failing or list(verdict.per_output),
+                                   "metrics": verdict.per_output,
+                                   "failing_task_metrics": [name for name, _ in task.values] if task else []})
+        here = self.precision_of(state)
+        for r, s_ in self.plan(failure, state, run, on_device=False):
+            if r.host_visible and self.precision_of(s_) == here and state_key(s_) not in skip:
+                return r, s_
+        return None
 
     def host_task(self, run: RunOutcome, state: RepairState) -> TaskShortfall | None:
         """The definition's task metrics on the CPU QDQ simulation's outputs (None: not measurable)."""

@@ -184,13 +184,18 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _attempt_name(r: dict) -> str:
+    """The repair an attempt ran, with those the CPU screen composed on top of it (one device run)."""
+    return " + ".join([r.get("repair", "?"), *(r.get("composed") or [])])
+
+
 def _repair_rows(repairs: list[dict]) -> list[dict]:
     rows = []
     for r in repairs:
         before, after = _flat(r.get("before") or {}), _flat(r.get("after") or {})
         keys = list(dict.fromkeys([*before, *after]))
         rows.append({
-            "n": r.get("n"), "repair": r.get("repair", "?"), "level": r.get("level", "?"),
+            "n": r.get("n"), "repair": _attempt_name(r), "level": r.get("level", "?"),
             "reason": r.get("reason", ""), "kept": bool(r.get("kept")), "seconds": r.get("seconds"),
             "diff": r.get("diff") or "", "patch": patch_name(r),
             "changes": [{"key": k, "before": fmt(before.get(k)), "after": fmt(after.get(k))} for k in keys],
@@ -209,7 +214,7 @@ def _step_rows(reps: list[dict]) -> list[dict]:
     if not reps or not any((r.get("after") or {}).get("technique") for r in reps):
         return []
     runs = [("as defined", "", None, reps[0].get("before") or {})]
-    runs += [(f"{r.get('n')}", r.get("repair", "?"), bool(r.get("kept")), r.get("after") or {}) for r in reps]
+    runs += [(f"{r.get('n')}", _attempt_name(r), bool(r.get("kept")), r.get("after") or {}) for r in reps]
     return [{"step": step, "repair": repair, "kept": kept, "technique": d.get("technique") or d.get("precision") or "—",
              "passed": d.get("passed"), "cosine": fmt(_worst_cosine(d)),
              "task": ", ".join(f"{k} {fmt(v)}" for k, v in (d.get("task") or {}).items()) or "—",
