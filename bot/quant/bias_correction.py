@@ -21,6 +21,8 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from bot.cpu_session import as_written
+
 CORRECTED = frozenset({"Conv"})
 
 
@@ -69,10 +71,7 @@ def _output_means(model: onnx.ModelProto, names: list[str], calib: list[dict[str
     m.CopyFrom(model)
     known = {o.name for o in m.graph.output}
     m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(x) for x in names if x not in known)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # as written (see _onnx)
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(m.SerializeToString(), as_written(), providers=["CPUExecutionProvider"])
     outs = [o.name for o in sess.get_outputs()]
     inputs = {i.name for i in sess.get_inputs()}
     sums: dict[str, np.ndarray] = {}

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from bot import metrics as M
+from bot.cpu_session import as_written
 
 DQ_SUFFIX = "_DequantizeLinear_Output"
 
@@ -129,9 +130,7 @@ def _worst_cosine(model: onnx.ModelProto, feeds: list[dict], golden: list[dict])
     import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
     import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), as_written(), providers=["CPUExecutionProvider"])
     wanted = [i.name for i in sess.get_inputs()]
     names = [o.name for o in sess.get_outputs()]
     worst = 1.0

@@ -9,27 +9,12 @@ if TYPE_CHECKING:
     import numpy as np
 
 from bot import metrics
+from bot.cpu_session import as_written
 from bot import samples as S
 from bot.errors import BadInput
 from bot.records import Check
 
 PARITY_COSINE = 0.9999  # a float graph must match PyTorch far closer than any deployed one
-
-
-def as_written():
-    """CPU session options that compute a graph as written: basic optimizations only. The extended
-    level fuses DequantizeLinear → Conv → QuantizeLinear into QLinearConv, whose x86 AVX2 kernel (no
-    VNNI) multiplies uint8 activations by int8 weights with saturating 16-bit pair sums; AIMET's or
-    signed-weight QDQ graphs then lose accuracy the HTP never loses (deep-sort MobileNetV2, AIMET
-    QuantSim: cosine 0.742 fused vs 0.946 as written). An `onnx:` definition's golden outputs use
-    the same options, so the export stage's parity check compares like with like (basic-pitch's
-    whole graph, a log of a 127 dB power: default vs basic level differ by up to 0.002)."""
-    import onnxruntime as ort  # deferred: a slow import, only running a graph needs it
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return so
 
 
 def cpu_outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 from bot import metrics as M
 from bot import samples as S
+from bot.cpu_session import as_written
 from bot.errors import BadInput
 from bot.quant import aimet_engine as A
 from bot.quant.aimet_engine import ENGINE as AIMET
@@ -226,9 +227,7 @@ def bounded_outputs(model: onnx.ModelProto, src: Path, calib) -> dict[str, str]:
         return {}
     import onnxruntime as ort  # deferred: a slow import; only running a graph needs it
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(src), as_written(), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in sess.get_inputs()}
     peak = dict.fromkeys(softmax_outputs, 0.0)
     for feed in calib:
