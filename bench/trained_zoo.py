@@ -158,12 +158,29 @@ def prepare(folder: Path) -> None:
              what=f"the data maker {make}")
 
 
-def one(name: str, work: Path) -> dict:
+def with_screen(screen: int | None) -> None:
+    """`--screen N`: the definition's `limits.screen` replaced for this run (what the CPU screening
+    saves is measured with the same definition run at 0 and at the default)."""
+    if screen is None:
+        return
+    import bot.deploy as D
+
+    load = D.load_spec
+
+    def load_spec(model):
+        spec, folder = load(model)
+        return spec.model_copy(update={"limits": spec.limits.model_copy(update={"screen": screen})}), folder
+
+    D.load_spec = load_spec
+
+
+def one(name: str, work: Path, screen: int | None = None) -> dict:
     """Child process: inputs, the naive path, then the bot, on the same definition and samples."""
     from bot import samples as S
     from bot.deploy import deploy
     from bot.spec import load_spec
 
+    with_screen(screen)
     folder = TRAINED / name
     prepare(folder)
     spec, folder = load_spec(folder)
@@ -192,6 +209,7 @@ def one(name: str, work: Path) -> dict:
         return row
     row["bot_seconds"] = round(time.perf_counter() - t0, 2)
     m = outcome.manifest
+    screened = (m.get("repair_state") or {}).get("screened") or []
     v, c, qz, cp = (outcome.result(s) for s in ("validate", "compat", "quantize", "compile"))
     row["bot"] = {
         "passed": outcome.passed, "status": m.get("status"),
@@ -201,13 +219,15 @@ def one(name: str, work: Path) -> dict:
         "compat_nodes": (c.metrics.get("total_nodes"), c.metrics.get("fallback_nodes")) if c else None,
         "stages": {s["stage"]: s["seconds"] for s in m.get("stages", [])},
         "repairs": [(" + ".join([a["repair"], *a.get("composed", [])]), a["kept"]) for a in m.get("repairs", [])],
-        "kept": [r for a in m.get("repairs", []) if a["kept"] for r in [a["repair"], *a.get("composed", [])]],
+        "kept": list(dict.fromkeys(r for a in m.get("repairs", []) if a["kept"] for r in [a["repair"], *a.get("composed", [])])),
         "llm_calls": (m.get("llm") or {}).get("calls", 0),
         "llm_mode": (m.get("llm") or {}).get("mode"),
         "failure": outcome.failure.message[:400] if outcome.failure else None,
         "failure_stage": outcome.failure.stage if outcome.failure else None,
         "precision": qz.metrics.get("precision") if qz else None,
         "int16_tensors": qz.metrics.get("int16_tensors") if qz else None,
+        "screen": spec.limits.screen if screen is None else screen,
+        "screened": len(screened), "screen_seconds": round(sum(x.get("seconds") or 0 for x in screened), 1),
     }
     return row
 
@@ -267,14 +287,22 @@ def pooled_cell(outputs: dict | None) -> str:
     return _f(min(vals)) if vals else "—"
 
 
+def attempts_cell(b: dict) -> str:
+    """Device attempts (each a compile and a validate on every sample), and what the screen ran on the CPU."""
+    n = len(b.get("repairs") or [])
+    if "screened" not in b:  # a row measured before the screen was recorded
+        return str(n)
+    return f"{n} ({b['screened']}, {_f(b.get('screen_seconds'), 0)} s)"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| model | inputs (cal/val) | naive: full HTP | naive: cosine / SQNR dB (pooled) | naive: task | bot: full HTP | "
-             "bot: cosine / SQNR dB, worst sample (pooled cosine) | bot: task | bot: pass | precision | repairs kept | LLM calls | "
-             "bot s | naive s | adaptation | measured (UTC) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "bot: cosine / SQNR dB, worst sample (pooled cosine) | bot: task | bot: pass | precision | repairs kept | "
+             "device attempts (candidates screened on the CPU, their s) | LLM calls | bot s | naive s | adaptation | measured (UTC) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r and "bot" not in r:
-            lines.append(f"| {r['model']} | — | — | — | — | — | — | — | **error**: {r['error'].strip().splitlines()[-1][:200].replace('|', '/')} | — | — | — | — | — "
+            lines.append(f"| {r['model']} | — | — | — | — | — | — | — | **error**: {r['error'].strip().splitlines()[-1][:200].replace('|', '/')} | — | — | — | — | — | — "
                          f"| {ADAPTATIONS.get(r['model'], '')} | {r.get('measured_at', '—')} |")
             continue
         n, b = r.get("naive", {}), r.get("bot", {})
@@ -292,7 +320,7 @@ def table(rows: list[dict]) -> str:
         lines.append(" | ".join([
             f"| {r['model']}", f"{r.get('calibration')}/{r.get('validation')}", nh, ntensor, ntask,
             "yes" if b.get("full_htp") else "no", f"{bcos} / {bsq} ({pooled_cell(b.get('outputs'))})", btask, passed,
-            b.get("precision") or "—", ", ".join(b.get("kept", [])) or "—", str(b.get("llm_calls", 0)),
+            b.get("precision") or "—", ", ".join(b.get("kept", [])) or "—", attempts_cell(b), str(b.get("llm_calls", 0)),
             _f(r.get("bot_seconds"), 0), _f(r.get("naive_seconds"), 0), ADAPTATIONS.get(r["model"], ""),
             r.get("measured_at", "—")]) + " |")
     fails = [r for r in rows if (r.get("bot") or {}).get("failure")]
@@ -338,11 +366,12 @@ def main() -> int:
                     help="hand-written notes the table rewrite appends as they are")
     ap.add_argument("--timeout", type=float, default=1500, help="seconds per model (naive + bot)")
     ap.add_argument("--fresh", action="store_true", help="forget earlier results of the models run")
+    ap.add_argument("--screen", type=int, default=None, help="override limits.screen (the planner's CPU screening)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     work = Path(a.work)
     if a.one:
-        print("ZOO-ROW " + json.dumps(one(a.one, work), default=str), flush=True)
+        print("ZOO-ROW " + json.dumps(one(a.one, work, a.screen), default=str), flush=True)
         return 0
     names = a.only.split(",") if a.only else ORDER
     results = Path(a.results)
@@ -356,7 +385,8 @@ def main() -> int:
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work)], capture_output=True,
+            screen = [] if a.screen is None else ["--screen", str(a.screen)]
+            proc = subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work), *screen], capture_output=True,
                                   text=True, timeout=a.timeout, env={**os.environ, **ENV}, cwd=str(ROOT))
             line = next((x for x in proc.stdout.splitlines() if x.startswith("ZOO-ROW ")), None)
             row = json.loads(line[8:]) if line else {"model": name, "error": proc.stderr.strip()[-600:]}
