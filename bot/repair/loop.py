@@ -12,6 +12,9 @@ proposed; quantization repairs are ordered by where the error is (weights or act
 on the CPU QDQ simulation); a failure a discarded repair exposed is answered by its known fix on
 top of it; and the last attempts are kept for the precisions not yet tried (w8a8 → w8a16 → fp16),
 so the loop never stops at its attempt limit while a higher precision might meet the bar.
+Before an attempt reaches the device, the candidates the CPU QDQ simulation can judge are screened
+there, held to the device's bar, and composed there when one repair is not enough, so one device
+attempt runs what would otherwise take several.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ QUANT_ORDER = {
                 "calibration-percentile", "fp16-precision"),
 }
 SCREEN_TIE = 1e-3  # host scores this close rank as equal: the cheaper (earlier) candidate wins
-SCREEN_STEPS = 3  # a screened winner's own next steps tried on the CPU before the device runs it
+SCREEN_STEPS = 3  # repairs the screen may compose on top of its winner before the device runs it
 
 # which levels answer which failure class, in the order they are tried: the repairs that answer
 # the refused op itself (graph rules, a skill's source fix) before the generic ones
@@ -424,10 +427,10 @@ class RepairLoop:
         simulation's outputs are judged as validate judges the device's (every sample, packed
         parts apart: `judge_outputs`), and a candidate is ranked as attempts are
         (`bot.repair.score`): when a task check fails (`judge_task`), by that task metric too.
-        A winner the simulation still fails is offered its own next step (int16-localized's
-        larger share in 16 bits), so one device attempt runs the step the simulation says is
-        enough instead of one attempt per step. Losers stay candidates; their quantize results
-        are in the store, so screening them again costs nothing."""
+        A winner the simulation still fails gets what the planner proposes next for it there
+        (`next_on_host`, up to SCREEN_STEPS), so one device attempt runs the composite the
+        simulation says is enough instead of one attempt per step. Losers stay candidates; their
+        quantize results are in the store, so screening them again costs nothing."""
         n = self.limits.screen
         workflow = self.workflow or []
         if n < 1 or failure.kind != FailureKind.ACCURACY or failure.stage != "validate" or \
