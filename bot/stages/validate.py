@@ -43,7 +43,6 @@ class ValidateStage(Stage):
         return task_files(spec)
 
     def run(self, ctx: StageContext, work: Path) -> StageResult:
-        import numpy as np  # deferred: numpy (~0.15 s) is kept off the fully cached path
         comp = ctx.results["compile"]
         cdir = ctx.dirs["compile"]
         compiled = Compiled(entry=cdir / comp.artifacts["entry"], files=[cdir / f for f in comp.artifacts.values()],
