@@ -336,7 +336,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-HEADER = """# Trained zoo: ten trained models on realistic inputs, naive path vs the bot
+HEADER = """# Trained zoo: eleven trained models on realistic inputs, naive path vs the bot
 
 Command: `{command}` (venv: `bash bench/setup_trained.sh`, see `bench/requirements-trained.txt`).
 Definitions: `bench/trained/<model>/`; their inputs are made offline from a seed by each `make_data.py`.
