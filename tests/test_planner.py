@@ -516,7 +516,11 @@ def test_screening_prefers_the_cheapest_candidate_the_simulation_passes(tmp_path
     w8a16 = (all_repairs()["w8a16-all"], RepairState().with_option("quantize", "precision", "w8a16"))
     result = LoopResult(_outcome(tmp_path, _accuracy(0.5)), RepairState())
     assert loop.screen(_accuracy(0.5), [split, w8a16], result)[0][0].id == "split-packed-output"
-    assert [s["host_passed"] for s in result.screened] == [True, True]
+    # the first candidate the simulation passes ends the screen: nothing after it can rank higher
+    assert [(s["repair"], s["host_passed"]) for s in result.screened] == [("split-packed-output", True)]
+    result = LoopResult(result.outcome, RepairState())
+    assert loop.screen(_accuracy(0.5), [w8a16, split], result)[0][0].id == "w8a16-all"  # planned first, passes
+    assert [s["repair"] for s in result.screened] == ["w8a16-all"]
     # only a tensor bar fails and neither passes: the higher worst-sample cosine goes first
     loop = _host_screen(tmp_path, monkeypatch, lambda q, o: 0.94 if q.get("precision") == "w8a16" else 0.6)
     assert loop.screen(_accuracy(0.5), [split, w8a16], LoopResult(result.outcome, RepairState()))[0][0].id == "w8a16-all"

@@ -422,7 +422,8 @@ class RepairLoop:
                best: RunOutcome | None = None, tried: set[str] = frozenset(),
                judge_task: bool = False) -> list[tuple[Repair, RepairState]]:
         """Try the first `limits.screen` candidates whose effect the CPU QDQ simulation shows
-        (`Repair.host_visible`) there, and put the best first (the cheapest among near-equals),
+        (`Repair.host_visible`) there, in the planned order (the order of cost) until one passes
+        there, and put the best first (the cheapest among near-equals),
         so the device compiles and validates the likely winner instead of each in turn. The
         simulation's outputs are judged as validate judges the device's (every sample, packed
         parts apart: `judge_outputs`), and a candidate is ranked as attempts are
@@ -440,7 +441,11 @@ class RepairLoop:
                 if r.host_visible and self.precision_of(s_) != "fp16"]
         if not pool or pool[0][0] != 0:  # the head's effect shows only on the device: its turn comes first
             return candidates
-        scored = [(self.judge_on_host(r, s_, result, judge_task), r, s_) for _, r, s_ in pool]
+        scored = []
+        for _, r, s_ in pool:
+            scored.append((self.judge_on_host(r, s_, result, judge_task), r, s_))
+            if scored[-1][0].stages:  # it passes there: the ones after it cost more and cannot rank higher
+                break
         if all(t[0].closeness == -math.inf for t in scored):  # nothing measured: the planned order stands
             return candidates
         if judge_task and any(t[0].closeness != -math.inf and t[0].task is None for t in scored):
