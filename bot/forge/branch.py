@@ -55,7 +55,7 @@ def storage_plan(deployment_dir: Path, manifest: dict, limit: int, lfs: bool) ->
     files = {}
     for p in _published_files(deployment_dir):
         rel = str(p.relative_to(deployment_dir))
-        if rel == "manifest.json":  # always in git; its own size would make it self-referential
+        if rel == MANIFEST:  # always in git; its own size would make it self-referential
             continue
         if p.name == MANIFEST:  # a part's own manifest, in its folder: small, always in git
             files[rel] = {"where": "git", "bytes": p.stat().st_size}

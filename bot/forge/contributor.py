@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from bot.forge.github import CommentResult, GitHubForge, PullInfo, server_url
-from bot.manifest import Manifest
 from bot.forge.publish import PublishResult, image_links, publish, publishing_repo
+from bot.manifest import Manifest
 from bot.report import pr_body, pr_title
 
 COMMENT_BUDGET = 60000  # GitHub refuses comments over 65536 characters

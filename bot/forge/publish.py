@@ -19,7 +19,7 @@ from bot.forge import branch as content
 from bot.forge import git
 from bot.forge.base import Draft, PrResult, Status
 from bot.forge.registry import get_forge
-from bot.manifest import Manifest
+from bot.manifest import MANIFEST, Manifest
 from bot.report import Texts, write_files
 from bot.plots import LAYERS_PNG, SECONDS_PNG, TASK_PNG
 from bot.store import WORK
@@ -116,7 +116,7 @@ def publish(*, deployment_dir: Path, model_dir: Path, manifest: dict, push: bool
     result.storage = storage
     from bot.pipeline.manifest import update_section  # deferred: bot.pipeline's runner imports the stages
 
-    if (deployment_dir / "manifest.json").exists():
+    if (deployment_dir / MANIFEST).exists():
         update_section(deployment_dir, "storage", storage)
 
     # 3. Commits on top of our own earlier tip when it was built on this same HEAD, else fresh.

@@ -18,10 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bot.errors import BadInput
-from bot.manifest import Manifest
+from bot.manifest import MANIFEST, Manifest
 from bot.parts import parts
 
-MANIFEST = "manifest.json"  # bot.pipeline.manifest.MANIFEST; that package imports the stages
 RECHECKED = ("compat", "compile", "validate")  # the stages the nightly runs again (bot.nightly.recompile)
 UNKNOWN_SECONDS = 60.0  # a deployment whose manifest has no timings weighs as much as a typical one
 MATRIX_LIMIT = 256  # GitHub's limit of jobs one matrix may generate

@@ -53,10 +53,9 @@ def _dequantized(name: str, made: dict, init: dict) -> tuple[np.ndarray | None, 
     return (q - zp) * scale, dq
 
 
-def conv_input_means(float_model: Path, calib: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def conv_input_means(model: onnx.ModelProto, calib: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Each Conv input's per-channel mean over the calibration samples, in the float graph; keyed by the
     Conv's node name (and by its weight name, for graphs whose quantizer renamed nodes)."""
-    model = onnx.load(str(float_model))
     convs = [n for n in model.graph.node if n.op_type in CORRECTED]
     sums = _output_means(model, list(dict.fromkeys(n.input[0] for n in convs)), calib)
     means = {}
@@ -115,7 +114,7 @@ def correct_biases(float_model: Path, qdq: onnx.ModelProto, calib: list[dict[str
     for n in fmodel.graph.node:
         if n.op_type in CORRECTED and n.input[1] in finit:
             float_weights[n.name] = float_weights[n.input[1]] = numpy_helper.to_array(finit[n.input[1]])
-    means = conv_input_means(float_model, calib)
+    means = conv_input_means(fmodel, calib)
     init = {t.name: t for t in qdq.graph.initializer}
     made = {o: n for n in qdq.graph.node for o in n.output}
     readers: dict[str, int] = {}

@@ -28,7 +28,7 @@ def write_sample(deployment: Path, dest: Path = SAMPLES) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     html_report(manifest, folder)
     md = dest / f"{name}.md"
     md.write_text(pr_body(manifest, images={"seconds": f"{name}/seconds_per_stage.png"},

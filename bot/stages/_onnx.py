@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 from bot import metrics
-from bot.cpu_session import as_written
 from bot import samples as S
+from bot.cpu_session import as_written
 from bot.errors import BadInput
 from bot.records import Check
 

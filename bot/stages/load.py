@@ -15,12 +15,13 @@ if TYPE_CHECKING:
 
 from bot import datafiles as D
 from bot import samples as S
+from bot.cpu_session import as_written
 from bot.errors import BadInput
 from bot.model_code import build_module, call, flatten_outputs, load_callable
 from bot.records import StageFailed, StageResult
 from bot.spec.loader import check_output_names
 from bot.stages._files import finite_checks, load_npy, load_npz
-from bot.stages._onnx import as_written, graph_output_names
+from bot.stages._onnx import graph_output_names
 from bot.stages.base import Stage, StageContext
 from bot.store import write_json
 
